@@ -1,0 +1,717 @@
+#!/usr/bin/env python3
+"""Float training of the fxlic models (PyTorch), WCFT fine-tuning and export.
+
+Implements the training side of Sun, Yu, Katto, "End-to-End Learned Image
+Compression with Quantized Weights and Activations":
+
+* the network is built from ``fxlic.model.arch`` (``hyperprior5`` or
+  ``factorized``), never retyped here;
+* entropy models follow CompressAI exactly (``EntropyBottleneck`` with the same
+  parameter names, ``GaussianConditional`` likelihood with scale bound 0.11 and
+  likelihood bound 1e-9, chunk(2) -> scales, means);
+* loss = lambda * 255^2 * MSE + bpp (CompressAI convention), or
+  lambda * (1 - MS-SSIM) + bpp with ``--msssim``;
+* WCFT (Eq 15-22, Algorithm 1): ``--wcft 1`` or ``--wcft 1,1.4142,1`` rounds of
+  per-output-channel clipping followed by ``--wcft-steps`` fine-tuning steps
+  with the straight-through gradient mask of Eq 22;
+* checkpoints (atomic) and exact resume, CSV log, safetensors export and a
+  small float evaluation (``--eval DIR``).
+
+See docs/TRAINING.md for the commands used to produce tools/weights/.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover - the WCFT test skips without torch
+    torch = None
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from fxlic.model.arch import ARCHITECTURES, Architecture  # noqa: E402
+
+SCALE_BOUND = 0.11
+LIKELIHOOD_BOUND = 1e-9
+
+
+# ----------------------------------------------------------------------------
+# WCFT clip (torch mirror of fxlic.quant.wcft.wcft_clip)
+# ----------------------------------------------------------------------------
+def wcft_bound_torch(w, beta=1.0, bits=8, alpha=0.5, out_dim=0):
+    """Per-output-channel bound of Eq 21 (float64, inf for all-zero channels).
+
+    ``out_dim`` is the output-channel axis: 0 for Conv2d, 1 for ConvTranspose2d.
+    """
+    wt = w.detach().transpose(0, out_dim).double()
+    m = wt.abs().reshape(wt.shape[0], -1).max(dim=1).values
+    _, e = torch.frexp(m)
+    f = (e - 1).double()
+    bound = torch.pow(2.0, f) * beta - torch.pow(2.0, f - (bits - 1)) / alpha
+    return torch.where(m > 0, bound, torch.full_like(bound, math.inf))
+
+
+def _bshape(w, out_dim):
+    shape = [1] * w.ndim
+    shape[out_dim] = w.shape[out_dim]
+    return shape
+
+
+def wcft_clip_torch(w, beta=1.0, bits=8, alpha=0.5, out_dim=0, bound=None):
+    """Eq 20-21 on |w| per output channel; returns (clipped w, Eq 22 mask).
+
+    Mirrors ``fxlic.quant.wcft.wcft_clip`` (which uses axis 0) for any
+    ``out_dim``.  The computation is done in float64 and cast back.
+    """
+    if bound is None:
+        bound = wcft_bound_torch(w, beta, bits, alpha, out_dim)
+    b = bound.reshape(_bshape(w, out_dim))
+    wd = w.detach().double()
+    mask = wd.abs() <= b
+    clipped = torch.where(mask, wd, torch.sign(wd) * b)
+    return clipped.to(w.dtype), mask
+
+
+# ----------------------------------------------------------------------------
+# Entropy models (CompressAI-compatible)
+# ----------------------------------------------------------------------------
+if torch is not None:
+
+    class _LowerBound(torch.autograd.Function):
+        """CompressAI LowerBound: max(x, b) with gradient passed when x >= b or grad < 0."""
+
+        @staticmethod
+        def forward(ctx, x, bound):
+            ctx.save_for_backward(x, bound)
+            return torch.max(x, bound)
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, bound = ctx.saved_tensors
+            pass_through = (x >= bound) | (grad < 0)
+            return pass_through.type(grad.dtype) * grad, None
+
+    def lower_bound(x, b):
+        return _LowerBound.apply(x, torch.tensor([float(b)], dtype=x.dtype))
+
+    class EntropyBottleneck(nn.Module):
+        """Factorized density of Balle et al. 2018, as compressai.entropy_models.EntropyBottleneck."""
+
+        def __init__(self, channels, filters=(3, 3, 3, 3), init_scale=10.0, tail_mass=1e-9):
+            super().__init__()
+            self.channels = int(channels)
+            self.filters = tuple(int(f) for f in filters)
+            self.init_scale = float(init_scale)
+            self.tail_mass = float(tail_mass)
+            self._biases = nn.ParameterList()
+            self._factors = nn.ParameterList()
+            self._matrices = nn.ParameterList()
+            fl = (1,) + self.filters + (1,)
+            scale = self.init_scale ** (1 / (len(self.filters) + 1))
+            C = self.channels
+            for i in range(len(self.filters) + 1):
+                init = np.log(np.expm1(1 / scale / fl[i + 1]))
+                self._matrices.append(nn.Parameter(torch.full((C, fl[i + 1], fl[i]), float(init))))
+                bias = torch.empty(C, fl[i + 1], 1)
+                nn.init.uniform_(bias, -0.5, 0.5)
+                self._biases.append(nn.Parameter(bias))
+                if i < len(self.filters):
+                    self._factors.append(nn.Parameter(torch.zeros(C, fl[i + 1], 1)))
+            init = torch.tensor([-self.init_scale, 0.0, self.init_scale])
+            self.quantiles = nn.Parameter(init.repeat(C, 1, 1))
+            target = np.log(2 / self.tail_mass - 1)
+            self.register_buffer("target", torch.tensor([-target, 0.0, target]), persistent=False)
+
+        def _logits_cumulative(self, inputs, stop_gradient):
+            logits = inputs
+            for i in range(len(self.filters) + 1):
+                matrix = self._matrices[i]
+                bias = self._biases[i]
+                if stop_gradient:
+                    matrix, bias = matrix.detach(), bias.detach()
+                logits = torch.matmul(F.softplus(matrix), logits) + bias
+                if i < len(self._factors):
+                    factor = self._factors[i]
+                    if stop_gradient:
+                        factor = factor.detach()
+                    logits = logits + torch.tanh(factor) * torch.tanh(logits)
+            return logits
+
+        def loss(self):
+            logits = self._logits_cumulative(self.quantiles, stop_gradient=True)
+            return torch.abs(logits - self.target).sum()
+
+        def medians(self):
+            return self.quantiles[:, :, 1:2].detach()
+
+        def likelihood(self, values):
+            """values (N, C, H, W) already noisy/rounded -> likelihoods (N, C, H, W)."""
+            x = values.permute(1, 0, 2, 3).contiguous()
+            shape = x.shape
+            v = x.reshape(shape[0], 1, -1)
+            lower = self._logits_cumulative(v - 0.5, stop_gradient=False)
+            upper = self._logits_cumulative(v + 0.5, stop_gradient=False)
+            sign = -torch.sign(lower + upper).detach()
+            lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+            lik = lower_bound(lik, LIKELIHOOD_BOUND)
+            return lik.reshape(shape).permute(1, 0, 2, 3).contiguous()
+
+    def gaussian_likelihood(values, scales, means):
+        """compressai GaussianConditional._likelihood (+ likelihood lower bound)."""
+        scales = lower_bound(scales, SCALE_BOUND)
+        v = torch.abs(values - means)
+        c = -(2 ** -0.5)
+        upper = 0.5 * torch.erfc(c * (0.5 - v) / scales)
+        lower = 0.5 * torch.erfc(c * (-0.5 - v) / scales)
+        return lower_bound(upper - lower, LIKELIHOOD_BOUND)
+
+    def _act(name):
+        return {"relu": nn.ReLU(), "leaky": nn.LeakyReLU(0.125), "none": nn.Identity()}[name]
+
+    class Codec(nn.Module):
+        """The float model built from an Architecture's LayerSpec list."""
+
+        def __init__(self, arch: Architecture, ha_input: str = "y"):
+            super().__init__()
+            self.arch = arch
+            self.ha_input = ha_input
+            self.layers = nn.ModuleDict()
+            self.acts = nn.ModuleDict()
+            for l in arch.layers:
+                if l.op == "conv":
+                    m = nn.Conv2d(l.cin, l.cout, l.k, l.stride, padding=l.k // 2)
+                else:
+                    m = nn.ConvTranspose2d(l.cin, l.cout, l.k, stride=2, padding=l.k // 2,
+                                           output_padding=1)
+                self.layers[l.name] = m
+                self.acts[l.name] = _act(l.act)
+            eb_ch = arch.layer([l.name for l in arch.layers if l.out == "z"][0]).cout \
+                if arch.kind == "hyperprior" else arch.M
+            self.entropy_bottleneck = EntropyBottleneck(eb_ch)
+
+        def conv_layers(self):
+            """(name, module, output-channel dim) for every conv/tconv."""
+            for l in self.arch.layers:
+                yield l.name, self.layers[l.name], (0 if l.op == "conv" else 1)
+
+        def _quant(self, t, mode):
+            if mode == "noise":
+                return t + torch.empty_like(t).uniform_(-0.5, 0.5)
+            return torch.round(t)
+
+        def forward(self, x, mode="noise"):
+            """Returns dict x_hat, likelihoods {'y','z'}; mode 'noise' or 'round'."""
+            arch = self.arch
+            t = {"x": x}
+            lik = {}
+            order = list(arch.layers)
+            # main path + hyper path in table order; y_hat made right after y
+            for l in order:
+                src = l.src
+                if src == "y_hat" and l.path == "hyper":
+                    inp = t["y"] if self.ha_input == "y" else t["y_hat"]
+                else:
+                    inp = t[src]
+                out = self.acts[l.name](self.layers[l.name](inp))
+                t[l.name] = out
+                if l.out == "y":
+                    t["y"] = out
+                    t["y_hat"] = self._quant(out, mode)
+                elif l.out == "z":
+                    t["z"] = out
+                    t["z_hat"] = self._quant(out, mode)
+                    lik["z"] = self.entropy_bottleneck.likelihood(t["z_hat"])
+                elif l.out == "ms":
+                    scales, means = out.chunk(2, 1)
+                    lik["y"] = gaussian_likelihood(t["y_hat"], scales, means)
+                elif l.out == "pixel":
+                    t["x_hat"] = out
+            if arch.kind == "factorized":
+                lik["y"] = self.entropy_bottleneck.likelihood(t["y_hat"])
+            return {"x_hat": t["x_hat"], "likelihoods": lik}
+
+    # ------------------------------------------------------------------------
+    # MS-SSIM (for --msssim)
+    # ------------------------------------------------------------------------
+    def _gauss_win(size=11, sigma=1.5):
+        g = torch.arange(size, dtype=torch.float32) - size // 2
+        g = torch.exp(-(g ** 2) / (2 * sigma ** 2))
+        g = g / g.sum()
+        return g
+
+    def _ssim(x, y, win, data_range=1.0):
+        C = x.shape[1]
+        w1 = win.view(1, 1, 1, -1).repeat(C, 1, 1, 1)
+        w2 = win.view(1, 1, -1, 1).repeat(C, 1, 1, 1)
+
+        def filt(t):
+            return F.conv2d(F.conv2d(t, w1, groups=C), w2, groups=C)
+
+        K1, K2 = 0.01, 0.03
+        C1, C2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+        mu1, mu2 = filt(x), filt(y)
+        s11 = filt(x * x) - mu1 ** 2
+        s22 = filt(y * y) - mu2 ** 2
+        s12 = filt(x * y) - mu1 * mu2
+        cs = (2 * s12 + C2) / (s11 + s22 + C2)
+        ssim = ((2 * mu1 * mu2 + C1) / (mu1 ** 2 + mu2 ** 2 + C1)) * cs
+        return ssim.flatten(2).mean(-1), cs.flatten(2).mean(-1)
+
+    def ms_ssim(x, y, data_range=1.0):
+        """5-scale MS-SSIM (Wang et al.), window 11 sigma 1.5; needs H, W >= 161."""
+        weights = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], dtype=x.dtype)
+        win = _gauss_win().to(x.dtype)
+        mcs = []
+        for i in range(5):
+            ssim, cs = _ssim(x, y, win, data_range)
+            if i < 4:
+                mcs.append(torch.relu(cs))
+                x = F.avg_pool2d(x, 2)
+                y = F.avg_pool2d(y, 2)
+        vals = torch.stack(mcs + [torch.relu(ssim)], dim=0)
+        return torch.prod(vals ** weights.view(-1, 1, 1), dim=0).mean()
+
+
+# ----------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------
+def list_images(d):
+    exts = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+    files = [f for f in glob.glob(os.path.join(d, "**", "*"), recursive=True)
+             if f.lower().endswith(exts)]
+    return sorted(files)
+
+
+def load_rgb(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+class CropSampler:
+    """All training images in memory; random crops with random h/v flips."""
+
+    def __init__(self, data_dir, crop, seed):
+        self.files = list_images(data_dir)
+        if not self.files:
+            raise SystemExit(f"no images under {data_dir}")
+        self.images = [load_rgb(f) for f in self.files]
+        self.images = [im for im in self.images if im.shape[0] >= crop and im.shape[1] >= crop]
+        if not self.images:
+            raise SystemExit(f"no image is at least {crop}x{crop}")
+        self.crop = crop
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+
+    def batch(self, n):
+        c = self.crop
+        out = np.empty((n, c, c, 3), dtype=np.uint8)
+        for i in range(n):
+            im = self.images[int(self.rng.integers(len(self.images)))]
+            y0 = int(self.rng.integers(im.shape[0] - c + 1))
+            x0 = int(self.rng.integers(im.shape[1] - c + 1))
+            p = im[y0:y0 + c, x0:x0 + c]
+            if self.rng.random() < 0.5:
+                p = p[:, ::-1]
+            if self.rng.random() < 0.5:
+                p = p[::-1]
+            out[i] = p
+        x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        return x.contiguous()
+
+    def state(self):
+        return self.rng.bit_generator.state
+
+    def set_state(self, s):
+        self.rng.bit_generator.state = s
+
+
+# ----------------------------------------------------------------------------
+# Training helpers
+# ----------------------------------------------------------------------------
+def bpp_of(lik, num_pixels):
+    return sum(torch.log(v).sum() for v in lik.values()) / (-math.log(2) * num_pixels)
+
+
+def psnr(mse):
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def make_optimizers(model, lr, aux_lr):
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    return torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=aux_lr)
+
+
+def parse_wcft(s):
+    if not s:
+        return []
+    return [float(v) for v in s.split(",") if v.strip()]
+
+
+def atomic_save(obj, path):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def build(args):
+    arch = ARCHITECTURES[args.arch](args.N)
+    return arch, Codec(arch, ha_input=args.ha_input)
+
+
+def phase_of(step, steps, wcft, wcft_steps):
+    """(phase, round index) for a global step: phase 'train' or 'wcft'."""
+    if step < steps:
+        return "train", -1
+    r = (step - steps) // wcft_steps if wcft_steps > 0 else len(wcft)
+    return ("wcft", r) if r < len(wcft) else ("done", -1)
+
+
+def lr_at(args, step):
+    if step >= args.steps:
+        return args.wcft_lr
+    if args.lr_drop and step >= args.lr_drop:
+        return args.lr * 0.1
+    return args.lr
+
+
+# ----------------------------------------------------------------------------
+# Export / import
+# ----------------------------------------------------------------------------
+def export_tensors(model):
+    out = {}
+    for name, m, _ in model.conv_layers():
+        out[f"{name}.weight"] = m.weight.detach().float().contiguous().clone()
+        out[f"{name}.bias"] = m.bias.detach().float().contiguous().clone()
+    for n, p in model.entropy_bottleneck.named_parameters():
+        out[f"entropy_bottleneck.{n}"] = p.detach().float().contiguous().clone()
+    return out
+
+
+def export(model, path, lam, provenance, fp16=False):
+    from safetensors.torch import save_file
+    t = export_tensors(model)
+    if fp16:
+        t = {k: v.half() for k, v in t.items()}
+    meta = {"fxlic.arch": model.arch.to_json(), "fxlic.lambda": str(lam),
+            "fxlic.provenance": json.dumps(provenance, sort_keys=True)}
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    save_file(t, tmp, metadata=meta)
+    os.replace(tmp, path)
+    print(f"exported {path} ({'fp16' if fp16 else 'fp32'}, {len(t)} tensors)", flush=True)
+
+
+def load_weights(path, ha_input="y"):
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    arch = Architecture.from_dict(json.loads(meta["fxlic.arch"]))
+    model = Codec(arch, ha_input=ha_input)
+    sd = {}
+    for k, v in tensors.items():
+        if k.startswith("entropy_bottleneck."):
+            sd[k] = v.float()
+        else:
+            name, kind = k.rsplit(".", 1)
+            sd[f"layers.{name}.{kind}"] = v.float()
+    model.load_state_dict(sd, strict=True)
+    return model, meta
+
+
+# ----------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------
+@torch.no_grad() if torch is not None else (lambda f: f)
+def evaluate(model, d, limit=0, log=print):
+    """Float bpp (from likelihoods, y_hat = round(y), z_hat = round(z)) and PSNR."""
+    model.eval()
+    files = list_images(d)
+    if limit:
+        files = files[:limit]
+    mult = model.arch.pad_multiple
+    rows = []
+    for f in files:
+        im = load_rgb(f)
+        H, W = im.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float() / 255.0
+        ph, pw = (-H) % mult, (-W) % mult
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+        out = model(xp, mode="round")
+        xh = out["x_hat"][..., :H, :W].clamp(0, 1)
+        bpp = float(bpp_of(out["likelihoods"], H * W))
+        xh8 = torch.round(xh * 255.0) / 255.0
+        mse = float(F.mse_loss(xh8, x))
+        rows.append((os.path.basename(f), bpp, psnr(mse)))
+        log(f"  {os.path.basename(f)}: bpp {bpp:.4f} psnr {psnr(mse):.2f}")
+    if rows:
+        mb = sum(r[1] for r in rows) / len(rows)
+        mp = sum(r[2] for r in rows) / len(rows)
+        log(f"eval {d}: {len(rows)} images, mean bpp {mb:.4f}, mean PSNR {mp:.3f} dB "
+            "(8-bit rounded reconstruction)")
+        return mb, mp, rows
+    return None
+
+
+# ----------------------------------------------------------------------------
+# Main loop
+# ----------------------------------------------------------------------------
+def seed_all(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="hyperprior5", choices=sorted(ARCHITECTURES))
+    p.add_argument("--N", type=int, default=128)
+    p.add_argument("--lambda", dest="lam", type=float, default=0.0075)
+    p.add_argument("--msssim", action="store_true", help="distortion 1-MS-SSIM (loss lambda*(1-msssim)+bpp)")
+    p.add_argument("--ha-input", default="y", choices=("y", "y_hat"),
+                   help="what HA0 reads during training (default y, as CompressAI)")
+    p.add_argument("--data", default="/work/shared/data/train")
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=0, help="normal training steps (I_1)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr-drop", type=int, default=0, help="step from which lr is lr/10 (0: never)")
+    p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient clipping max norm")
+    p.add_argument("--wcft", default="", help="WCFT betas, e.g. 1 or 1,1.4142,1")
+    p.add_argument("--wcft-steps", type=int, default=0, help="fine-tuning steps per WCFT round (I_3)")
+    p.add_argument("--wcft-lr", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--ckpt-root", default="/work/ckpt")
+    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", default=None, help="checkpoint .pt to initialise the model from (fine-tune)")
+    p.add_argument("--export", default=None, help="safetensors path written when training ends")
+    p.add_argument("--export-nowcft", default=None, help="safetensors path written before WCFT starts")
+    p.add_argument("--fp16", action="store_true")
+    p.add_argument("--eval", default=None, help="image dir: float bpp/PSNR after training")
+    p.add_argument("--eval-limit", type=int, default=0)
+    p.add_argument("--weights", default=None, help="evaluate this safetensors file (no training)")
+    p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
+    args = p.parse_args(argv)
+    if torch is None:
+        raise SystemExit("tools/train.py needs torch (pip install torch==2.13.0)")
+    torch.set_num_threads(args.threads)
+
+    if args.weights:
+        model, meta = load_weights(args.weights, args.ha_input)
+        print(f"{args.weights}: {model.arch.name}, lambda {meta.get('fxlic.lambda')}")
+        evaluate(model, args.eval or "/work/shared/data/kodak", args.eval_limit)
+        return
+
+    seed_all(args.seed)
+    arch, model = build(args)
+    wcft = parse_wcft(args.wcft)
+    total = args.steps + len(wcft) * args.wcft_steps
+    run = args.run_name or f"{args.arch}-l{args.lam}"
+    cdir = os.path.join(args.ckpt_root, run)
+    os.makedirs(cdir, exist_ok=True)
+    ckpt_path = os.path.join(cdir, "ckpt.pt")
+    logf = open(os.path.join(cdir, "train.log"), "a")
+
+    def log(msg):
+        print(msg, flush=True)
+        logf.write(msg + "\n")
+        logf.flush()
+
+    opt, aux_opt = make_optimizers(model, args.lr, args.aux_lr)
+    data = CropSampler(args.data, args.crop, args.seed)
+    step = 0
+    wall = 0.0
+    wcft_state = {"round": -1, "bounds": {}, "masks": {}}
+    nowcft_done = False
+    if args.resume and os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        aux_opt.load_state_dict(ck["aux_opt"])
+        step, wall = ck["step"], ck["wall"]
+        data.set_state(ck["data_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        np.random.set_state(ck["np_rng"])
+        random.setstate(ck["py_rng"])
+        wcft_state = ck["wcft"]
+        nowcft_done = ck.get("nowcft_done", False)
+        log(f"resumed {ckpt_path} at step {step} (wall {wall:.0f}s)")
+    elif args.init:
+        ck = torch.load(args.init, map_location="cpu", weights_only=False)
+        src = ck["model"] if "model" in ck else ck
+        own = model.state_dict()
+        same_kind = ck.get("arch_kind", arch.kind) == arch.kind
+        take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape
+                and (same_kind or not k.startswith("entropy_bottleneck."))}
+        model.load_state_dict(take, strict=False)
+        log(f"initialised {len(take)}/{len(own)} tensors from {args.init}")
+
+    provenance = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+                  "seed": args.seed, "crop": args.crop, "batch": args.batch,
+                  "lr": args.lr, "lr_drop": args.lr_drop, "wcft_lr": args.wcft_lr,
+                  "init": args.init, "torch": torch.__version__, "arch": arch.name,
+                  "lambda": args.lam, "msssim": args.msssim, "ha_input": args.ha_input}
+
+    def prov(steps_done, rounds):
+        d = dict(provenance)
+        d.update({"steps": steps_done, "train_steps": min(steps_done, args.steps),
+                  "wcft_rounds": rounds, "wcft_steps_per_round": args.wcft_steps if rounds else 0,
+                  "wall_seconds": round(wall, 1)})
+        return d
+
+    def save():
+        atomic_save({"model": model.state_dict(), "opt": opt.state_dict(),
+                     "aux_opt": aux_opt.state_dict(), "step": step, "wall": wall,
+                     "data_rng": data.state(), "torch_rng": torch.get_rng_state(),
+                     "np_rng": np.random.get_state(), "py_rng": random.getstate(),
+                     "wcft": wcft_state, "nowcft_done": nowcft_done, "arch_kind": arch.kind,
+                     "args": vars(args)}, ckpt_path)
+
+    convs = {name: (m, od) for name, m, od in model.conv_layers()}
+
+    def start_round(r):
+        beta = wcft[r]
+        wcft_state["round"] = r
+        wcft_state["bounds"], wcft_state["masks"] = {}, {}
+        with torch.no_grad():
+            for name, (m, od) in convs.items():
+                b = wcft_bound_torch(m.weight, beta, out_dim=od)
+                clipped, mask = wcft_clip_torch(m.weight, beta, out_dim=od, bound=b)
+                m.weight.copy_(clipped)
+                wcft_state["bounds"][name] = b
+                wcft_state["masks"][name] = mask
+        # fresh Adam state so that masked (clipped) weights do not drift on momentum
+        opt.state.clear()
+        n_clip = sum(int((~mk).sum()) for mk in wcft_state["masks"].values())
+        log(f"WCFT round {r + 1}/{len(wcft)} beta {beta}: clipped {n_clip} weights, step {step}")
+
+    csv_path = os.path.join(cdir, "log.csv")
+    new_csv = not os.path.exists(csv_path)
+    csvf = open(csv_path, "a", newline="")
+    cw = csv.writer(csvf)
+    if new_csv:
+        cw.writerow(["step", "phase", "loss", "bpp", "mse", "psnr", "aux", "lr", "wall_s"])
+
+    if args.bench:
+        model.train()
+        times = []
+        for i in range(args.bench + 2):
+            t0 = time.time()
+            x = data.batch(args.batch)
+            out = model(x)
+            mse = F.mse_loss(out["x_hat"], x)
+            loss = args.lam * 255 ** 2 * mse + bpp_of(out["likelihoods"], x.numel() / 3)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            times.append(time.time() - t0)
+        t = sum(times[2:]) / args.bench
+        log(f"bench {arch.name} crop {args.crop} batch {args.batch} threads {args.threads}: "
+            f"{t:.3f} s/step, {1 / t:.3f} steps/s, {args.batch * args.crop ** 2 / t / 1e3:.1f} kpix/s")
+        return
+
+    last_save = time.time()
+    acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
+    model.train()
+    t_prev = time.time()
+    while step < total:
+        phase, r = phase_of(step, args.steps, wcft, args.wcft_steps)
+        if phase == "wcft":
+            if not nowcft_done:
+                if args.export_nowcft:
+                    export(model, args.export_nowcft, args.lam, prov(step, 0), args.fp16)
+                nowcft_done = True
+                save()
+            if wcft_state["round"] != r:
+                start_round(r)
+                save()
+        lr = lr_at(args, step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = data.batch(args.batch)
+        out = model(x, mode="noise")
+        bpp = bpp_of(out["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+        mse = F.mse_loss(out["x_hat"], x)
+        if args.msssim:
+            dist = 1 - ms_ssim(out["x_hat"].clamp(0, 1), x)
+            loss = args.lam * dist + bpp
+        else:
+            loss = args.lam * 255 ** 2 * mse + bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if phase == "wcft":
+            for name, (m, od) in convs.items():
+                if m.weight.grad is not None:
+                    m.weight.grad.mul_(wcft_state["masks"][name].to(m.weight.grad.dtype))
+        if args.clip > 0:
+            torch.nn.utils.clip_grad_norm_([q for g in opt.param_groups for q in g["params"]], args.clip)
+        opt.step()
+        if phase == "wcft":
+            with torch.no_grad():
+                for name, (m, od) in convs.items():
+                    b = wcft_state["bounds"][name].reshape(_bshape(m.weight, od)).to(m.weight.dtype)
+                    m.weight.copy_(torch.maximum(torch.minimum(m.weight, b), -b))
+        aux_opt.zero_grad(set_to_none=True)
+        aux = model.entropy_bottleneck.loss()
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        now = time.time()
+        wall += now - t_prev
+        t_prev = now
+        acc["loss"] += float(loss.detach())
+        acc["bpp"] += float(bpp.detach())
+        acc["mse"] += float(mse.detach())
+        acc["aux"] += float(aux.detach())
+        acc["n"] += 1
+        if step % args.log_every == 0 or step == total:
+            n = acc["n"]
+            m_mse = acc["mse"] / n
+            row = [step, phase if phase != "wcft" else f"wcft{r + 1}", acc["loss"] / n, acc["bpp"] / n,
+                   m_mse, psnr(m_mse), acc["aux"] / n, lr, round(wall, 1)]
+            cw.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+            csvf.flush()
+            log(f"step {step}/{total} [{row[1]}] loss {row[2]:.4f} bpp {row[3]:.4f} "
+                f"psnr {row[5]:.2f} aux {row[6]:.1f} lr {lr:g} wall {wall:.0f}s "
+                f"({step / max(wall, 1e-9):.3f} st/s avg)")
+            acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
+        if now - last_save > args.ckpt_minutes * 60:
+            save()
+            last_save = time.time()
+    if step >= total and total > 0:
+        save()
+    # export
+    rounds = len(wcft) if step >= total else 0
+    if not wcft and args.export_nowcft:
+        export(model, args.export_nowcft, args.lam, prov(step, 0), args.fp16)
+    if args.export:
+        provenance["phase_complete"] = step >= total
+        export(model, args.export, args.lam, prov(step, rounds), args.fp16)
+    if args.eval:
+        evaluate(model, args.eval, args.eval_limit, log=log)
+
+
+if __name__ == "__main__":
+    main()
