@@ -7,8 +7,8 @@ R4  round_half_up_float   R1 applied to an exact real number (offline conversion
                           of float weights, biases and thresholds to integers)
 
 All functions accept Python ints or NumPy integer arrays (int64 is used inside)
-and are written with operations Numba compiles, so the jitted kernels call the
-very same code.  No function here uses floating point on integer operands.
+and are marked ``register_jitable``: the jitted kernels call the very same
+code.  No function here uses floating point on integer operands.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fractions import Fraction
 import math
 
 import numpy as np
+from numba.extending import register_jitable
 
 SPEC_VERSION = "fxlic-spec-1.0"
 
@@ -28,6 +29,7 @@ INT32_MAX = (1 << 31) - 1
 RSHIFT_CLAMP = 40
 
 
+@register_jitable
 def rshift_rhu(a, s):
     """R1: round-half-up arithmetic right shift, ``floor(a / 2**s + 1/2)``.
 
@@ -45,6 +47,7 @@ def rshift_rhu(a, s):
     return (a >> s) + ((a >> (s - 1)) & 1)
 
 
+@register_jitable
 def requant_shift(a, s):
     """R2: scale an integer by 2^-s: R1 when s > 0, exact ``a << -s`` otherwise.
 
@@ -56,6 +59,7 @@ def requant_shift(a, s):
     return a << (-s)
 
 
+@register_jitable
 def saturate(a, lo, hi):
     """R3: clamp a scalar ``a`` to ``[lo, hi]`` (Numba-compilable)."""
     return min(max(a, lo), hi)

@@ -1,0 +1,139 @@
+"""Plain NumPy reference of every integer operator (docs/SPEC.md, sections C and O).
+
+Written to be obviously correct, not fast: int64 throughout, one loop over
+kernel taps, einsum over channels.  The Numba twins in ``numba_kernels.py``
+must give identical integers (tests/test_kernels_equivalence.py).
+
+Accumulator range (SPEC A1-A4): the model loader proves
+``|bias| + sum |w * x| < 2^31`` for every output, so the int64 sums here are
+the int32 sums of the specification; ``check_int32`` asserts it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..quant.codebook import act_lq_signed, act_nlq
+from ..spec import INT32_MAX, INT32_MIN, requant_shift, saturate_array
+
+
+def check_int32(acc: np.ndarray, where: str) -> np.ndarray:
+    """A1: every accumulator value must lie in int32; anything else is a bug."""
+    if acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        raise OverflowError(f"{where}: accumulator left int32 (the bound check should prevent this)")
+    return acc
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride: int) -> np.ndarray:
+    """C1 without bias, any dtype: out[o,y,x] = sum_{c,ky,kx} w[o,c,ky,kx] *
+    xpad[c, s*y+ky, s*x+kx], zero padding k//2, size floor((H+2p-k)/s)+1."""
+    C, H, W = x.shape
+    O, C2, k, _ = w.shape
+    if C != C2:
+        raise ValueError(f"conv2d: input has {C} channels, weights expect {C2}")
+    p = k // 2
+    Ho, Wo = (H + 2 * p - k) // stride + 1, (W + 2 * p - k) // stride + 1
+    xp = np.zeros((C, H + 2 * p, W + 2 * p), dtype=x.dtype)
+    xp[:, p:p + H, p:p + W] = x
+    out = np.zeros((O, Ho, Wo), dtype=np.result_type(x, w))
+    for ky in range(k):
+        for kx in range(k):
+            patch = xp[:, ky:ky + stride * (Ho - 1) + 1:stride, kx:kx + stride * (Wo - 1) + 1:stride]
+            out += np.tensordot(w[:, :, ky, kx], patch, axes=(1, 0))
+    return out
+
+
+def tconv2d(x: np.ndarray, w: np.ndarray, stride: int = 2) -> np.ndarray:
+    """C2 without bias, any dtype: scatter
+    out[o, s*iy - p + ky, s*ix - p + kx] += w[o,c,ky,kx] * x[c,iy,ix]  (p = k//2),
+    keeping positions in [0, sH) x [0, sW) (PyTorch ConvTranspose2d with padding
+    k//2 and output_padding s-1; fxlic stores the weight out-channel first)."""
+    C, H, W = x.shape
+    O, C2, k, _ = w.shape
+    if C != C2:
+        raise ValueError(f"tconv2d: input has {C} channels, weights expect {C2}")
+    p = k // 2
+    full = np.zeros((O, stride * (H - 1) + k, stride * (W - 1) + k), dtype=np.result_type(x, w))
+    for ky in range(k):
+        for kx in range(k):
+            full[:, ky:ky + stride * (H - 1) + 1:stride, kx:kx + stride * (W - 1) + 1:stride] += \
+                np.tensordot(w[:, :, ky, kx], x, axes=(1, 0))
+    Ho, Wo = stride * H, stride * W
+    out = np.zeros((O, Ho, Wo), dtype=full.dtype)
+    hh, ww = min(Ho, full.shape[1] - p), min(Wo, full.shape[2] - p)
+    out[:, :hh, :ww] = full[:, p:p + hh, p:p + ww]
+    return out
+
+
+def conv2d_acc(x: np.ndarray, w: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """C1 with bias in int64, checked against int32 (A1)."""
+    acc = conv2d(np.asarray(x, np.int64), np.asarray(w, np.int64), stride)
+    acc += np.asarray(bias, dtype=np.int64)[:, None, None]
+    return check_int32(acc, "conv2d")
+
+
+def tconv2d_acc(x: np.ndarray, w: np.ndarray, bias: np.ndarray, stride: int = 2) -> np.ndarray:
+    """C2 with bias in int64, checked against int32 (A1)."""
+    acc = tconv2d(np.asarray(x, np.int64), np.asarray(w, np.int64), stride)
+    acc += np.asarray(bias, dtype=np.int64)[:, None, None]
+    return check_int32(acc, "tconv2d")
+
+
+# ---- output stages (SPEC O1-O4) ---------------------------------------------
+
+def out_relu_nlq(acc: np.ndarray, shift: np.ndarray, mux: np.ndarray, bits: int = 8) -> np.ndarray:
+    """O1: ReLU, then the NLQ codebook of the channel's mux on t = acc * 2^-shift.
+    Returns unsigned codes (uint8 for 8 bits)."""
+    out = np.empty(acc.shape, dtype=np.int64)
+    for o in range(acc.shape[0]):
+        cb = act_nlq(int(mux[o]), bits)
+        level = cb.quantize_int(np.maximum(acc[o], 0), int(shift[o]))
+        out[o] = cb.code_of_level(level)
+    return out
+
+
+def out_signed_lq(acc: np.ndarray, shift: np.ndarray, leaky: bool, bits: int = 8) -> np.ndarray:
+    """O2: signed LQ code = sat(R2(acc, s')), s' = s + 3 for negative acc when the
+    activation is LeakyReLU(1/8) (one rounding, no double rounding), else s."""
+    cb = act_lq_signed(bits)
+    out = np.empty(acc.shape, dtype=np.int64)
+    for o in range(acc.shape[0]):
+        s = int(shift[o])
+        a = acc[o]
+        if leaky:
+            neg = a < 0
+            v = np.where(neg, _rq(a, s + 3), _rq(a, s))
+        else:
+            v = _rq(a, s)
+        out[o] = saturate_array(v, cb.min_level, cb.max_level)
+    return out
+
+
+def out_latent(acc: np.ndarray, shift: np.ndarray, mu: np.ndarray, bits: int = 8) -> np.ndarray:
+    """O3 (Eq 1, Eq 2, Eq 28-30): integer latent v = R2(acc, s) (s = -acc_exp),
+    stored value = sat_bits(v - mu[c]) (mu = 0 for channels not mean-reduced)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    out = np.empty(acc.shape, dtype=np.int64)
+    for o in range(acc.shape[0]):
+        out[o] = saturate_array(_rq(acc[o], int(shift[o])) - int(mu[o]), lo, hi)
+    return out
+
+
+def out_pixel(acc: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """O4: reconstruction pixel = sat(R2(acc, s), 0, 255), s = -8 - acc_exp."""
+    out = np.empty(acc.shape, dtype=np.int64)
+    for o in range(acc.shape[0]):
+        out[o] = saturate_array(_rq(acc[o], int(shift[o])), 0, 255)
+    return out
+
+
+def _rq(a: np.ndarray, s: int) -> np.ndarray:
+    return requant_shift(np.asarray(a, dtype=np.int64), s)
+
+
+def decode_levels(codes: np.ndarray, tables: np.ndarray, offset: int) -> np.ndarray:
+    """I1: aligned input level of element (c, y, x) = tables[c, codes[c,y,x] + offset]."""
+    codes = np.asarray(codes, dtype=np.int64)
+    out = np.empty(codes.shape, dtype=np.int64)
+    for c in range(codes.shape[0]):
+        out[c] = tables[c][codes[c] + offset]
+    return out

@@ -1,0 +1,133 @@
+"""Integer forward of a model: the layer list run by one backend (SPEC L, I, P).
+
+``encode`` runs g_a, h_a and h_s (the encoder needs h_s for the entropy
+model of y); ``decode`` runs h_s and g_s.  Every layer's integer input codes,
+accumulators and output codes can be observed through one ``hook`` (used by
+the test-vector writer); the forward itself is written once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import Backend, get_backend
+from ..quant.codebook import act_nlq
+from ..quant.meanreduce import mu_from_pixels
+from .intmodel import ACT_BITS, IntModel
+
+
+@dataclass
+class Encoded:
+    y: np.ndarray  # int64 (M, h, w): stored y (y_hat - mu for mean-reduced channels), int8 range
+    mu: np.ndarray  # int64 (M,): mean-reduction offsets (0 where not mean-reduced)
+    z: np.ndarray = None  # int64 (N, h/4, w/4) hyperprior only
+    ms: np.ndarray = None  # int64 (2M, h, w) HS5 codes: scales then means
+
+
+def pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
+    """P1: pad (C, H, W) on the bottom and right to multiples of ``multiple`` by
+    replicating the last row / column."""
+    C, H, W = pixels.shape
+    Hp = -(-H // multiple) * multiple
+    Wp = -(-W // multiple) * multiple
+    if (Hp, Wp) == (H, W):
+        return pixels
+    return np.pad(pixels, ((0, 0), (0, Hp - H), (0, Wp - W)), mode="edge")
+
+
+def input_tables(model: IntModel, name: str, mu: np.ndarray = None):
+    """I1: per-channel decode tables (C, 256) of a layer's input, with the
+    alignment shift folded in, and the code offset (0 unsigned, 128 signed)."""
+    L = model.layer(name)
+    spec = L.spec
+    d = L.in_shift
+    codes = np.arange(256, dtype=np.int64)
+    if spec.src == "x":
+        lv = np.broadcast_to(codes, (spec.cin, 256))
+        offset = 0
+    elif spec.src in ("y_hat", "z_hat"):
+        offset = 128
+        add = np.zeros(spec.cin, np.int64) if (spec.src == "z_hat" or mu is None) else mu
+        lv = (codes - 128)[None, :] + add[:, None]
+    else:
+        P = model.layer(spec.src)
+        if P.out_kind == 0:
+            luts = [act_nlq(m, ACT_BITS).lut() for m in range(4)]
+            lv = np.stack([luts[int(m)] for m in P.mux])
+            offset = 0
+        else:
+            lv = np.broadcast_to(codes - 128, (spec.cin, 256))
+            offset = 128
+    return np.ascontiguousarray(lv << d[:, None]), offset
+
+
+def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None, hook=None) -> dict:
+    """Run the named layers in order; ``tensors`` maps source names to codes."""
+    M = model.arch.M
+    mu = np.zeros(M, np.int64) if mu is None else np.asarray(mu, np.int64)
+    for name in names:
+        L = model.layer(name)
+        spec = L.spec
+        src = tensors[spec.src]
+        tables, offset = input_tables(model, name, mu if spec.src == "y_hat" else None)
+        lmu = mu if spec.out == "y" else np.zeros(spec.cout, np.int64)
+        out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=hook is not None)
+        if hook is not None:
+            hook(name, src, acc, out)
+        tensors[name] = out
+        if spec.out == "y":
+            tensors["y_hat"] = out
+        elif spec.out == "z":
+            tensors["z_hat"] = out
+    return tensors
+
+
+def image_mu(model: IntModel, pixels: np.ndarray) -> np.ndarray:
+    """M2: mean-reduction offsets of an image (0 for channels not mean-reduced)."""
+    M = model.arch.M
+    mu = np.zeros(M, np.int64)
+    if np.any(model.mr_mask):
+        s = int(np.asarray(pixels, dtype=np.int64).sum())
+        n = int(np.asarray(pixels).size)
+        for c in np.flatnonzero(model.mr_mask):
+            mu[c] = mu_from_pixels(s, n, int(model.mr_a_q[c]), int(model.mr_b_q[c]))
+    return mu
+
+
+def _names(model, prefixes):
+    return [l.name for l in model.arch.layers if l.name[:2] in prefixes]
+
+
+def encode(model: IntModel, pixels: np.ndarray, backend="numba", hook=None) -> Encoded:
+    """g_a (+ h_a, h_s): (3, H, W) uint8 pixels, H and W multiples of the
+    architecture's pad multiple, to integer latents."""
+    be = get_backend(backend) if isinstance(backend, str) else backend
+    pixels = np.asarray(pixels)
+    m = model.arch.pad_multiple
+    if pixels.ndim != 3 or pixels.shape[0] != 3 or pixels.shape[1] % m or pixels.shape[2] % m:
+        raise ValueError(f"encode expects (3, H, W) with H, W multiples of {m}; "
+                         f"got {pixels.shape} (pad with pad_to_multiple)")
+    mu = image_mu(model, pixels)
+    t = {"x": pixels.astype(np.int64)}
+    run_layers(model, _names(model, ("AT",)), t, be, mu, hook)
+    enc = Encoded(y=t["y_hat"], mu=mu)
+    if model.arch.kind == "hyperprior":
+        run_layers(model, _names(model, ("HA", "HS")), t, be, mu, hook)
+        enc.z = t["z_hat"]
+        enc.ms = t[_names(model, ("HS",))[-1]]
+    return enc
+
+
+def hyper_decode(model: IntModel, z: np.ndarray, backend="numba", hook=None) -> np.ndarray:
+    """h_s: z_hat -> HS5 codes (scales, means)."""
+    be = get_backend(backend) if isinstance(backend, str) else backend
+    t = run_layers(model, _names(model, ("HS",)), {"z_hat": np.asarray(z, np.int64)}, be, None, hook)
+    return t[_names(model, ("HS",))[-1]]
+
+
+def synthesize(model: IntModel, y: np.ndarray, mu: np.ndarray, backend="numba", hook=None) -> np.ndarray:
+    """g_s: stored y (+ mu) -> (3, H, W) pixels (uint8)."""
+    be = get_backend(backend) if isinstance(backend, str) else backend
+    t = run_layers(model, _names(model, ("ST",)), {"y_hat": np.asarray(y, np.int64)}, be, mu, hook)
+    return t[_names(model, ("ST",))[-1]].astype(np.uint8)

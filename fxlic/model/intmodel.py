@@ -1,0 +1,222 @@
+"""The integer model: per-layer integer tensors and exponents (docs/SPEC.md F, A, O).
+
+An ``IntLayer`` holds exactly what a hardware port stores for one layer:
+int8 weight codes with their level table and per-output-channel exponents,
+int32 biases at the accumulator exponent, the exponents of the input and
+output channels and the 2-bit mux of every output channel.  Everything the
+kernels need (alignment shifts, requantization shifts, decode tables) is
+derived from these, in one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..quant.codebook import act_lq_signed, act_nlq
+from ..spec import INT32_MAX
+from .arch import Architecture, LayerSpec
+
+ACT_BITS = 8
+LATENT_BITS = 8
+#: the input image: pixel p has level p and exponent -8 (x = p/255 is folded
+#: into AT0 as a 256/255 weight prescale, SPEC F4)
+PIXEL_EXP = -8
+OUT_KIND = {"act_relu": 0, "act_signed": 1, "latent": 2, "pixel": 3}
+
+
+class ModelError(ValueError):
+    """A model that fxlic refuses to run (bad shapes, ranges or bound)."""
+
+
+@dataclass
+class IntLayer:
+    spec: LayerSpec
+    w_codes: np.ndarray  # int8 (O, C, k, k); tconv weights in scatter form W[o,c,ky,kx]
+    w_lut: np.ndarray  # int16 (256,), level of code c at c + 128
+    w_exp: np.ndarray  # int64 (O,)
+    bias: np.ndarray  # int64 (O,) at the accumulator exponent
+    in_exp: np.ndarray  # int64 (C,)
+    out_exp: np.ndarray  # int64 (O,)
+    mux: np.ndarray  # int64 (O,), 0..3 (relu layers), zeros otherwise
+
+    # ---- derived quantities (SPEC A2, O) ----
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def in_shift(self) -> np.ndarray:
+        """A2: alignment left shift of input channel c: d_c = e_c - min(e)."""
+        return self.in_exp - self.in_exp.min()
+
+    @property
+    def acc_exp(self) -> np.ndarray:
+        """A2: exponent of output channel o's accumulator: min(e_in) + w_exp[o]."""
+        return self.in_exp.min() + self.w_exp
+
+    @property
+    def out_shift(self) -> np.ndarray:
+        """O: requantization shift s_o = out_exp - acc_exp (right shift if > 0)."""
+        return self.out_exp - self.acc_exp
+
+    @property
+    def out_kind(self) -> int:
+        s = self.spec
+        if s.out == "act" and s.act == "relu":
+            return OUT_KIND["act_relu"]
+        if s.out in ("act", "ms"):
+            return OUT_KIND["act_signed"]
+        if s.out in ("y", "z"):
+            return OUT_KIND["latent"]
+        return OUT_KIND["pixel"]
+
+    def w_levels(self) -> np.ndarray:
+        return self.w_lut.astype(np.int64)[self.w_codes.astype(np.int64) + 128]
+
+    def output_range(self) -> tuple:
+        """Per output channel (lo, hi) of the LEVEL the next layer sees (SPEC I2)."""
+        O = self.spec.cout
+        kind = self.out_kind
+        if kind == 0:
+            hi = np.array([act_nlq(int(m), ACT_BITS).max_level for m in self.mux], dtype=np.int64)
+            return np.zeros(O, dtype=np.int64), hi
+        if kind == 1:
+            cb = act_lq_signed(ACT_BITS)
+            return np.full(O, cb.min_level, np.int64), np.full(O, cb.max_level, np.int64)
+        if kind == 2:
+            return (np.full(O, -(1 << (LATENT_BITS - 1)), np.int64),
+                    np.full(O, (1 << (LATENT_BITS - 1)) - 1, np.int64))
+        return np.zeros(O, dtype=np.int64), np.full(O, 255, np.int64)
+
+    def output_code_range(self) -> tuple:
+        """(lo, hi) of the stored output codes (all 8-bit)."""
+        kind = self.out_kind
+        if kind == 0:
+            return 0, 255
+        if kind == 3:
+            return 0, 255
+        return -128, 127
+
+
+@dataclass
+class IntModel:
+    arch: Architecture
+    layers: dict  # name -> IntLayer
+    #: mean-reduced channels of y (bool M) and the Q16 regression of Eq 30
+    mr_mask: np.ndarray = None
+    mr_a_q: np.ndarray = None
+    mr_b_q: np.ndarray = None
+    entropy: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        M = self.arch.M
+        if self.mr_mask is None:
+            self.mr_mask = np.zeros(M, dtype=bool)
+            self.mr_a_q = np.zeros(M, dtype=np.int64)
+            self.mr_b_q = np.zeros(M, dtype=np.int64)
+
+    def layer(self, name: str) -> IntLayer:
+        return self.layers[name]
+
+    def input_range(self, spec: LayerSpec) -> tuple:
+        """(lo, hi) level of each input channel of ``spec`` (SPEC I2), mean offsets
+        included (a mean-reduced y channel carries stored + mu, |mu| <= 128)."""
+        if spec.src == "x":
+            return np.zeros(3, np.int64), np.full(3, 255, np.int64)
+        if spec.src in ("y_hat", "z_hat"):
+            prod = [l for l in self.arch.layers if l.out == spec.src[0]][0]
+            lo, hi = self.layers[prod.name].output_range()
+            if spec.src == "y_hat":
+                lo = lo - np.where(self.mr_mask, 128, 0)
+                hi = hi + np.where(self.mr_mask, 127, 0)
+            return lo, hi
+        return self.layers[spec.src].output_range()
+
+    def input_exp_of(self, spec: LayerSpec) -> np.ndarray:
+        """Exponents of the tensor a layer reads (SPEC F2-F4)."""
+        if spec.src == "x":
+            return np.full(3, PIXEL_EXP, np.int64)
+        if spec.src in ("y_hat", "z_hat"):
+            return np.zeros(spec.cin, np.int64)
+        return self.layers[spec.src].out_exp
+
+    def validate(self):
+        """Loader checks: shapes, dtypes, ranges, exponent chaining and the
+        accumulator bound of every layer (SPEC A3).  Raises ModelError."""
+        self.arch.validate()
+        for spec in self.arch.layers:
+            if spec.name not in self.layers:
+                raise ModelError(f"layer {spec.name} missing")
+            L = self.layers[spec.name]
+            O, C, k = spec.cout, spec.cin, spec.k
+            _expect(L.w_codes, (O, C, k, k), np.int8, f"{spec.name}.w_codes")
+            _expect(L.w_lut, (256,), np.int16, f"{spec.name}.w_lut")
+            for nm, n in (("w_exp", O), ("bias", O), ("in_exp", C), ("out_exp", O), ("mux", O)):
+                _expect(getattr(L, nm), (n,), np.int64, f"{spec.name}.{nm}")
+            if not np.array_equal(L.in_exp, self.input_exp_of(spec)):
+                raise ModelError(f"{spec.name}: input exponents do not match its source {spec.src}")
+            if np.any((L.mux < 0) | (L.mux > 3)):
+                raise ModelError(f"{spec.name}: mux outside 0..3")
+            if L.out_kind != 0 and np.any(L.mux != 0):
+                raise ModelError(f"{spec.name}: mux set on a layer without NLQ")
+            if np.any(np.abs(L.w_exp) > 64) or np.any(np.abs(L.out_exp) > 64):
+                raise ModelError(f"{spec.name}: exponent out of range")
+            if np.any(L.in_shift > 30):
+                raise ModelError(f"{spec.name}: input exponent spread {int(L.in_shift.max())} > 30")
+            s = L.out_shift
+            if np.any(s < -31) or np.any(s > 62):
+                raise ModelError(f"{spec.name}: requantization shift outside [-31, 62]")
+            if np.any(np.abs(L.bias) > INT32_MAX):
+                raise ModelError(f"{spec.name}: bias outside int32")
+            bound = accumulator_bound(self, spec.name)
+            if bound.max() > INT32_MAX:
+                o = int(np.argmax(bound))
+                raise ModelError(
+                    f"{spec.name}: worst-case accumulator of output channel {o} is "
+                    f"{int(bound[o])} > 2^31-1; the model could overflow int32 (SPEC A3)")
+        if self.mr_mask.shape != (self.arch.M,):
+            raise ModelError("mean-reduction mask has the wrong shape")
+
+
+def _expect(a, shape, dtype, what):
+    if not isinstance(a, np.ndarray) or a.shape != tuple(shape) or a.dtype != dtype:
+        got = (getattr(a, "shape", None), getattr(a, "dtype", None))
+        raise ModelError(f"{what}: expected {np.dtype(dtype).name}{tuple(shape)}, got {got}")
+
+
+def accumulator_bound(model: IntModel, name: str) -> np.ndarray:
+    """SPEC A3: exact worst case of |acc| per output channel over all inputs in range.
+
+    max over inputs of |bias + sum w*x*2^d| with x_c in [lo_c, hi_c] independently:
+    each term's extreme is max(w lo, w hi) (or min), so the bound is
+    max(bias + sum max(...), -(bias + sum min(...))).  For a transposed conv only
+    the taps of one output phase meet at a pixel, so the max over phases is taken.
+    Every partial sum in any order is bounded by the same number because each
+    term's extreme has the sign of the total (lo <= 0 <= hi).
+    """
+    L = model.layers[name]
+    spec = L.spec
+    lo, hi = model.input_range(spec)
+    d = L.in_shift
+    w = L.w_levels()  # (O, C, k, k)
+    lo_s = (lo << d)[None, :, None, None]
+    hi_s = (hi << d)[None, :, None, None]
+    tmax = np.maximum(w * lo_s, w * hi_s)
+    tmin = np.minimum(w * lo_s, w * hi_s)
+    if spec.op == "tconv":
+        p, k = spec.pad, spec.k
+        best = np.zeros(spec.cout, dtype=np.int64)
+        for py in range(2):
+            ky = [t for t in range(k) if (t - p - py) % 2 == 0]
+            for px in range(2):
+                kx = [t for t in range(k) if (t - p - px) % 2 == 0]
+                sel = np.ix_(range(spec.cout), range(spec.cin), ky, kx)
+                pos = L.bias + tmax[sel].sum(axis=(1, 2, 3))
+                neg = L.bias + tmin[sel].sum(axis=(1, 2, 3))
+                best = np.maximum(best, np.maximum(pos, -neg))
+        return best
+    pos = L.bias + tmax.sum(axis=(1, 2, 3))
+    neg = L.bias + tmin.sum(axis=(1, 2, 3))
+    return np.maximum(pos, -neg)
