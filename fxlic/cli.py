@@ -1,32 +1,22 @@
-"""Command-line interface: ``fxlic <command> [options]`` (see ``fxlic --help``)."""
+"""Command-line interface: ``fxlic <command> [options]`` (see ``fxlic --help``).
+
+Each command lives in ``fxlic/commands/<name>.py`` with ``register(subparsers)``;
+a command raises ``CliError`` for anything the user did wrong, which is
+printed as one line with a non-zero exit (no traceback).
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from . import __version__
+from .errors import CliError
 from .spec import SPEC_VERSION
 
-
-class CliError(Exception):
-    """An error to report to the user as one line, with a non-zero exit."""
-
-
-def cmd_info(args) -> int:
-    import numba
-    import numpy as np
-
-    print(f"fxlic {__version__}  spec {SPEC_VERSION}")
-    print(f"numpy {np.__version__}  numba {numba.__version__}")
-    if args.model:
-        from .io.modelfile import describe_model_file
-        print(describe_model_file(args.model))
-    return 0
-
-
-def cmd_selfcheck(args) -> int:
-    from .selfcheck import run_selfcheck
-    return run_selfcheck(verbose=not args.quiet)
+#: command modules, in the order ``fxlic --help`` lists them
+COMMANDS = ["demo", "compress", "decompress", "models", "info", "quantize", "vectors", "verify",
+            "selfcheck", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,15 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bit-exact fixed-point learned image compression (8-bit weights and activations).")
     p.add_argument("--version", action="version", version=f"fxlic {__version__} ({SPEC_VERSION})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    s = sub.add_parser("info", help="print versions, or describe a model file")
-    s.add_argument("model", nargs="?", help="a .fxq model file")
-    s.set_defaults(func=cmd_info)
-
-    s = sub.add_parser("selfcheck", help="run the integer engine on a built-in case and check "
-                                         "reference == numba")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=cmd_selfcheck)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f".commands.{name}", __package__)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.endswith(f"commands.{name}"):
+                continue  # command not written yet
+            raise
+        mod.register(sub)
     return p
 
 
