@@ -42,10 +42,16 @@ from .common import (
     PRECISION,
     RANS64_L,
     STATE_END,
+    ST_BAD_BYPASS,
+    ST_BAD_STATE,
+    ST_RANGE,
+    ST_TRAILING,
+    ST_TRUNCATED,
     check_data,
     check_indexes,
     check_symbols,
     check_tables,
+    corrupt,
 )
 
 _MASK32 = (1 << 32) - 1
@@ -145,14 +151,14 @@ class _Reader:
         self.w = words
         x = words[0] | (words[1] << 32)  # Rans64DecInit
         if not (RANS64_L <= x < STATE_END):
-            raise ValueError("corrupt rANS stream: initial state out of [2^31, 2^63)")
+            raise corrupt(ST_BAD_STATE)
         self.x = x
         self.p = 2
 
     def _renorm(self, x):
         if x < RANS64_L:
             if self.p >= len(self.w):
-                raise ValueError("corrupt rANS stream: read past the end of the data")
+                raise corrupt(ST_TRUNCATED)
             x = (x << 32) | self.w[self.p]
             self.p += 1
         self.x = x
@@ -193,7 +199,7 @@ def decode_with_indexes(data, indexes, cdfs, cdf_sizes, offsets, *, strict=True)
                 val = rd.get_bits()
                 n += val
             if n > MAX_BYPASS_CHUNKS:
-                raise ValueError("corrupt rANS stream: escape needs more than 8 raw nibbles")
+                raise corrupt(ST_BAD_BYPASS)
             raw = 0
             for j in range(n):
                 raw |= rd.get_bits() << (j * BYPASS_PRECISION)
@@ -201,10 +207,10 @@ def decode_with_indexes(data, indexes, cdfs, cdf_sizes, offsets, *, strict=True)
             value = -value - 1 if raw & 1 else value + max_value
         sym = value + offs[t]
         if not (INT32_MIN <= sym <= INT32_MAX):
-            raise ValueError("corrupt rANS stream: decoded symbol outside int32")
+            raise corrupt(ST_RANGE)
         out.append(sym)
     if strict and (rd.x != RANS64_L or rd.p != len(words)):
-        raise ValueError("corrupt rANS stream: final state is not 2^31 or words are left over")
+        raise corrupt(ST_TRAILING)
     return np.asarray(out, dtype=np.int32)
 
 

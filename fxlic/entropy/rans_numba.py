@@ -1,0 +1,232 @@
+"""Numba rANS coder: the fast twin of ``rans.py`` (same bytes, same errors).
+
+Implements docs/ENTROPY.md sections 3-5 (CompressAI rans_interface.cpp
+``RansEncoder.encode_with_indexes`` / ``RansDecoder.decode_with_indexes`` on
+ryg_rans rans64.h, precision 16, 4-bit bypass chunks); see ``rans.py`` for the
+normative plain-integer reference and the list of deliberate differences from
+CompressAI.  ``tests/test_entropy_rans.py`` checks byte equality of the two
+and runs once with NUMBA_DISABLE_JIT=1.
+
+Implementation notes
+* All state arithmetic is int64: a valid rANS64 state lies in [2^31, 2^63)
+  (rans64.h), so it never needs the sign bit.  The decoder rejects an initial
+  state outside that interval, and every later state stays inside it.
+* ``x >= ((L >> 16) << 32) * freq`` is evaluated as ``(x >> 47) >= freq``
+  (same truth value, no overflow for freq = 2^16).
+* The encoder walks the symbols backwards, producing each symbol's puts in
+  reverse (raw nibbles high to low, the chunk count, then the symbol), which
+  equals CompressAI's forward buffer + reverse flush.
+* The decoder's kernel bounds-checks every read of the stream and reports
+  errors through a status code (common.ST_*); the wrapper raises ValueError.
+  Table accesses are safe because the wrapper validates tables and indexes.
+* The CDF search is a binary search for the last entry <= cum (equal to
+  CompressAI's linear ``find_if`` on a strictly increasing cdf).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .common import (
+    ST_BAD_BYPASS,
+    ST_BAD_STATE,
+    ST_OK,
+    ST_RANGE,
+    ST_TRAILING,
+    ST_TRUNCATED,
+    check_data,
+    check_indexes,
+    check_symbols,
+    check_tables,
+    corrupt,
+)
+
+# Constants as plain ints (Numba freezes module globals at compile time).
+_L = 1 << 31
+_PREC = 16
+_MASK_PREC = (1 << 16) - 1
+_MASK32 = (1 << 32) - 1
+_XSHIFT = 47  # log2(((L >> 16) << 32))
+_BYPASS_LIMIT = 1 << 12  # freq of a 4-bit bypass put at precision 16
+_INT32_MIN = -(1 << 31)
+_INT32_MAX = (1 << 31) - 1
+
+
+@njit(cache=True)
+def _n_chunks(raw):
+    """Number of 4-bit chunks of raw (0 <= raw < 2^32)."""
+    n = 0
+    while (raw >> (4 * n)) != 0:
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _put_bits(x, val, buf, pos):
+    """Rans64EncPutBits(val, 4) (rans_interface.cpp).  Returns (x, pos)."""
+    if (x >> _XSHIFT) >= _BYPASS_LIMIT:
+        pos -= 1
+        buf[pos] = x & _MASK32
+        x >>= 32
+    return (x << 4) | val, pos
+
+
+@njit(cache=True)
+def encode_kernel(sym, idx, cdfs, sizes, offs):
+    """Encode; returns the stream as uint32 words (flushed state first).
+
+    Inputs are validated int32 arrays (see ``encode_with_indexes``).
+    """
+    n = sym.shape[0]
+    # Pass 1: an upper bound on emitted words (each put emits at most one).
+    n_puts = 0
+    for i in range(n):
+        t = idx[i]
+        max_value = np.int64(sizes[t]) - 2
+        value = np.int64(sym[i]) - offs[t]
+        n_puts += 1
+        if value < 0 or value >= max_value:
+            if value < 0:
+                raw = -2 * value - 1
+            else:
+                raw = 2 * (value - max_value)
+            nb = _n_chunks(raw)
+            n_puts += nb // 15 + 1 + nb
+    cap = n_puts + 2
+    buf = np.empty(cap, dtype=np.uint32)
+    pos = cap
+    x = np.int64(_L)
+    # Pass 2: backwards over the symbols (BufferedRansEncoder::flush order).
+    for i in range(n - 1, -1, -1):
+        t = idx[i]
+        max_value = np.int64(sizes[t]) - 2
+        value = np.int64(sym[i]) - offs[t]
+        if value < 0 or value >= max_value:
+            if value < 0:
+                raw = -2 * value - 1
+            else:
+                raw = 2 * (value - max_value)
+            value = max_value
+            nb = _n_chunks(raw)
+            for j in range(nb - 1, -1, -1):
+                x, pos = _put_bits(x, (raw >> (4 * j)) & 15, buf, pos)
+            x, pos = _put_bits(x, nb % 15, buf, pos)
+            for _ in range(nb // 15):
+                x, pos = _put_bits(x, 15, buf, pos)
+        start = np.int64(cdfs[t, value])
+        freq = np.int64(cdfs[t, value + 1]) - start
+        # Rans64EncPut(start, freq, 16)
+        if (x >> _XSHIFT) >= freq:
+            pos -= 1
+            buf[pos] = x & _MASK32
+            x >>= 32
+        x = ((x // freq) << _PREC) + (x % freq) + start
+    # Rans64EncFlush
+    pos -= 2
+    buf[pos] = x & _MASK32
+    buf[pos + 1] = x >> 32
+    return buf[pos:]
+
+
+@njit(cache=True)
+def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
+    """Decode ``idx.shape[0]`` symbols into ``out``; returns a status code
+    (common.ST_*; 0 = ok).  Never reads outside ``words``."""
+    nw = words.shape[0]
+    if nw < 2:
+        return ST_TRUNCATED
+    hi = np.int64(words[1])
+    if hi >= (1 << 31):
+        return ST_BAD_STATE
+    x = np.int64(words[0]) | (hi << 32)
+    if x < _L:
+        return ST_BAD_STATE
+    p = 2
+    n = idx.shape[0]
+    for i in range(n):
+        t = idx[i]
+        size = sizes[t]
+        max_value = size - 2
+        cum = x & _MASK_PREC
+        # last s with cdf[s] <= cum (cdf[0] = 0 <= cum < 2^16 = cdf[size-1])
+        lo = 0
+        hi_ = size - 1
+        while hi_ - lo > 1:
+            mid = (lo + hi_) >> 1
+            if cdfs[t, mid] <= cum:
+                lo = mid
+            else:
+                hi_ = mid
+        s = lo
+        start = np.int64(cdfs[t, s])
+        freq = np.int64(cdfs[t, s + 1]) - start
+        x = freq * (x >> _PREC) + cum - start
+        if x < _L:
+            if p >= nw:
+                return ST_TRUNCATED
+            x = (x << 32) | np.int64(words[p])
+            p += 1
+        value = np.int64(s)
+        if s == max_value:
+            # Rans64DecGetBits(4) repeated: chunk count, then raw chunks
+            nb = 0
+            val = 15
+            first = True
+            while first or val == 15:
+                first = False
+                val = x & 15
+                x >>= 4
+                if x < _L:
+                    if p >= nw:
+                        return ST_TRUNCATED
+                    x = (x << 32) | np.int64(words[p])
+                    p += 1
+                nb += val
+                if nb > 8:
+                    return ST_BAD_BYPASS
+            raw = np.int64(0)
+            for j in range(nb):
+                val = x & 15
+                x >>= 4
+                if x < _L:
+                    if p >= nw:
+                        return ST_TRUNCATED
+                    x = (x << 32) | np.int64(words[p])
+                    p += 1
+                raw |= val << (4 * j)
+            value = raw >> 1
+            if raw & 1:
+                value = -value - 1
+            else:
+                value += max_value
+        v = value + offs[t]
+        if v < _INT32_MIN or v > _INT32_MAX:
+            return ST_RANGE
+        out[i] = v
+    if strict and (x != _L or p != nw):
+        return ST_TRAILING
+    return ST_OK
+
+
+def encode_with_indexes(symbols, indexes, cdfs, cdf_sizes, offsets) -> bytes:
+    """Numba twin of ``rans.encode_with_indexes`` (identical bytes)."""
+    cdfs, sizes, offs = check_tables(cdfs, cdf_sizes, offsets)
+    idx = check_indexes(indexes, cdfs.shape[0])
+    sym = check_symbols(symbols, idx, offs)
+    words = encode_kernel(sym, idx, cdfs, sizes, offs)
+    return words.astype("<u4", copy=False).tobytes()
+
+
+def decode_with_indexes(data, indexes, cdfs, cdf_sizes, offsets, *, strict=True):
+    """Numba twin of ``rans.decode_with_indexes`` (same output, same errors)."""
+    cdfs, sizes, offs = check_tables(cdfs, cdf_sizes, offsets)
+    idx = check_indexes(indexes, cdfs.shape[0])
+    words = check_data(data)
+    out = np.empty(idx.shape[0], dtype=np.int32)
+    st = decode_kernel(words, idx, cdfs, sizes, offs, out, bool(strict))
+    if st != ST_OK:
+        raise corrupt(st)
+    return out
+
+
+__all__ = ["encode_with_indexes", "decode_with_indexes", "encode_kernel", "decode_kernel"]
