@@ -19,8 +19,10 @@ Implementation notes
 * The decoder's kernel bounds-checks every read of the stream and reports
   errors through a status code (common.ST_*); the wrapper raises ValueError.
   Table accesses are safe because the wrapper validates tables and indexes.
-* The CDF search is a binary search for the last entry <= cum (equal to
-  CompressAI's linear ``find_if`` on a strictly increasing cdf).
+* The CDF search finds the last entry <= cum (equal to CompressAI's linear
+  ``find_if`` on a strictly increasing cdf): it starts from a 256-bucket
+  lookup ``lut[t, cum >> 8]`` built per call and steps forward; it stops at
+  entry size-1 (= 2^16 > cum) at the latest.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ from .common import (
     ST_TRAILING,
     ST_TRUNCATED,
     check_data,
+    INT32_MAX,
     check_indexes,
-    check_symbols,
     check_tables,
     corrupt,
 )
@@ -50,6 +52,7 @@ _XSHIFT = 47  # log2(((L >> 16) << 32))
 _BYPASS_LIMIT = 1 << 12  # freq of a 4-bit bypass put at precision 16
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
+_LUT_BITS = 8
 
 
 @njit(cache=True)
@@ -73,17 +76,24 @@ def _put_bits(x, val, buf, pos):
 
 @njit(cache=True)
 def encode_kernel(sym, idx, cdfs, sizes, offs):
-    """Encode; returns the stream as uint32 words (flushed state first).
+    """Encode; returns (uint32 words with the flushed state first, status).
 
-    Inputs are validated int32 arrays (see ``encode_with_indexes``).
+    status 1: a symbol outside int32; 2: symbol - offset outside int32 (then
+    the words are empty).  Tables and indexes must be validated
+    (``encode_with_indexes``); ``sym`` is any integer array.
     """
     n = sym.shape[0]
-    # Pass 1: an upper bound on emitted words (each put emits at most one).
+    # Pass 1: check symbols (int32, value = symbol - offset in int32) and
+    # bound the emitted words (each put emits at most one).
     n_puts = 0
     for i in range(n):
         t = idx[i]
         max_value = np.int64(sizes[t]) - 2
+        if sym[i] < _INT32_MIN or sym[i] > _INT32_MAX:
+            return np.empty(0, dtype=np.uint32), 1
         value = np.int64(sym[i]) - offs[t]
+        if value < _INT32_MIN or value > _INT32_MAX:
+            return np.empty(0, dtype=np.uint32), 2
         n_puts += 1
         if value < 0 or value >= max_value:
             if value < 0:
@@ -125,7 +135,7 @@ def encode_kernel(sym, idx, cdfs, sizes, offs):
     pos -= 2
     buf[pos] = x & _MASK32
     buf[pos + 1] = x >> 32
-    return buf[pos:]
+    return buf[pos:], 0
 
 
 @njit(cache=True)
@@ -142,6 +152,15 @@ def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
     if x < _L:
         return ST_BAD_STATE
     p = 2
+    # Search accelerator: lut[t, b] = last s with cdf[t, s] <= b * 2^8.
+    n_tables = cdfs.shape[0]
+    lut = np.empty((n_tables, 1 << _LUT_BITS), dtype=np.int32)
+    for t in range(n_tables):
+        s = 0
+        for b in range(1 << _LUT_BITS):
+            while cdfs[t, s + 1] <= (b << (_PREC - _LUT_BITS)):
+                s += 1
+            lut[t, b] = s
     n = idx.shape[0]
     for i in range(n):
         t = idx[i]
@@ -149,15 +168,9 @@ def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
         max_value = size - 2
         cum = x & _MASK_PREC
         # last s with cdf[s] <= cum (cdf[0] = 0 <= cum < 2^16 = cdf[size-1])
-        lo = 0
-        hi_ = size - 1
-        while hi_ - lo > 1:
-            mid = (lo + hi_) >> 1
-            if cdfs[t, mid] <= cum:
-                lo = mid
-            else:
-                hi_ = mid
-        s = lo
+        s = lut[t, cum >> (_PREC - _LUT_BITS)]
+        while cdfs[t, s + 1] <= cum:
+            s += 1
         start = np.int64(cdfs[t, s])
         freq = np.int64(cdfs[t, s + 1]) - start
         x = freq * (x >> _PREC) + cum - start
@@ -212,8 +225,23 @@ def encode_with_indexes(symbols, indexes, cdfs, cdf_sizes, offsets) -> bytes:
     """Numba twin of ``rans.encode_with_indexes`` (identical bytes)."""
     cdfs, sizes, offs = check_tables(cdfs, cdf_sizes, offsets)
     idx = check_indexes(indexes, cdfs.shape[0])
-    sym = check_symbols(symbols, idx, offs)
-    words = encode_kernel(sym, idx, cdfs, sizes, offs)
+    sym = np.asarray(symbols)
+    if sym.size == 0:
+        sym = np.zeros(0, dtype=np.int64)
+    elif sym.dtype.kind not in "iu":
+        raise TypeError("symbols must be an integer array")
+    elif sym.dtype == np.uint64:
+        if sym.max() > INT32_MAX:
+            raise ValueError("symbols must fit in int32")
+        sym = sym.astype(np.int64)
+    sym = np.ascontiguousarray(sym.reshape(-1))
+    if sym.size != idx.size:
+        raise ValueError("symbols and indexes must have the same length")
+    words, st = encode_kernel(sym, idx, cdfs, sizes, offs)
+    if st == 1:
+        raise ValueError("symbols must fit in int32")
+    if st == 2:
+        raise ValueError("symbol - offset must fit in int32")
     return words.astype("<u4", copy=False).tobytes()
 
 
