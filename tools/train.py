@@ -451,7 +451,7 @@ def evaluate(model, d, limit=0, log=print):
     for f in files:
         im = load_rgb(f)
         H, W = im.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255.0
         ph, pw = (-H) % mult, (-W) % mult
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
         out = model(xp, mode="round")
@@ -543,6 +543,7 @@ def main(argv=None):
     data = CropSampler(args.data, args.crop, args.seed)
     step = 0
     wall = 0.0
+    init_info = {}
     wcft_state = {"round": -1, "bounds": {}, "masks": {}}
     nowcft_done = False
     if args.resume and os.path.exists(ckpt_path):
@@ -550,6 +551,8 @@ def main(argv=None):
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
+        for g in aux_opt.param_groups:  # the command line decides the aux lr
+            g["lr"] = args.aux_lr
         step, wall = ck["step"], ck["wall"]
         data.set_state(ck["data_rng"])
         torch.set_rng_state(ck["torch_rng"])
@@ -557,6 +560,7 @@ def main(argv=None):
         random.setstate(ck["py_rng"])
         wcft_state = ck["wcft"]
         nowcft_done = ck.get("nowcft_done", False)
+        init_info = ck.get("init_info", {})
         log(f"resumed {ckpt_path} at step {step} (wall {wall:.0f}s)")
     elif args.init:
         ck = torch.load(args.init, map_location="cpu", weights_only=False)
@@ -566,6 +570,8 @@ def main(argv=None):
         take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape
                 and (same_kind or not k.startswith("entropy_bottleneck."))}
         model.load_state_dict(take, strict=False)
+        init_info = {"init_steps": ck.get("step"), "init_wall_seconds": round(ck.get("wall", 0.0), 1),
+                     "init_args": ck.get("args")}
         log(f"initialised {len(take)}/{len(own)} tensors from {args.init}")
 
     provenance = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv),
@@ -579,6 +585,8 @@ def main(argv=None):
         d.update({"steps": steps_done, "train_steps": min(steps_done, args.steps),
                   "wcft_rounds": rounds, "wcft_steps_per_round": args.wcft_steps if rounds else 0,
                   "wall_seconds": round(wall, 1)})
+        if init_info:
+            d["init_from"] = init_info
         return d
 
     def save():
@@ -587,6 +595,7 @@ def main(argv=None):
                      "data_rng": data.state(), "torch_rng": torch.get_rng_state(),
                      "np_rng": np.random.get_state(), "py_rng": random.getstate(),
                      "wcft": wcft_state, "nowcft_done": nowcft_done, "arch_kind": arch.kind,
+                     "init_info": init_info,
                      "args": vars(args)}, ckpt_path)
 
     convs = {name: (m, od) for name, m, od in model.conv_layers()}
