@@ -86,7 +86,6 @@ def channel_tensors(draw):
     return w
 
 
-@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply:RuntimeWarning")  # see xfail below
 @settings(max_examples=100, **SETTINGS)
 @given(w=channel_tensors(), bits=st.sampled_from([4, 6, 8]))
 def test_wcft_clip_beta1_doubles_sf_and_fills_codebook(w, bits):
@@ -130,7 +129,6 @@ def test_wcft_clip_beta1_doubles_sf_and_fills_codebook(w, bits):
         assert np.all(err <= cb.local_step(t) / 2)
 
 
-@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply:RuntimeWarning")  # see xfail below
 @settings(max_examples=100, **SETTINGS)
 @given(w=channel_tensors(), beta=st.sampled_from([F(5, 4), F(3, 2), F(2), F(4)]), bits=st.sampled_from([4, 8]))
 def test_wcft_clip_beta_mask(w, beta, bits):
@@ -151,11 +149,6 @@ def test_wcft_clip_beta_mask(w, beta, bits):
         assert np.all(np.sign(wc[o]) == np.sign(w[o]))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning,
-                   reason="BUG: wcft_clip evaluates np.sign(w) * bound for every element; a dead "
-                          "(all-zero) channel has bound = inf, so 0 * inf emits 'invalid value "
-                          "encountered in multiply', which the project's pytest config "
-                          "(filterwarnings = error::RuntimeWarning) turns into an exception")
 def test_wcft_clip_dead_channel_is_warning_free():
     import warnings
 

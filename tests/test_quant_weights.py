@@ -235,8 +235,6 @@ def test_quantize_to_table_nearest_ties_up(table, ts):
     assert idx.tolist() == [oracle_nearest(table, F(t)) for t in ts]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: quantize_to_table with a 1-entry table returns "
-                   "index -1 for t < table[0] (np.clip(.., 1, 0) -> hi = 0, lo = -1)")
 def test_quantize_to_table_single_entry():
     assert quantize_to_table(np.array([4.0, 5.0, 6.0]), np.array([5])).tolist() == [0, 0, 0]
 
@@ -270,10 +268,6 @@ def test_lloyd_structure(seed):
     assert table.tolist() == lloyd_table(t, 256).tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Lloyd (Eq 11) codebook has higher MSE than lw-lq "
-                   "on Laplacian weights: quantile initialisation + Lloyd iterations stall in a "
-                   "poor local optimum (too few levels in the tails); e.g. seed 0 "
-                   "(16,16,3,3), b=0.05: MSE 3.8e-6 vs lw-lq 1.24e-6")
 def test_lloyd_not_worse_than_lw_lq_on_laplacian():
     for seed in range(3):
         w = _laplace(seed)
@@ -282,9 +276,6 @@ def test_lloyd_not_worse_than_lw_lq_on_laplacian():
         assert mse_lloyd <= mse_lq, (seed, mse_lloyd, mse_lq)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: lloyd on a tensor whose values are all equal "
-                   "(1-entry table) produces code -129 -> wraps to int8 127 -> level 0; "
-                   "quantize_weights(np.full((2,3), 0.3), 'lloyd').dequantize() is all 0")
 def test_lloyd_constant_tensor():
     w = np.full((2, 3), 0.3)
     qw = quantize_weights(w, "lloyd")

@@ -108,11 +108,10 @@ def _nlq_code(a, s, seg_lo, seg_k, seg_code, nseg, max_level):
     if s < 0:
         a = a << (-s)
         s = 0
-    if s > 40:
-        s = 40
     j = 0
+    sh = s if s < 63 else 63
     for i in range(nseg):
-        if a >= (np.int64(seg_lo[i]) << s):
+        if (a >> sh) >= seg_lo[i]:  # |t| >= lo without overflow
             j = i
     level = _rhu(a, s + seg_k[j]) << seg_k[j]
     if level > max_level:

@@ -110,7 +110,11 @@ class Codebook:
     def quantize_float(self, t) -> np.ndarray:
         """Q1 on exact float64 values ``t`` given in fine units.  Returns levels."""
         t = np.asarray(t, dtype=np.float64)
-        flat = t.reshape(-1)
+        if not np.all(np.isfinite(t)):
+            raise ValueError(f"{self.name}: non-finite value")
+        # anything beyond the top segment saturates; clip first so R4 stays in int64
+        top = float(self.segments[-1].hi)
+        flat = np.clip(t.reshape(-1), -top, top)
         seg = self._segment_index_of_magnitude(np.abs(flat), [s.lo for s in self.segments])
         ks = np.asarray([s.k for s in self.segments], dtype=np.int64)[seg]
         # t * 2^-k is exact (power-of-two scaling); R4 rounds it exactly.
@@ -126,12 +130,12 @@ class Codebook:
         if s < 0:
             a = a << (-s)
             s = 0
-        s = min(s, 40)
         mag = np.abs(a)
         out = np.zeros(a.shape, dtype=np.int64)
         done = np.zeros(a.shape, dtype=bool)
         for seg in reversed(self.segments):
-            sel = (~done) & (mag >= (seg.lo << s))
+            # |t| >= lo  <=>  floor(|a| / 2^s) >= lo  (lo integer; no overflow)
+            sel = (~done) & ((mag >> min(s, 63)) >= seg.lo)
             if np.any(sel):
                 out[sel] = rshift_rhu(a[sel], s + seg.k) << seg.k
             done |= sel
@@ -140,6 +144,8 @@ class Codebook:
     def code_of_level(self, level) -> np.ndarray:
         """Code of each level (levels must belong to the codebook)."""
         level = np.asarray(level, dtype=np.int64)
+        if np.any(level < self.min_level) or np.any(level > self.max_level):
+            raise ValueError(f"{self.name}: level outside [{self.min_level}, {self.max_level}]")
         mag = np.abs(level)
         idx = np.searchsorted(self.magnitudes, mag)
         if np.any(idx >= len(self.magnitudes)) or np.any(self.magnitudes[np.minimum(idx, len(self.magnitudes) - 1)] != mag):

@@ -20,7 +20,9 @@ def lloyd_max(values: np.ndarray, n_levels: int, iters: int = 30) -> np.ndarray:
     x = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
     if x.size == 0:
         raise ValueError("lloyd_max: no values")
-    c = np.quantile(x, (np.arange(n_levels) + 0.5) / n_levels)
+    # evenly spaced start over the data range: a quantile start leaves the tails
+    # without levels and Lloyd then stalls in a poor local optimum
+    c = np.linspace(x[0], x[-1], n_levels)
     for _ in range(iters):
         edges = (c[1:] + c[:-1]) / 2
         cell = np.searchsorted(edges, x, side="right")
@@ -39,6 +41,8 @@ def quantize_to_table(t: np.ndarray, table: np.ndarray) -> np.ndarray:
     ``t``; a value exactly between two entries goes to the larger one."""
     table = np.asarray(table, dtype=np.int64)
     t = np.asarray(t, dtype=np.float64)
+    if len(table) == 1:
+        return np.zeros(t.shape, dtype=np.int64)
     hi = np.clip(np.searchsorted(table, t, side="left"), 1, len(table) - 1)
     lo = hi - 1
     # compare t - table[lo] >= table[hi] - t  <=>  2t >= table[lo] + table[hi] (exact)

@@ -35,4 +35,4 @@ def wcft_clip(w: np.ndarray, beta: float = 1.0, bits: int = 8, alpha: float = 0.
     bound[live] = wcft_bound(m[live], beta, bits, alpha)
     b = bound.reshape((-1,) + (1,) * (w.ndim - 1))
     mask = np.abs(w) <= b
-    return np.where(mask, w, np.sign(w) * b), mask
+    return np.sign(w) * np.minimum(np.abs(w), b), mask

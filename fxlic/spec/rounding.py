@@ -23,10 +23,10 @@ SPEC_VERSION = "fxlic-spec-1.0"
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
-#: Largest right shift that R1 computes literally.  For any operand with
-#: |a| < 2^38 a shift s >= RSHIFT_CLAMP gives 0, so larger shifts are clamped
-#: (SPEC R1, edge cases).
-RSHIFT_CLAMP = 40
+#: Operands of R1 are 64-bit signed integers; for s >= 64 every such operand
+#: gives 0 (|a| <= 2^63 <= 2^(s-1)), so R1 returns 0 without shifting (a shift
+#: by >= the width is undefined in C and NumPy).
+RSHIFT_ZERO_FROM = 64
 
 
 @register_jitable
@@ -36,14 +36,14 @@ def rshift_rhu(a, s):
     Computed as ``(a >> s) + ((a >> (s - 1)) & 1)`` which never overflows (no
     ``a + 2**(s-1)`` intermediate).  ``s = 0`` returns ``a``; ``s`` must be >= 0.
     Ties go toward +infinity: -3/2 -> -1, -1/2 -> 0, 1/2 -> 1, 3/2 -> 2.
-    Shifts larger than RSHIFT_CLAMP are clamped (exact for |a| < 2**38).
+    Exact for every 64-bit ``a`` and every s >= 0 (s >= 64 gives 0).
     """
     if s <= 0:
         if s < 0:
             raise ValueError("rshift_rhu: negative shift")
         return a
-    if s > RSHIFT_CLAMP:
-        s = RSHIFT_CLAMP
+    if s >= RSHIFT_ZERO_FROM:
+        return a - a
     return (a >> s) + ((a >> (s - 1)) & 1)
 
 
@@ -88,6 +88,8 @@ def round_half_up_float(x):
     xa = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(xa)):
         raise ValueError("round_half_up_float: non-finite value")
+    if xa.size and np.max(np.abs(xa)) >= 2.0 ** 63:
+        raise OverflowError("round_half_up_float: value outside the 64-bit integer range")
     f = np.floor(xa)
     frac = xa - f
     out = f.astype(np.int64) + (frac >= 0.5).astype(np.int64)
