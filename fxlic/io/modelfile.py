@@ -509,9 +509,10 @@ def describe_model(im: IntModel, header: dict = None, path: str = None) -> str:
                  f"{len(arch.layers)} layers, pad to multiples of {arch.pad_multiple})")
     lines.append(f"content hash {model_hash(im) if header is None else header['content_hash']}")
     meta = im.meta or {}
-    for key in ("weight_scheme", "act_quant", "mean_reduction"):
+    for key, label in (("weight_scheme", "weights"), ("act_quant", "activations"),
+                       ("mean_reduction", "mean reduce")):
         if key in meta:
-            lines.append(f"{key.replace('_', ' '):<12} {meta[key]}")
+            lines.append(f"{label:<12} {meta[key]}")
     fmeta = meta.get("float_model")
     if isinstance(fmeta, dict):
         lines.append(f"float model  {fmeta.get('source', '?')} ({fmeta.get('format', '?')}), "

@@ -1,0 +1,171 @@
+"""``fxlic quantize``: float weights + calibration images -> a .fxq integer model
+(post-training quantization, paper Sections III-IV).
+
+Calibration images are the first ``--n-calib`` images of ``--calib`` in name
+order; each is centre-cropped to at most ``--crop`` x ``--crop`` pixels (default
+512: the float forward of a full-size photo is slow, and the channel maxima of
+a 512 x 512 crop are representative) and padded to the architecture's pad
+multiple by edge replication, exactly as the codec pads its input.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from ..errors import CliError
+
+WEIGHT_SCHEMES = ("cw-nlq", "cw-lq", "lw-nlq", "lw-lq", "lloyd")
+
+
+def _load_calibration(args, arch):
+    from ..io.images import ImageError, center_crop, list_images, read_image
+    from ..model.int_forward import pad_to_multiple
+
+    try:
+        paths = list_images(args.calib, args.n_calib)
+    except ImageError as e:
+        raise CliError(f"calibration images: {e}") from None
+    if len(paths) < args.n_calib and not args.quiet:
+        print(f"note: {args.calib} has {len(paths)} image(s), fewer than --n-calib {args.n_calib}",
+              file=sys.stderr)
+    images, sizes = [], []
+    for p in paths:
+        try:
+            px = read_image(p)
+        except ImageError as e:
+            raise CliError(str(e)) from None
+        px = center_crop(px, args.crop)
+        sizes.append(list(px.shape[1:]))
+        images.append(pad_to_multiple(px, arch.pad_multiple))
+    return paths, images, sizes
+
+
+def clip_fractions(fm, im, images) -> dict:
+    """Fraction of calibration outputs of each layer that the integer model
+    saturates (a second float forward of every image)."""
+    from ..model.float_model import float_forward
+    from ..model.int_forward import image_mu
+    from ..quant.codebook import act_lq_signed, act_nlq
+
+    total, clipped = {}, {}
+    for img in images:
+        mu = image_mu(im, img)
+        t = float_forward(fm, np.asarray(img, np.float64) / 255.0)
+        for spec in fm.arch.layers:
+            v = t[spec.name]
+            L = im.layers[spec.name]
+            kind = L.out_kind
+            if kind == 0:
+                top = np.array([act_nlq(int(m)).max_level for m in L.mux], np.float64)
+                hi = np.ldexp(top, L.out_exp)[:, None, None]
+                c = v > hi
+            elif kind == 1:
+                cb = act_lq_signed()
+                e = L.out_exp[:, None, None]
+                c = (v > np.ldexp(float(cb.max_level), e)) | (v < np.ldexp(float(cb.min_level), e))
+            elif kind == 2:
+                r = np.floor(v + 0.5)
+                if spec.out == "y":
+                    r = r - mu[:, None, None]
+                c = (r < -128) | (r > 127)
+            else:
+                p = np.floor(v * 255.0 + 0.5)
+                c = (p < 0) | (p > 255)
+            total[spec.name] = total.get(spec.name, 0) + v.size
+            clipped[spec.name] = clipped.get(spec.name, 0) + int(np.count_nonzero(c))
+    return {n: clipped[n] / total[n] for n in total}
+
+
+def run(args) -> int:
+    from .. import __version__
+    from ..io.floatfile import WeightsError, load_weights
+    from ..io.modelfile import ModelFileError, format_layer_table, layer_rows, save_model
+    from ..model.build import build_int_model, calibrate
+    from ..model.intmodel import ModelError
+
+    if args.n_calib < 1:
+        raise CliError("--n-calib must be at least 1")
+    if args.crop < 0:
+        raise CliError("--crop must be >= 0 (0: no crop)")
+    out = args.out
+    if os.path.isdir(out):
+        raise CliError(f"--out {out} is a directory; give a file name such as model.fxq")
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise CliError(f"--out: directory {out_dir} does not exist")
+    try:
+        fm = load_weights(args.weights, args.format, arch_kind=args.arch, mapping=args.mapping)
+    except WeightsError as e:
+        raise CliError(str(e)) from None
+    arch = fm.arch
+    paths, images, sizes = _load_calibration(args, arch)
+    if not args.quiet:
+        print(f"{os.path.basename(args.weights)}: {arch.name} ({fm.meta.get('format')}), "
+              f"calibrating on {len(images)} image(s) of {args.calib}", file=sys.stderr)
+    from tqdm import tqdm
+    with tqdm(total=len(images), desc="calibration", unit="img", file=sys.stderr,
+              disable=True if args.quiet else None) as bar:
+        cal = calibrate(fm, images, progress=bar.update)
+    try:
+        im = build_int_model(fm, cal, weight_scheme=args.weight_quant, act_quant=args.act_quant,
+                             mean_reduction=not args.no_mean_reduction)
+    except (ModelError, ValueError) as e:
+        raise CliError(f"quantization failed: {e}") from None
+    im.meta.update({
+        "mean_reduction": not args.no_mean_reduction,
+        "float_model": {k: fm.meta.get(k) for k in ("source", "format", "sha256", "lambda", "provenance")},
+        "calibration": {"images": [os.path.basename(p) for p in paths], "crop": args.crop,
+                        "sizes": sizes, "pad_multiple": arch.pad_multiple},
+        "created_by": f"fxlic {__version__}",
+    })
+    clip = None
+    if args.clip_stats:
+        clip = clip_fractions(fm, im, images)
+    try:
+        digest = save_model(im, out)
+    except (OSError, ModelFileError) as e:
+        raise CliError(f"cannot write {out}: {e}") from None
+    rows = layer_rows(im)
+    extra = ()
+    if clip is not None:
+        for r in rows:
+            r["clipped"] = clip[r["name"]]
+        extra = (("clipped", "clipped"),)
+    print(format_layer_table(rows, extra))
+    n_mr = int(np.sum(im.mr_mask))
+    print(f"\nweights {args.weight_quant}, activations {args.act_quant}, mean-reduced channels of y: "
+          f"{n_mr}/{arch.M}" + (f", input-exponent spread limited: {im.meta['spread_limits']}"
+                                 if im.meta.get("spread_limits") else ""))
+    print(f"wrote {out} ({os.path.getsize(out):,} bytes), content hash {digest}")
+    return 0
+
+
+def register(sub):
+    s = sub.add_parser("quantize", help="float weights + calibration images -> .fxq integer model",
+                       description=__doc__.split("\n\n")[0])
+    s.add_argument("--weights", required=True, metavar="W",
+                   help="float weights: .safetensors / .npz (native or CompressAI state dict) or .onnx")
+    s.add_argument("--calib", required=True, metavar="DIR", help="directory of calibration images")
+    s.add_argument("--out", required=True, metavar="MODEL.fxq", help="output model file")
+    s.add_argument("--weight-quant", default="cw-nlq", choices=WEIGHT_SCHEMES,
+                   help="weight quantization (default cw-nlq, channel-wise non-linear)")
+    s.add_argument("--act-quant", default="nlq-mux", choices=("nlq-mux", "lq"),
+                   help="activation quantization of the main path (default nlq-mux)")
+    s.add_argument("--bits", type=int, default=8, choices=(8,), help="bit width (8 only)")
+    s.add_argument("--n-calib", type=int, default=9, metavar="N",
+                   help="number of calibration images, first in name order (default 9)")
+    s.add_argument("--crop", type=int, default=512, metavar="PX",
+                   help="centre-crop calibration images to at most PX x PX (default 512, 0: no crop)")
+    s.add_argument("--format", default="auto", choices=("auto", "native", "compressai", "onnx"),
+                   help="weights format (default: from the file)")
+    s.add_argument("--arch", default="auto", choices=("auto", "hyperprior5", "factorized"),
+                   help="architecture kind when the weights carry no architecture JSON")
+    s.add_argument("--mapping", default=None, metavar="JSON",
+                   help="CompressAI key map {\"module.prefix\": \"LAYER\" or null}")
+    s.add_argument("--no-mean-reduction", action="store_true", help="disable mean-reduced channels of y")
+    s.add_argument("--clip-stats", action="store_true",
+                   help="report the clipped fraction of calibration outputs (a second float pass)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    s.set_defaults(func=run)
