@@ -375,6 +375,7 @@ def test_subprocess_numba_disable_jit(tmp_path):
     _run_pytest({"NUMBA_DISABLE_JIT": "1"}, "small and not subprocess and not fuzz", tmp_path)
 
 
+@pytest.mark.slow  # ~20 s: recompiles every kernel with bounds checking
 def test_subprocess_numba_boundscheck(tmp_path):
     if os.environ.get("NUMBA_DISABLE_JIT") == "1" or os.environ.get("NUMBA_BOUNDSCHECK") == "1":
         pytest.skip("nested run")

@@ -230,11 +230,10 @@ def encode_with_indexes(symbols, indexes, cdfs, cdf_sizes, offsets) -> bytes:
         sym = np.zeros(0, dtype=np.int64)
     elif sym.dtype.kind not in "iu":
         raise TypeError("symbols must be an integer array")
-    elif sym.dtype == np.uint64:
-        if sym.max() > INT32_MAX:
-            raise ValueError("symbols must fit in int32")
-        sym = sym.astype(np.int64)
-    sym = np.ascontiguousarray(sym.reshape(-1))
+    elif sym.dtype == np.uint64 and sym.max() > INT32_MAX:
+        raise ValueError("symbols must fit in int32")
+    # one compiled specialisation: int64 symbols (range-checked in the kernel)
+    sym = np.ascontiguousarray(sym.reshape(-1), dtype=np.int64)
     if sym.size != idx.size:
         raise ValueError("symbols and indexes must have the same length")
     words, st = encode_kernel(sym, idx, cdfs, sizes, offs)
