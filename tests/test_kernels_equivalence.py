@@ -1,0 +1,133 @@
+"""Reference == Numba on every operator, random and edge-case inputs (issue 4).
+
+Also run under NUMBA_DISABLE_JIT=1 by test_numba_disable_jit_subprocess.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine_util import run_layer, synthetic_layer
+from fxlic.kernels import get_backend
+from fxlic.quant.codebook import act_nlq
+
+SHAPES = [  # (H, W) of the layer input
+    (1, 1), (2, 3), (5, 4), (9, 7), (65, 47) if not os.environ.get("NUMBA_DISABLE_JIT") else (13, 11),
+]
+
+
+def _codes(rng, cin, H, W, signed):
+    lo, hi = (-128, 128) if signed else (0, 256)
+    return rng.integers(lo, hi, (cin, H, W)).astype(np.int64)
+
+
+@pytest.mark.parametrize("op,k,stride", [("conv", 5, 2), ("conv", 3, 1), ("conv", 1, 1),
+                                         ("tconv", 5, 2), ("tconv", 3, 2)])
+@pytest.mark.parametrize("H,W", SHAPES)
+def test_random_layer_all_kinds(op, k, stride, H, W):
+    rng = np.random.default_rng(H * 1000 + W * 10 + k)
+    for act, out, signed_in in (("relu", "act", False), ("leaky", "act", True), ("none", "act", True),
+                                ("none", "y", False), ("none", "pixel", False)):
+        L = synthetic_layer(op, k, stride, cin=5, cout=4, act=act, out=out, seed=int(rng.integers(1 << 30)),
+                            out_exp=None if out == "act" else np.full(4, 0 if out == "y" else -8))
+        x = _codes(rng, 5, H, W, signed_in)
+        mu = rng.integers(-128, 128, 4) if out == "y" else None
+        r = run_layer(L, x, "reference", signed_in, mu)
+        n = run_layer(L, x, "numba", signed_in, mu)
+        assert np.array_equal(r[1], n[1]), f"acc {op} {act} {out}"
+        assert np.array_equal(r[0], n[0]), f"out {op} {act} {out}"
+
+
+@pytest.mark.parametrize("pattern", ["max", "min", "alternating", "zero"])
+@pytest.mark.parametrize("op", ["conv", "tconv"])
+def test_edge_case_weights(pattern, op):
+    k, cin, cout = 5, 3, 2
+    idx = np.indices((cout, cin, k, k)).sum(axis=0)
+    w = {"max": np.full((cout, cin, k, k), 127), "min": np.full((cout, cin, k, k), -127),
+         "alternating": np.where(idx % 2, 127, -127), "zero": np.zeros((cout, cin, k, k))}[pattern]
+    L = synthetic_layer(op, k, 2, cin, cout, act="relu", w_codes=w, bias=np.zeros(cout),
+                        in_exp=np.full(cin, -8), out_exp=np.full(cout, -2))
+    x = np.full((cin, 6, 7), 255, np.int64)
+    r = run_layer(L, x, "reference")
+    n = run_layer(L, x, "numba")
+    assert np.array_equal(r[1], n[1]) and np.array_equal(r[0], n[0])
+    if op == "conv" and pattern in ("max", "min"):
+        # interior output pixel sees all k*k*cin taps: 504 * 255 * 75 exactly
+        sign = 1 if pattern == "max" else -1
+        assert r[1][0, 1, 1] == sign * 504 * 255 * k * k * cin
+
+
+@pytest.mark.parametrize("mux", [0, 1, 2, 3])
+@pytest.mark.parametrize("s", [0, 1, 2, 5, 11, 31, 45])
+def test_nlq_output_stage_at_boundaries_and_ties(mux, s):
+    """Accumulators at every segment boundary, tie and clip point of a mux codebook."""
+    cb = act_nlq(mux)
+    pts = set()
+    for seg in cb.segments:
+        for b in (seg.lo, seg.hi):
+            for frac in (-2, -1, 0, 1, 2):  # in halves of the fine unit
+                pts.add(2 * b + frac)
+    for lvl in cb.levels[::7]:
+        pts.update((2 * int(lvl) - 1, 2 * int(lvl), 2 * int(lvl) + 1))
+    pts.update((2 * cb.max_level + 1, 2 * cb.max_level + 3, 4 * cb.max_level, -1, -2, -3))
+    # t = p / 2 fine units -> a = p * 2^(s-1) (for s >= 1); s = 0: integers only
+    if s == 0:
+        acc = np.array(sorted({p // 2 for p in pts}), np.int64)
+    else:
+        acc = np.array(sorted(pts), np.int64) << (s - 1)
+    acc = acc[(acc >= -(1 << 31)) & (acc < (1 << 31))]
+    from fxlic.kernels import reference as ref
+    want = ref.out_relu_nlq(acc[None, :, None], np.array([s]), np.array([mux]))
+    from fxlic.kernels.numba_kernels import output_stage_hwc
+    be = get_backend("numba")
+    seg = be._segs
+    got = output_stage_hwc(acc[:, None, None].astype(np.int32).reshape(len(acc), 1, 1).transpose(1, 0, 2).copy(),
+                           0, False, np.array([s]), np.array([mux]), *seg, np.zeros(1, np.int64), 0, 255)
+    assert np.array_equal(want.ravel(), got.ravel())
+
+
+@pytest.mark.parametrize("s", [0, 1, 3, 8, 20])
+def test_signed_output_stages_negative_odd_values(s):
+    vals = np.arange(-(1 << (s + 9)) - 7, (1 << (s + 9)) + 7, max(1, 1 << max(0, s - 3)), dtype=np.int64)
+    vals = np.concatenate([vals, [-(1 << 31), (1 << 31) - 1, -1, -3, -5, 1, 3]])
+    from fxlic.kernels import reference as ref
+    from fxlic.kernels.numba_kernels import output_stage_hwc
+    seg = get_backend("numba")._segs
+    acc3 = vals.reshape(1, -1, 1).astype(np.int32)
+    for leaky in (False, True):
+        want = ref.out_signed_lq(vals[None, :, None], np.array([s]), leaky)
+        got = output_stage_hwc(acc3, 1, leaky, np.array([s]), np.zeros(1, np.int64), *seg,
+                               np.zeros(1, np.int64), -128, 127)
+        assert np.array_equal(want.ravel(), got.ravel())
+    for mu in (-128, -5, 0, 77, 127):
+        want = ref.out_latent(vals[None, :, None], np.array([s]), np.array([mu]))
+        got = output_stage_hwc(acc3, 2, False, np.array([s]), np.zeros(1, np.int64), *seg,
+                               np.array([mu], np.int64), -128, 127)
+        assert np.array_equal(want.ravel(), got.ravel())
+    want = ref.out_pixel(vals[None, :, None], np.array([s]))
+    got = output_stage_hwc(acc3, 3, False, np.array([s]), np.zeros(1, np.int64), *seg,
+                           np.zeros(1, np.int64), 0, 255)
+    assert np.array_equal(want.ravel(), got.ravel())
+
+
+def test_leaky_relu_is_one_rounding():
+    """LeakyReLU(1/8) then requantize = R1 of acc/8 at shift s (SPEC O2), e.g. -13/8 -> -2."""
+    from fxlic.kernels import reference as ref
+    acc = np.array([[[-13, -12, -4, -5, -3, -1, 0, 1, 13]]], np.int64).reshape(1, -1, 1)
+    got = ref.out_signed_lq(acc, np.array([0]), True).ravel().tolist()
+    # floor(a/8 + 1/2) for negatives, a for positives
+    assert got == [-2, -1, 0, -1, 0, 0, 0, 1, 13]
+
+
+@pytest.mark.skipif(bool(os.environ.get("NUMBA_DISABLE_JIT")), reason="already without JIT")
+def test_numba_disable_jit_subprocess():
+    """The numba kernels, run as plain Python (NUMBA_DISABLE_JIT=1), still match."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    here = os.path.dirname(__file__)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                        os.path.join(here, "test_kernels_equivalence.py"),
+                        "-k", "random_layer_all_kinds and (1-1 or 2-3 or 5-4) or edge_case or signed_output or boundaries"],
+                       env=env, capture_output=True, text=True, timeout=900, cwd=here)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
