@@ -62,6 +62,13 @@ def test_round_trip_identity(tmp_path, model):
     p2 = str(tmp_path / "m2.fxq")
     save_model(back, p2)
     assert open(p, "rb").read() == open(p2, "rb").read()
+    # the loaded model runs and gives the same integers
+    from fxlic.model.int_forward import encode, synthesize
+    img = np.random.default_rng(9).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    e1, e2 = encode(model, img, "reference"), encode(back, img, "reference")
+    assert np.array_equal(e1.y, e2.y) and np.array_equal(e1.z, e2.z) and np.array_equal(e1.ms, e2.ms)
+    assert np.array_equal(synthesize(model, e1.y, e1.mu, "reference"),
+                          synthesize(back, e2.y, e2.mu, "reference"))
     # no temporary files left behind
     assert sorted(x.name for x in tmp_path.iterdir()) == ["m.fxq", "m2.fxq"]
 

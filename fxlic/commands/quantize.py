@@ -144,7 +144,11 @@ def run(args) -> int:
 
 def register(sub):
     s = sub.add_parser("quantize", help="float weights + calibration images -> .fxq integer model",
-                       description=__doc__.split("\n\n")[0])
+                       description="Float weights + calibration images -> a .fxq integer model "
+                                   "(post-training quantization, paper Sections III-IV). "
+                                   "Calibration images are the first --n-calib images of --calib "
+                                   "in name order, centre-cropped to --crop and padded to the "
+                                   "architecture's pad multiple.")
     s.add_argument("--weights", required=True, metavar="W",
                    help="float weights: .safetensors / .npz (native or CompressAI state dict) or .onnx")
     s.add_argument("--calib", required=True, metavar="DIR", help="directory of calibration images")

@@ -214,6 +214,8 @@ def read_tensors(path: str):
     """(tensors, metadata) of a .safetensors or .npz file (chosen by content)."""
     _check_readable(path)
     low = path.lower()
+    if low.endswith(".fxq"):
+        raise WeightsError(f"{path}: is an integer model file (.fxq), not float weights")
     if low.endswith(".npz"):
         return read_npz(path)
     if low.endswith(".safetensors"):
