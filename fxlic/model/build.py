@@ -125,6 +125,7 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
             if bound > INT32_MAX:
                 raise ModelError(f"{spec.name}: accumulator bound {bound} exceeds int32 even with "
                                  f"equal input exponents")
+    im.entropy = entropy_tables(fm)
     im.meta = {"weight_scheme": weight_scheme, "act_quant": act_quant,
                "calibration_images": cal.n_images, "spread_limits": spread_limits}
     im.validate()
@@ -153,3 +154,26 @@ def _mean_reduction(im: IntModel, cal: Calibration, enabled: bool):
             im.mr_mask[c] = True
             im.mr_a_q[c] = round_half_up_float(a * (1 << MR_FRAC_BITS))
             im.mr_b_q[c] = round_half_up_float(b * (1 << MR_FRAC_BITS))
+
+
+#: HS5 scales are compared at 16 fractional bits; means are rounded to integers
+#: before the entropy coder sees them (SPEC E1)
+SCALE_FRAC_BITS = 16
+
+
+def entropy_tables(fm: FloatModel) -> dict:
+    """Integer entropy tables (docs/ENTROPY.md) built once from the float
+    entropy parameters: ``fact.*`` for the factorized bottleneck (z of a
+    hyperprior, y of a factorized model), ``gauss.*`` for the Gaussian y model."""
+    from ..entropy.cdf import factorized_params_from_state_dict
+    from ..entropy.gaussian import FactorizedTables, GaussianTables
+
+    if not fm.entropy:
+        raise ModelError("the float model has no entropy-bottleneck parameters")
+    out = {}
+    fact = FactorizedTables.build(factorized_params_from_state_dict(fm.entropy))
+    out.update({f"fact.{k}": v for k, v in fact.to_arrays().items()})
+    if fm.arch.kind == "hyperprior":
+        g = GaussianTables.build(scale_frac_bits=SCALE_FRAC_BITS, mean_frac_bits=0)
+        out.update({f"gauss.{k}": v for k, v in g.to_arrays().items()})
+    return out

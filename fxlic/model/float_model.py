@@ -103,4 +103,21 @@ def random_float_model(arch: Architecture, seed: int = 0) -> FloatModel:
         fan_in = l.cin * l.k * l.k if l.op == "conv" else l.cin * l.k * l.k / 4
         W[l.name] = rng.laplace(scale=np.sqrt(1.0 / fan_in), size=(l.cout, l.cin, l.k, l.k))
         B[l.name] = rng.normal(scale=0.01, size=l.cout)
-    return FloatModel(arch, W, B, meta={"source": f"random seed {seed}"})
+    return FloatModel(arch, W, B, entropy=default_bottleneck(arch), meta={"source": f"random seed {seed}"})
+
+
+def default_bottleneck(arch: Architecture, init_scale: float = 10.0, filters=(3, 3, 3, 3)) -> dict:
+    """CompressAI's EntropyBottleneck initialisation (untrained density) for the
+    tensor the bottleneck codes (z of a hyperprior, y of a factorized model)."""
+    C = [l for l in arch.layers if l.out == ("z" if arch.kind == "hyperprior" else "y")][0].cout
+    f = (1,) + tuple(filters) + (1,)
+    scale = init_scale ** (1.0 / (len(filters) + 1))
+    ent = {}
+    for i in range(len(filters) + 1):
+        init = np.log(np.expm1(1.0 / scale / f[i + 1]))
+        ent[f"entropy_bottleneck._matrices.{i}"] = np.full((C, f[i + 1], f[i]), init)
+        ent[f"entropy_bottleneck._biases.{i}"] = np.linspace(-0.5, 0.5, C * f[i + 1]).reshape(C, f[i + 1], 1)
+        if i < len(filters):
+            ent[f"entropy_bottleneck._factors.{i}"] = np.zeros((C, f[i + 1], 1))
+    ent["entropy_bottleneck.quantiles"] = np.tile(np.array([[-init_scale, 0.0, init_scale]]), (C, 1, 1))
+    return ent
