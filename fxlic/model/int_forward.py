@@ -3,7 +3,8 @@
 ``encode`` runs g_a, h_a and h_s (the encoder needs h_s for the entropy
 model of y); ``decode`` runs h_s and g_s.  Every layer's integer input codes,
 accumulators and output codes can be observed through one ``hook`` (used by
-the test-vector writer); the forward itself is written once.
+the test-vector writer; a hook with ``wants_acc = False`` is not handed
+accumulators, e.g. a progress bar); the forward itself is written once.
 """
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
         src = tensors[spec.src]
         tables, offset = input_tables(model, name, mu if spec.src == "y_hat" else None)
         lmu = mu if spec.out == "y" else np.zeros(spec.cout, np.int64)
-        out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=hook is not None)
+        want_acc = hook is not None and getattr(hook, "wants_acc", True)
+        out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=want_acc)
         if hook is not None:
             hook(name, src, acc, out)
         tensors[name] = out

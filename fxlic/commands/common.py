@@ -1,0 +1,122 @@
+"""Helpers shared by the CLI commands: model resolution, atomic output files."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ..errors import CliError
+
+#: the model `fxlic compress` and `fxlic demo` use when none is named
+DEFAULT_MODEL = "hp5-mse-q2"
+
+
+def load_model_arg(arg):
+    """A shipped model name or a .fxq path (default: DEFAULT_MODEL) -> IntModel."""
+    from ..io.modelfile import ModelFileError, list_zoo, load_model, resolve_model
+
+    try:
+        if arg is None:
+            zoo = list_zoo()
+            names = [os.path.basename(p)[:-4] for p in zoo]
+            if not zoo:
+                raise CliError("no shipped model is installed; pass --model PATH.fxq")
+            arg = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+        return load_model(resolve_model(arg))
+    except ModelFileError as e:
+        raise CliError(str(e)) from None
+
+
+def find_model_for_stream(data: bytes):
+    """The shipped model whose id matches the stream header, or None."""
+    from ..bitstream.container import BitstreamError
+    from ..codec import model_id, read_header
+    from ..io.modelfile import ModelFileError, list_zoo, load_model
+
+    try:
+        mid = read_header(data).model_id
+    except BitstreamError as e:
+        raise CliError(str(e)) from None
+    for p in list_zoo():
+        try:
+            im = load_model(p)
+        except ModelFileError:
+            continue
+        if model_id(im) == mid:
+            return im
+    return None
+
+
+def read_input_file(path: str, max_bytes: int = 1 << 30) -> bytes:
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory")
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise CliError(f"{path}: {size} bytes is larger than any fxlic stream")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror}") from None
+
+
+def write_atomic(path: str, data: bytes):
+    """Write via a temporary file in the same directory and rename: either the
+    whole file appears or nothing does."""
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory")
+    if not os.path.isdir(d):
+        raise CliError(f"{path}: directory {d} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".fxlic-", suffix=".part")
+    except OSError as e:
+        raise CliError(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise CliError(f"{path}: cannot write ({e.strerror})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def png_bytes(pixels) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels.transpose(1, 2, 0)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def read_image_arg(path: str):
+    from ..io.images import read_image
+
+    try:
+        return read_image(path)
+    except (ValueError, OSError) as e:
+        raise CliError(str(e)) from None
+
+
+class LayerProgress:
+    """A hook that advances a progress bar per layer (shown for large images only)."""
+    wants_acc = False
+
+    def __init__(self, total: int, enabled: bool, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=desc, unit="layer", leave=False)
+
+    def __call__(self, name, inp, acc, out):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
