@@ -136,7 +136,7 @@ def calib_images(n=2, size=64, seed=5):
 # --------------------------------------------------------------------------
 
 def make_onnx(arch, T, path, *, with_arch=True, alpha=0.125, output_padding=1, pads=None,
-              extra=None, shuffle=False, drop_act=None, entropy=True, opset=17):
+              extra=None, shuffle=False, drop_act=None, entropy=True, opset=17, chunk="split"):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -165,8 +165,19 @@ def make_onnx(arch, T, path, *, with_arch=True, alpha=0.125, output_padding=1, p
             nodes.append(helper.make_node("Round", [cur], [f"{l.out}_hat"], name=f"round_{l.out}"))
             out_t[f"{l.out}_hat"] = f"{l.out}_hat"
             outputs.append(cur)
-        if l.out == "ms":
+        if l.out == "ms" and chunk == "split":
             nodes.append(helper.make_node("Split", [cur], ["scales", "means"], name="split_ms", axis=1))
+            outputs += ["scales", "means"]
+        elif l.out == "ms":  # chunk(2) as PyTorch exports it: split point from the shape
+            def const(name, v):
+                return helper.make_node("Constant", [], [name], name=f"const_{name}",
+                                        value=numpy_helper.from_array(np.array(v, np.int64), name))
+            nodes += [helper.make_node("Shape", [cur], ["ms_shape"], name="shape_ms"),
+                      const("one", [1]), const("two", [2]), const("zero", [0]), const("big", [2 ** 62]),
+                      helper.make_node("Gather", ["ms_shape", "one"], ["ms_ch"], name="gather_ch", axis=0),
+                      helper.make_node("Div", ["ms_ch", "two"], ["half"], name="div_half"),
+                      helper.make_node("Slice", [cur, "zero", "half", "one"], ["scales"], name="slice_s"),
+                      helper.make_node("Slice", [cur, "half", "big", "one"], ["means"], name="slice_m")]
             outputs += ["scales", "means"]
         if l.out == "pixel":
             nodes.append(helper.make_node("Identity", [cur], ["x_hat"], name="out_id"))
@@ -433,6 +444,18 @@ def test_onnx_import_matches_oracle(tmp_path):
         assert np.max(np.abs(ours[l.name] - ref[l.name])) < 1e-9, l.name
 
 
+def test_onnx_chunk_by_slices(tmp_path):
+    """Scales/means separated by Slice nodes whose bounds come from shape arithmetic."""
+    pytest.importorskip("onnx")
+    arch = hyperprior5(8)
+    T = torch_tensors(arch, seed=11)
+    fm = load_weights(make_onnx(arch, T, str(tmp_path / "s.onnx"), chunk="slice", with_arch=False))
+    x = np.random.default_rng(12).random((3, 64, 64))
+    ours, ref = float_forward(fm, x), oracle_forward(arch, T, x)
+    for l in arch.layers:
+        assert np.max(np.abs(ours[l.name] - ref[l.name])) < 1e-9, l.name
+
+
 def test_onnx_refusals(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import helper
@@ -446,6 +469,8 @@ def test_onnx_refusals(tmp_path):
 
     refused(r"unsupported ONNX op 'Sigmoid' \(node 'gate'\)",
             extra=helper.make_node("Sigmoid", ["ST3_pre"], ["g"], name="gate"))
+    refused(r"unsupported ONNX op 'Add' \(node 'bias_add'\)",
+            extra=helper.make_node("Add", ["AT0_act", "AT0.bias"], ["odd"], name="bias_add"))
     refused(r"alpha", alpha=0.01)
     refused(r"output_padding", output_padding=0)
     refused(r"pads", pads=1)

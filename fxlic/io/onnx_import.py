@@ -2,8 +2,11 @@
 
 Supported nodes: Conv, ConvTranspose, Relu, LeakyRelu (alpha = 0.125),
 Identity, Round (on y and z only), Split / Slice (only after the last
-hyper-synthesis layer, to separate scales and means), Constant.  Anything else
-is refused with a message naming the op type and the node.
+hyper-synthesis layer, to separate scales and means), Constant; shape
+arithmetic (Shape, Gather, Add, Div, ... on constants and shapes only, as
+PyTorch emits to compute ``chunk``'s split point) is allowed where it feeds
+only the bounds of a Slice / Split.  Anything else is refused with a message
+naming the op type and the node.
 
 Each Conv / ConvTranspose node is mapped onto a layer of the architecture by
 the data flow: a layer's node must read the graph input (``src`` x), the
@@ -37,7 +40,11 @@ CONV_OPS = {"Conv": "conv", "ConvTranspose": "tconv"}
 ACT_OPS = {"Relu": "relu", "LeakyRelu": "leaky"}
 PASS_OPS = ("Identity", "Round")
 TAIL_OPS = ("Split", "Slice")
-SUPPORTED = tuple(CONV_OPS) + tuple(ACT_OPS) + PASS_OPS + TAIL_OPS + ("Constant",)
+SUPPORTED = tuple(CONV_OPS) + tuple(ACT_OPS) + PASS_OPS + TAIL_OPS
+#: ops allowed on static tensors only (shape arithmetic feeding Slice/Split bounds)
+SHAPE_OPS = ("Gather", "Add", "Sub", "Mul", "Div", "Unsqueeze", "Squeeze", "Concat", "Cast",
+             "Reshape", "Floor", "Ceil", "Slice", "Split", "Identity", "Range", "ConstantOfShape",
+             "Min", "Max", "Neg")
 INPUT = "<graph input>"
 
 
@@ -82,18 +89,33 @@ def load_onnx(path: str, arch_kind: str = "auto", arch: Architecture = None) -> 
         if node.domain not in ("", "ai.onnx"):
             raise WeightsError(f"{path}: unsupported op {node.op_type!r} of domain {node.domain!r} "
                                f"(node {node.name!r})")
-        if node.op_type not in SUPPORTED:
-            raise WeightsError(f"{path}: unsupported ONNX op {node.op_type!r} (node {node.name!r}); "
-                               f"fxlic reads {', '.join(SUPPORTED)}")
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" and len(node.output) == 1:
             attrs = {a.name: a for a in node.attribute}
-            if "value" not in attrs or len(node.output) != 1:
-                raise WeightsError(f"{path}: {_node_label(node)}: only tensor constants are supported")
-            t = attrs["value"].t
-            t.name = node.output[0]
-            inits[node.output[0]] = t
+            if "value" in attrs:
+                t = attrs["value"].t
+                t.name = node.output[0]
+                inits[node.output[0]] = t
 
     nodes = _topological(path, g, inits)
+    # static tensors: initializers, constants and shape arithmetic (e.g. the split
+    # point PyTorch computes for chunk()); they may only feed non-data inputs
+    static = set(inits)
+    for n in nodes:
+        if n.op_type in ("Shape", "Constant") or (
+                n.op_type in SHAPE_OPS and all(i in static for i in n.input if i)):
+            static.update(n.output)
+    for n in nodes:
+        if all(o in static for o in n.output):
+            if n.op_type not in SHAPE_OPS + ("Shape", "Constant"):
+                raise WeightsError(f"{path}: unsupported ONNX op {n.op_type!r} (node {n.name!r}) "
+                                   f"on constant data")
+            continue
+        if n.op_type not in SUPPORTED:
+            raise WeightsError(f"{path}: unsupported ONNX op {n.op_type!r} (node {n.name!r}); "
+                               f"fxlic reads {', '.join(SUPPORTED)}")
+        if n.input and n.input[0] in static:
+            raise WeightsError(f"{path}: {_node_label(n)} reads constant data {n.input[0]!r}")
+    nodes = [n for n in nodes if not all(o in static for o in n.output)]
     producer = {}
     for n in nodes:
         for o in n.output:
@@ -116,8 +138,6 @@ def load_onnx(path: str, arch_kind: str = "auto", arch: Architecture = None) -> 
                 raise WeightsError(f"{path}: tensor {t!r} is neither produced by a node nor the input")
             if n.op_type in CONV_OPS:
                 return n, chain[::-1]
-            if n.op_type == "Constant":
-                raise WeightsError(f"{path}: constant {t!r} used as data")
             chain.append(n)
             t = n.input[0]
             seen += 1
