@@ -120,3 +120,20 @@ def test_quantize_other_formats(work, capsys, tmp_path):
                  str(work / "cal"), "--out", ref]) == 0
     assert model_hash(load_model(out)) == model_hash(load_model(ref))
     assert json.loads(json.dumps(load_model(out).meta))["float_model"]["format"] == "compressai"
+
+
+def test_models_lists_zoo(work, capsys, tmp_path, monkeypatch):
+    import fxlic.io.modelfile as mf
+    monkeypatch.setattr(mf, "ZOO_DIR", str(tmp_path))
+    assert main(["models"]) == 0
+    assert "no shipped models" in capsys.readouterr().out
+    assert main(["quantize", "-q", "--weights", str(work / "w.safetensors"), "--calib",
+                 str(work / "cal"), "--out", str(tmp_path / "tiny.fxq")]) == 0
+    (tmp_path / "broken.fxq").write_bytes(b"junk")
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "hyperprior5-N8" in out and "0.0067" in out
+    assert "broken" in out and "UNREADABLE" in out
+    assert main(["info", "tiny"]) == 0  # a shipped model by name
+    assert "hyperprior5-N8" in capsys.readouterr().out
