@@ -8,6 +8,7 @@ hashes after quantization with the same calibration images.
 """
 import importlib.util
 import json
+import os
 
 import numpy as np
 import pytest
@@ -375,6 +376,13 @@ def test_npz_pickle_refused(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(WeightsError):
         load_float_model(str(tmp_path / "junk.npz"))
+    (tmp_path / "text.npz").write_bytes(b"random text, not a zip")
+    with pytest.raises(WeightsError, match="not a zip"):
+        load_float_model(str(tmp_path / "text.npz"))
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    os.replace(tmp_path / "one.npy", tmp_path / "one.npz")
+    with pytest.raises(WeightsError, match="single .npy"):
+        load_float_model(str(tmp_path / "one.npz"))
 
 
 def test_compressai_infers_architecture(tmp_path):

@@ -154,10 +154,16 @@ def _atomic_write(path: str, chunks):
 def read_npz(path: str):
     """Read a .npz (never unpickling): (tensors, metadata)."""
     _check_readable(path)
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+        what = "a single .npy array" if magic == b"\x93NUMPY" else "not a zip archive"
+        raise WeightsError(f"{path}: not an .npz archive ({what})")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise WeightsError(f"{path}: a single .npy array, expected an .npz archive")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise WeightsError(f"{path}: a single .npy array, expected an .npz archive")
+        with z:
             tensors = {k: z[k] for k in z.files}
     except WeightsError:
         raise
