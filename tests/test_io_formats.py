@@ -487,3 +487,30 @@ def test_onnx_refusals(tmp_path):
     with pytest.raises(WeightsError):
         load_weights(str(tmp_path / "junk.onnx"))
     assert onnx is not None
+
+
+def test_damaged_weight_files_give_weights_error(tmp_path):
+    """Byte flips and truncation: WeightsError or a model, never another exception."""
+    arch = factorized(8)
+    T = torch_tensors(arch)
+    write_safetensors(str(tmp_path / "f.safetensors"), T, {"fxlic.arch": arch.to_json()})
+    np.savez_compressed(tmp_path / "f.npz", __arch__=np.frombuffer(arch.to_json().encode(), np.uint8), **T)
+    paths = [tmp_path / "f.safetensors", tmp_path / "f.npz"]
+    if importlib.util.find_spec("onnx") is not None:
+        paths.append(tmp_path / "f.onnx")
+        make_onnx(arch, T, str(paths[-1]))
+    for p in paths:
+        data = p.read_bytes()
+        q = str(tmp_path / f"z{p.suffix}")
+        for i, off in enumerate(np.linspace(0, len(data) - 1, 80).astype(int)):
+            d = bytearray(data)
+            d[off] ^= (0xFF, 0x01, 0x80)[i % 3]
+            open(q, "wb").write(bytes(d))
+            try:
+                load_weights(q)
+            except WeightsError:
+                pass
+        for cut in np.linspace(0, len(data) - 1, 30).astype(int):
+            open(q, "wb").write(data[:cut])
+            with pytest.raises(WeightsError):
+                load_weights(q)

@@ -87,7 +87,7 @@ def read_safetensors(path: str):
         raise WeightsError(f"{path}: not a safetensors file (bad header length; truncated?)")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise WeightsError(f"{path}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: safetensors header is not a JSON object")
@@ -171,7 +171,7 @@ def read_npz(path: str):
         if "pickle" in str(e).lower():
             raise WeightsError(f"{path}: contains pickled objects, which fxlic never loads") from None
         raise WeightsError(f"{path}: unreadable .npz ({e})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+    except Exception as e:  # zipfile / zlib / npy-header errors of a damaged archive
         raise WeightsError(f"{path}: not a valid .npz archive ({e.__class__.__name__}: {e})") from None
     meta = {}
     if NPZ_ARCH in tensors:
@@ -180,7 +180,7 @@ def read_npz(path: str):
         text = _utf8_array(path, NPZ_META, tensors.pop(NPZ_META))
         try:
             extra = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             extra = None
         if not isinstance(extra, dict):
             raise WeightsError(f"{path}: {NPZ_META} must hold a JSON object")
@@ -239,7 +239,7 @@ def read_tensors(path: str):
 def _parse_arch(text: str, where: str) -> Architecture:
     try:
         d = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise WeightsError(f"{where}: architecture is not valid JSON ({e})") from None
     if not isinstance(d, dict):
         raise WeightsError(f"{where}: architecture must be a JSON object")

@@ -55,6 +55,15 @@ def _node_label(node) -> str:
 def load_onnx(path: str, arch_kind: str = "auto", arch: Architecture = None) -> FloatModel:
     """Read an ONNX file and map it onto fxlic's layer list (module docstring)."""
     try:
+        return _load_onnx(path, arch_kind, arch)
+    except WeightsError:
+        raise
+    except Exception as e:  # malformed protobuf contents (wrong attribute types, ...)
+        raise WeightsError(f"{path}: cannot interpret the ONNX graph ({e.__class__.__name__}: {e})") from None
+
+
+def _load_onnx(path: str, arch_kind: str, arch: Architecture) -> FloatModel:
+    try:
         import onnx
         from onnx import numpy_helper
     except ImportError:
