@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import zipfile
 
 import numpy as np
 
