@@ -108,11 +108,15 @@ def torch_tensors(arch, seed=0, entropy=True):
 CAI_PREFIX = {"AT": "g_a", "HA": "h_a", "HS": "h_s", "ST": "g_s"}
 
 
-def compressai_keys(T):
-    """Rename to a CompressAI state dict (Sequential slot 2i, _matrix0 naming),
-    plus derived buffers the importer must drop."""
+def compressai_keys(T, new_names=False):
+    """Rename to a CompressAI state dict (Sequential slot 2i; entropy bottleneck
+    as _matrix0 (CompressAI < 1.2) or matrices.0 (>= 1.2)), plus derived buffers
+    the importer must drop."""
     out = {}
     for k, v in T.items():
+        if k.startswith("entropy_bottleneck.") and new_names:
+            out[k.replace("._", ".")] = v
+            continue
         if k.startswith("entropy_bottleneck."):
             k = (k.replace("_matrices.", "_matrix").replace("_biases.", "_bias")
                  .replace("_factors.", "_factor"))
@@ -252,7 +256,7 @@ def test_all_formats_agree(tmp_path):
     st.save_file(T, str(tmp_path / "a.safetensors"), metadata=meta)
     np.savez(tmp_path / "a.npz", __arch__=np.frombuffer(arch.to_json().encode(), np.uint8), **T)
     st.save_file(compressai_keys(T), str(tmp_path / "cai.safetensors"))
-    np.savez(tmp_path / "cai.npz", **compressai_keys(T))
+    np.savez(tmp_path / "cai.npz", **compressai_keys(T, new_names=True))
     models = {
         "safetensors": load_weights(str(tmp_path / "a.safetensors")),
         "npz": load_weights(str(tmp_path / "a.npz")),

@@ -16,7 +16,7 @@ Native format
 CompressAI state dicts
   ``g_a.{2i}`` -> AT{i}, ``h_a.{2i}`` -> HA{i}, ``h_s.{2i}`` -> HS{i},
   ``g_s.{2i}`` -> ST{i} (the odd Sequential slots are the activations), the
-  entropy bottleneck under either naming (``_matrix0`` or ``_matrices.0``);
+  entropy bottleneck under any naming (``_matrix0``, ``matrices.0``, ``_matrices.0``);
   derived buffers (CDF tables, offsets, bounds) are dropped.  A mapping JSON
   (``{"prefix": "LAYER" or null}``) replaces the default key map.
 """
@@ -454,6 +454,9 @@ def _eb_rename(k: str):
     if m:
         plural = {"matrix": "matrices", "bias": "biases", "factor": "factors"}[m.group(1)]
         return f"{EB}._{plural}.{int(m.group(2))}"
+    m = re.fullmatch(rf"{EB}\.(matrices|biases|factors)\.(\d+)", k)  # CompressAI >= 1.2
+    if m:
+        return f"{EB}._{m.group(1)}.{int(m.group(2))}"
     if _is_native_entropy_key(k):
         return k
     return None
@@ -541,7 +544,8 @@ def load_compressai_state(path: str, arch_kind: str = "auto", mapping=None,
 
 def compressai_state_from(fm: FloatModel, dtype=np.float32, eb_style: str = "compressai") -> dict:
     """The state dict CompressAI would hold for ``fm`` (default key map); the
-    entropy bottleneck as ``_matrix0`` (``eb_style='compressai'``) or ``_matrices.0``."""
+    entropy bottleneck as ``_matrix0`` (``eb_style='compressai'``, CompressAI < 1.2),
+    ``matrices.0`` (``'compressai12'``) or ``_matrices.0`` (anything else)."""
     out = {}
     rev = {v: k for k, v in default_compressai_map(fm.arch).items()}
     for l in fm.arch.layers:
@@ -552,6 +556,8 @@ def compressai_state_from(fm: FloatModel, dtype=np.float32, eb_style: str = "com
         if m and eb_style == "compressai":
             single = {"matrices": "matrix", "biases": "bias", "factors": "factor"}[m.group(1)]
             k = f"{EB}._{single}{m.group(2)}"
+        elif m and eb_style == "compressai12":
+            k = f"{EB}.{m.group(1)}.{m.group(2)}"
         out[k] = np.asarray(v).astype(dtype)
     return out
 
