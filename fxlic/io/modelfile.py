@@ -516,7 +516,8 @@ def describe_model(im: IntModel, header: dict = None, path: str = None) -> str:
     fmeta = meta.get("float_model")
     if isinstance(fmeta, dict):
         lines.append(f"float model  {fmeta.get('source', '?')} ({fmeta.get('format', '?')}), "
-                     f"sha256 {str(fmeta.get('sha256', '?'))[:16]}..., lambda {fmeta.get('lambda', '-')}")
+                     f"sha256 {str(fmeta.get('sha256', '?'))[:16]}..., lambda "
+                     f"{'-' if fmeta.get('lambda') is None else fmeta['lambda']}")
         if fmeta.get("provenance") is not None:
             prov = json.dumps(fmeta["provenance"], sort_keys=True)
             lines.append(f"provenance   {prov if len(prov) <= 200 else prov[:197] + '...'}")
@@ -528,8 +529,8 @@ def describe_model(im: IntModel, header: dict = None, path: str = None) -> str:
     n_mr = int(np.sum(im.mr_mask))
     lines.append(f"mean-reduced {n_mr} of {arch.M} channels of y")
     if im.entropy:
-        ent = ", ".join(f"{k} {v.dtype.name}{tuple(v.shape)}" for k, v in sorted(im.entropy.items()))
-        lines.append(f"entropy      {ent}")
+        for i, (k, v) in enumerate(sorted(im.entropy.items())):
+            lines.append(f"{'entropy' if i == 0 else '':<12} {k} {v.dtype.name}{tuple(v.shape)}")
     else:
         lines.append("entropy      (no integer entropy tables stored)")
     lines.append("")
