@@ -1,0 +1,93 @@
+"""One vectors directory: its files, tensor entries and manifest (docs/VECTORS.md)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from ..spec import SPEC_VERSION
+from .memfmt import as_dtype, mem_bytes, mem_layout, npy_bytes
+
+FORMAT = "fxlic-vectors"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def json_bytes(obj) -> bytes:
+    """Canonical JSON of a manifest: sorted keys, one-space indent, final newline."""
+    return (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class VectorDir:
+    """Writes the files of one case / unit / model directory and remembers, for
+    the manifest, the sha256 of every file and the description of every tensor."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.files = {}
+        self.tensors = {}
+        os.makedirs(root, exist_ok=True)
+
+    def write(self, rel: str, data: bytes, **meta) -> None:
+        if rel in self.files:
+            raise ValueError(f"{rel} written twice")
+        path = os.path.join(self.root, *rel.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        self.files[rel] = {"bytes": len(data), "sha256": sha256_hex(data), **meta}
+
+    def tensor(self, name: str, a, dtype: str, mem: bool = True, axes=None, **meta) -> np.ndarray:
+        """``name.npy`` (and ``name.mem`` if ``mem``) of an integer array stored
+        as ``dtype`` (values must fit); returns the stored array."""
+        arr = as_dtype(a, dtype)
+        if axes is not None and len(axes) != arr.ndim:
+            raise ValueError(f"{name}: {len(axes)} axis names for a {arr.ndim}-d array")
+        files = [name + ".npy"]
+        self.write(name + ".npy", npy_bytes(arr))
+        entry = {"dtype": dtype, "shape": [int(s) for s in arr.shape], "order": "C",
+                 "axes": list(axes) if axes is not None else [f"d{i}" for i in range(arr.ndim)]}
+        if mem:
+            self.write(name + ".mem", mem_bytes(arr, dtype))
+            files.append(name + ".mem")
+            entry["mem"] = mem_layout(dtype)
+        entry["files"] = files
+        entry.update(meta)
+        self.tensors[name] = entry
+        return arr
+
+    def alias(self, name: str, target: str, **meta) -> None:
+        """A tensor equal to another one of the same directory (not stored twice)."""
+        t = self.tensors[target]
+        self.tensors[name] = {"same_as": target, "dtype": t["dtype"], "shape": t["shape"],
+                              "axes": t["axes"], **meta}
+
+    def text(self, rel: str, text: str) -> None:
+        self.write(rel, text.encode("ascii"))
+
+    def manifest(self, head: dict) -> dict:
+        m = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec_version": SPEC_VERSION}
+        m.update(head)
+        m["files"] = {k: self.files[k] for k in sorted(self.files)}
+        m["tensors"] = {k: self.tensors[k] for k in sorted(self.tensors)}
+        with open(os.path.join(self.root, MANIFEST), "wb") as f:
+            f.write(json_bytes(m))
+        return m
+
+
+def load_manifest(root: str) -> dict:
+    path = os.path.join(root, MANIFEST)
+    with open(path, "rb") as f:
+        m = json.loads(f.read().decode("utf-8"))
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an fxlic vectors manifest")
+    if m.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: vectors format version {m.get('format_version')} "
+                         f"(this fxlic reads {FORMAT_VERSION})")
+    return m
