@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model.intmodel import IntModel
-from .memfmt import png_bytes, smallest_dtype
+from .memfmt import png_bytes
 from .store import VectorDir
 
 #: categories of tensors that get a ``.mem`` twin of their ``.npy`` file
@@ -296,7 +296,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
         D.tensor(p + "out", out, OUT_DTYPE[L.out_kind], act, CHW, layer=n, rule=OUT_RULE[L.out_kind],
                  what="output codes", stages=st, required=True)
         if opts.dec_tables:
-            D.tensor(p + "dec_table", tables, smallest_dtype(tables), "dec" in mem, ("C", "INDEX"),
+            D.tensor(p + "dec_table", tables, "int64", "dec" in mem, ("C", "INDEX"),
                      layer=n, rule="I1", stages=st,
                      what=f"aligned input level of code q of channel c at INDEX = q + {offset}")
     # entropy side
@@ -305,8 +305,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
     for k in ("z_sym", "z_idx", "y_hat", "means", "scale_q", "y_idx", "y_sym"):
         if k in e:
             a = e[k]
-            dt = smallest_dtype(a) if k in ("means", "scale_q") else "int32"
-            D.tensor("entropy/" + k, a, dt, ent_mem, CHW, what=ENTROPY_DOC[k], stages=["decoder", "encoder"])
+            D.tensor("entropy/" + k, a, "int32", ent_mem, CHW, what=ENTROPY_DOC[k], stages=["decoder", "encoder"])
     D.write("stream.fxl", r["stream"], what="the .fxl bitstream (docs/BITSTREAM.md)", stages=["encoder"])
     if r["z_stream"]:
         D.write("entropy/z.rans", r["z_stream"], what="z substream (docs/ENTROPY.md 5)")
