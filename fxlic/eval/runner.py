@@ -1,0 +1,192 @@
+"""Per-image evaluation with a cache and an optional process pool.
+
+A *task* is a small dict naming what to run on one image:
+
+  {"kind": "classical", "codec": "jpeg", "q": 50, "image": PATH}
+  {"kind": "int", "model": MODEL.fxq, "image": PATH}
+        real .fxl bitstream through fxlic.codec (numba backend): bpp from the
+        stream size, est_bpp from the entropy model's estimate, encode/decode s
+  {"kind": "float", "weights": W.safetensors, "image": PATH,
+   "wq": None | one of sim.WEIGHT_VARIANTS, "act": None | MODEL.fxq}
+        the float model as a codec (ideal bpp), optionally with weights-only
+        quantization (wq) and/or activations fake-quantized with the exponents
+        and mux of the integer model ``act``
+
+Each task gives a record {"image", "bpp", "psnr", "msssim", ...}; records are
+cached under a key made of the content hash of every file the task reads
+(image, weights, model), the codec settings and the library version.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from functools import lru_cache
+
+import numpy as np
+
+from .cache import Cache, file_digest, make_key
+
+
+@lru_cache(maxsize=None)
+def _digest(path: str) -> str:
+    return file_digest(path)
+
+
+def task_key(task: dict) -> str:
+    t = dict(task)
+    img = t.pop("image")
+    parts = {"image": os.path.basename(img), "image_sha": _digest(img)}
+    kind = t["kind"]
+    if kind == "classical":
+        from .codecs import CODECS, library_version
+        parts.update(kind=kind, codec=t["codec"], q=t["q"], lib=library_version(CODECS[t["codec"]].library))
+    elif kind == "int":
+        parts.update(kind=kind, model_sha=_digest(t["model"]), backend="numba")
+    elif kind == "float":
+        parts.update(kind=kind, weights_sha=_digest(t["weights"]), wq=t.get("wq"),
+                     act_sha=_digest(t["act"]) if t.get("act") else None)
+    else:
+        raise ValueError(f"unknown task kind {kind!r}")
+    return make_key(**parts)
+
+
+# ---------------------------------------------------------------- workers
+
+@lru_cache(maxsize=8)
+def _image(path: str) -> np.ndarray:
+    from ..io.images import read_image
+    return read_image(path)
+
+
+@lru_cache(maxsize=4)
+def _int_model(path: str):
+    from ..io.modelfile import load_model
+    return load_model(path)
+
+
+@lru_cache(maxsize=4)
+def _float_model(path: str, wq):
+    from ..io.floatfile import load_weights
+    from .sim import weights_only
+    fm = load_weights(path)
+    return weights_only(fm, wq) if wq else fm
+
+
+def _quality(px: np.ndarray, rec: np.ndarray) -> dict:
+    from ..metrics import ms_ssim, psnr
+    return {"psnr": psnr(px, rec), "msssim": ms_ssim(px, rec)}
+
+
+def run_task(task: dict) -> dict:
+    """Compute one task's record (no cache)."""
+    px = _image(task["image"])
+    npix = px.shape[1] * px.shape[2]
+    rec = {"image": os.path.basename(task["image"]), "kind": task["kind"]}
+    kind = task["kind"]
+    if kind == "classical":
+        from .codecs import CODECS
+        c = CODECS[task["codec"]]
+        hwc = np.ascontiguousarray(px.transpose(1, 2, 0))
+        t0 = time.perf_counter()
+        data = c.encode(hwc, task["q"])
+        out = c.decode(data).transpose(2, 0, 1)
+        rec.update(bytes=len(data), bpp=8.0 * len(data) / npix, seconds=time.perf_counter() - t0)
+        rec.update(_quality(px, out))
+    elif kind == "int":
+        from ..codec import compress, decompress
+        model = _int_model(task["model"])
+        t0 = time.perf_counter()
+        data, st = compress(model, px, "numba")
+        t1 = time.perf_counter()
+        out = decompress(model, data, "numba")
+        t2 = time.perf_counter()
+        rec.update(bytes=len(data), bpp=8.0 * len(data) / npix, est_bpp=st.estimated_bits / npix,
+                   bytes_z=st.bytes_z, bytes_y=st.bytes_y, encode_s=t1 - t0, decode_s=t2 - t1)
+        rec.update(_quality(px, out))
+    elif kind == "float":
+        from .sim import activation_params, forward_codec
+        fm = _float_model(task["weights"], task.get("wq"))
+        act = im = None
+        if task.get("act"):
+            im = _int_model(task["act"])
+            act = activation_params(im)
+        t0 = time.perf_counter()
+        out, bpp, ystats = forward_codec(fm, px, act, im)
+        rec.update(bpp=bpp, seconds=time.perf_counter() - t0,
+                   pixel_sum=int(px.astype(np.int64).sum()), **(ystats or {}))
+        rec.update(_quality(px, out))
+    else:
+        raise ValueError(kind)
+    return rec
+
+
+def _init_worker():
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[v] = "1"
+
+
+def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, desc: str = "eval") -> list:
+    """Records of ``tasks`` (same order), computing only the cache misses,
+    with ``jobs`` worker processes (1: in this process)."""
+    keys = [task_key(t) for t in tasks]
+    out = [cache.get(k) for k in keys]
+    todo = [i for i, r in enumerate(out) if r is None]
+    if not todo:
+        return out
+    from tqdm import tqdm
+    bar = tqdm(total=len(todo), desc=desc, unit="img", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    try:
+        if jobs <= 1:
+            for i in todo:
+                out[i] = run_task(tasks[i])
+                cache.put(keys[i], out[i])
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            saved = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                    "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+            _init_worker()  # spawn children inherit the environment
+            try:
+                with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
+                    futs = {ex.submit(run_task, tasks[i]): i for i in todo}
+                    for f in as_completed(futs):
+                        i = futs[f]
+                        out[i] = f.result()
+                        cache.put(keys[i], out[i])
+                        bar.update(1)
+            finally:
+                for v, val in saved.items():
+                    if val is None:
+                        os.environ.pop(v, None)
+                    else:
+                        os.environ[v] = val
+    finally:
+        bar.close()
+    return out
+
+
+def msssim_db(v) -> float:
+    """MS-SSIM in dB, -10 log10(1 - MS-SSIM) (the paper's Fig. 8 / Table VI unit)."""
+    if v is None:
+        return float("nan")
+    return float("inf") if v >= 1 else -10.0 * math.log10(1.0 - v)
+
+
+def summarize(records: list) -> dict:
+    """Mean over images of bpp, PSNR, MS-SSIM (and est_bpp when present).
+    PSNR is the mean of the per-image PSNRs (the usual Kodak convention)."""
+    recs = [r for r in records if r is not None]
+    if not recs:
+        return {"n": 0}
+    s = {"n": len(recs)}
+    for k in ("bpp", "est_bpp", "psnr", "msssim", "encode_s", "decode_s", "seconds"):
+        vals = [r[k] for r in recs if r.get(k) is not None]
+        if len(vals) == len(recs):
+            s[k] = float(np.mean(vals))
+    if "msssim" in s:
+        s["msssim_db"] = msssim_db(s["msssim"])
+    return s

@@ -1,0 +1,87 @@
+"""Evaluation cache: keys, atomic records, evaluate() computes only misses."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fxlic.eval import runner
+from fxlic.eval.cache import Cache, make_key
+from fxlic.io.images import write_png
+
+
+def test_make_key_stable_and_sensitive():
+    k = make_key(kind="int", model_sha="ab", image="x.png", q=3)
+    assert k == make_key(q=3, image="x.png", model_sha="ab", kind="int")
+    assert k != make_key(kind="int", model_sha="ac", image="x.png", q=3)
+    assert k != make_key(kind="int", model_sha="ab", image="x.png", q=4)
+
+
+def test_put_get_roundtrip_and_disabled(tmp_path):
+    c = Cache(str(tmp_path / "c"))
+    assert c.get("00ff") is None
+    c.put("00ff", {"bpp": 0.5, "psnr": 30.0})
+    assert c.get("00ff") == {"bpp": 0.5, "psnr": 30.0}
+    assert c.hits == 1 and c.misses == 1
+    assert not [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".tmp")]
+    off = Cache(None)
+    off.put("00ff", {"a": 1})
+    assert off.get("00ff") is None
+
+
+def test_corrupt_record_is_a_miss(tmp_path):
+    c = Cache(str(tmp_path))
+    c.put("abcd", {"a": 1})
+    with open(os.path.join(str(tmp_path), "ab", "abcd.json"), "w") as f:
+        f.write("{not json")
+    assert c.get("abcd") is None
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(2):
+        p = str(tmp_path / f"im{i}.png")
+        write_png(p, rng.integers(0, 256, (3, 32, 48), dtype=np.uint8))
+        paths.append(p)
+    return paths
+
+
+def test_evaluate_computes_only_misses(tmp_path, images, monkeypatch):
+    calls = []
+
+    def fake(task):
+        calls.append(task["image"])
+        return {"image": os.path.basename(task["image"]), "bpp": 1.0, "psnr": 30.0, "msssim": None}
+
+    monkeypatch.setattr(runner, "run_task", fake)
+    cache = Cache(str(tmp_path / "cache"))
+    tasks = [{"kind": "classical", "codec": "jpeg", "q": 50, "image": p} for p in images]
+    r1 = runner.evaluate(tasks, cache, progress=False)
+    assert len(calls) == 2
+    r2 = runner.evaluate(tasks, cache, progress=False)
+    assert len(calls) == 2 and r1 == r2
+    # another quality is another key
+    runner.evaluate([dict(tasks[0], q=60)], cache, progress=False)
+    assert len(calls) == 3
+
+
+def test_key_follows_image_content_not_path_only(tmp_path, images):
+    t = {"kind": "classical", "codec": "jpeg", "q": 50, "image": images[0]}
+    k1 = runner.task_key(t)
+    runner._digest.cache_clear()
+    write_png(images[0], np.zeros((3, 32, 48), np.uint8))
+    runner._digest.cache_clear()
+    assert runner.task_key(t) != k1
+
+
+def test_jpeg_task_end_to_end(tmp_path, images):
+    cache = Cache(str(tmp_path / "c"))
+    rec = runner.evaluate([{"kind": "classical", "codec": "jpeg", "q": 75, "image": images[0]}],
+                          cache, progress=False)[0]
+    assert rec["bytes"] > 0 and rec["bpp"] == pytest.approx(8 * rec["bytes"] / (32 * 48))
+    assert 5 < rec["psnr"] < 60 and rec["msssim"] is None  # too small for 5 scales
+    json.dumps(rec)
+    s = runner.summarize([rec, dict(rec, bpp=rec["bpp"] + 1)])
+    assert s["n"] == 2 and s["bpp"] == pytest.approx(rec["bpp"] + 0.5)
