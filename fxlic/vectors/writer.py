@@ -90,7 +90,7 @@ def arch_text(model: IntModel) -> str:
 
 
 def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str = None,
-                    extra: dict = None) -> dict:
+                    extra: dict = None, files: dict = None) -> dict:
     """Every integer parameter of ``model`` once: the stored fields of each layer
     (SPEC W1, A2, O), the derived shifts, mean-reduction and entropy tables."""
     from ..io.modelfile import model_hash
@@ -99,6 +99,8 @@ def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str 
     mem = opts.mem
     D = VectorDir(root)
     D.text("arch.txt", arch_text(model))
+    for rel in sorted(files or {}):
+        D.write(rel, files[rel])
     layers = []
     for spec in model.arch.layers:
         L = model.layer(spec.name)
@@ -236,7 +238,8 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
                extra: dict = None) -> dict:
     """Write one conformance case into ``root``.  ``model_dir``: path (relative to
     ``root``) of an existing model directory of the same model; None writes it
-    to ``root/model``.  Returns the manifest."""
+    to ``root/model``; "" writes none (the model is known by its hash only).
+    Returns the manifest."""
     from ..io.modelfile import model_hash
 
     opts = opts or Options()
@@ -314,10 +317,10 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
     D.tensor("recon", r["recon"], "uint8", im, CHW, what="reconstruction, cropped to H x W",
              stages=["decoder"])
     st = r["stats"]
-    mrel = model_dir.replace(os.sep, "/")
+    mrel = model_dir.replace(os.sep, "/") or None
     D.text("case.txt", "\n".join([
         "# fxlic vectors case (docs/VECTORS.md): KEY VALUE lines",
-        f"model_dir {mrel}",
+        f"model_dir {mrel or '-'}",
         f"kind {arch.kind}",
         f"height {H}", f"width {W}", f"padded_height {Hp}", f"padded_width {Wp}",
         f"layers {' '.join(chosen) if chosen else '-'}",
