@@ -80,6 +80,7 @@ def oracle_forward(arch, T, x):
             v = np.where(v >= 0, v, v / 8)
         t[l.name] = v
         if l.out in ("y", "z"):
+            t[l.out] = v  # h_a reads the continuous y (src "y")
             t[f"{l.out}_hat"] = np.floor(v + 0.5)
     return t
 
@@ -169,6 +170,7 @@ def make_onnx(arch, T, path, *, with_arch=True, alpha=0.125, output_padding=1, p
         if l.out in ("y", "z"):
             nodes.append(helper.make_node("Round", [cur], [f"{l.out}_hat"], name=f"round_{l.out}"))
             out_t[f"{l.out}_hat"] = f"{l.out}_hat"
+            out_t[l.out] = cur  # h_a reads the unrounded y
             outputs.append(cur)
         if l.out == "ms" and chunk == "split":
             nodes.append(helper.make_node("Split", [cur], ["scales", "means"], name="split_ms", axis=1))

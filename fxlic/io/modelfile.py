@@ -413,7 +413,7 @@ def output_sizes(arch: Architecture, h: int, w: int) -> dict:
         out[l.name] = l.out_hw(*src)
         size[l.name] = out[l.name]
         if l.out == "y":
-            size["y_hat"] = out[l.name]
+            size["y_hat"] = size["y"] = out[l.name]
         elif l.out == "z":
             size["z_hat"] = out[l.name]
     return out

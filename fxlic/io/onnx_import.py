@@ -169,7 +169,7 @@ def _load_onnx(path: str, arch_kind: str, arch: Architecture) -> FloatModel:
         if l.src == "x":
             want = INPUT
         else:
-            src_layer = out_of["y"] if l.src == "y_hat" else out_of["z"] if l.src == "z_hat" else l.src
+            src_layer = out_of["y"] if l.src in ("y", "y_hat") else out_of["z"] if l.src == "z_hat" else l.src
             want = assigned[src_layer]
         cands = [n for n in convs if id(n) not in used and info[id(n)]["src"] is want
                  and CONV_OPS[n.op_type] == l.op]

@@ -3,7 +3,9 @@
 ``hyperprior5(N)`` is exactly the layer table of the paper's Fig. 1 as given in
 architecture-notes.md (AT0-AT3, HA0-HA2, HS0-HS5, ST0-ST3); ``factorized(N)``
 is its main path only.  ``src`` names the tensor a layer reads: ``x`` (input
-pixels), ``y_hat``, ``z_hat`` or another layer's name.
+pixels), ``y`` (the latent as h_a reads it: continuous in the float model,
+equal to ``y_hat`` in the integer model, where Eq 1 rounds it at its
+source), ``y_hat``, ``z_hat`` or another layer's name.
 
 ``out`` says what a layer's output is:
   act    an 8-bit activation (NLQ+mux after ReLU, LQ after LeakyReLU/none)
@@ -128,7 +130,7 @@ class Architecture:
             if o not in outs:
                 raise ValueError(f"architecture {self.name}: no layer produces {o!r}")
         if "y" in outs:
-            seen["y_hat"] = outs["y"].cout
+            seen["y_hat"] = seen["y"] = outs["y"].cout
         if "z" in outs:
             seen["z_hat"] = outs["z"].cout
         for l in self.layers:
@@ -160,7 +162,7 @@ def hyperprior5(N: int = 128, M: int | None = None) -> Architecture:
     M = N if M is None else M
     L = LayerSpec
     ga, gs = _main_path(N, M)
-    ha = (L("HA0", "conv", 3, 1, M, N, "leaky", "y_hat", path="hyper"),
+    ha = (L("HA0", "conv", 3, 1, M, N, "leaky", "y", path="hyper"),
           L("HA1", "conv", 5, 2, N, N, "leaky", "HA0", path="hyper"),
           L("HA2", "conv", 5, 2, N, N, "none", "HA1", out="z", path="hyper"))
     hs = (L("HS0", "tconv", 5, 2, N, N, "leaky", "z_hat", path="hyper"),

@@ -109,7 +109,7 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
         im.layers[spec.name] = L
         bound = accumulator_bound(im, spec.name).max()
         if bound > INT32_MAX:
-            if spec.src in ("x", "y_hat", "z_hat"):
+            if spec.src in ("x", "y", "y_hat", "z_hat"):
                 raise ModelError(f"{spec.name}: accumulator bound {bound} exceeds int32 and its "
                                  f"input exponents are fixed")
             P = im.layers[spec.src]

@@ -47,7 +47,7 @@ def input_tables(model: IntModel, name: str, mu: np.ndarray = None):
     if spec.src == "x":
         lv = np.broadcast_to(codes, (spec.cin, 256))
         offset = 0
-    elif spec.src in ("y_hat", "z_hat"):
+    elif spec.src in ("y", "y_hat", "z_hat"):
         offset = 128
         add = np.zeros(spec.cin, np.int64) if (spec.src == "z_hat" or mu is None) else mu
         lv = (codes - 128)[None, :] + add[:, None]
@@ -71,15 +71,15 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
         L = model.layer(name)
         spec = L.spec
         src = tensors[spec.src]
-        tables, offset = input_tables(model, name, mu if spec.src == "y_hat" else None)
+        tables, offset = input_tables(model, name, mu if spec.src in ("y", "y_hat") else None)
         lmu = mu if spec.out == "y" else np.zeros(spec.cout, np.int64)
         want_acc = hook is not None and getattr(hook, "wants_acc", True)
         out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=want_acc)
         if hook is not None:
             hook(name, src, acc, out)
         tensors[name] = out
-        if spec.out == "y":
-            tensors["y_hat"] = out
+        if spec.out == "y":  # Eq 1: the integer y is y_hat
+            tensors["y"] = tensors["y_hat"] = out
         elif spec.out == "z":
             tensors["z_hat"] = out
     return tensors

@@ -125,10 +125,10 @@ class IntModel:
         included (a mean-reduced y channel carries stored + mu, |mu| <= 128)."""
         if spec.src == "x":
             return np.zeros(3, np.int64), np.full(3, 255, np.int64)
-        if spec.src in ("y_hat", "z_hat"):
+        if spec.src in ("y", "y_hat", "z_hat"):
             prod = [l for l in self.arch.layers if l.out == spec.src[0]][0]
             lo, hi = self.layers[prod.name].output_range()
-            if spec.src == "y_hat":
+            if spec.src in ("y", "y_hat"):
                 lo = lo - np.where(self.mr_mask, 128, 0)
                 hi = hi + np.where(self.mr_mask, 127, 0)
             return lo, hi
@@ -138,7 +138,7 @@ class IntModel:
         """Exponents of the tensor a layer reads (SPEC F2-F4)."""
         if spec.src == "x":
             return np.full(3, PIXEL_EXP, np.int64)
-        if spec.src in ("y_hat", "z_hat"):
+        if spec.src in ("y", "y_hat", "z_hat"):
             return np.zeros(spec.cin, np.int64)
         return self.layers[spec.src].out_exp
 
