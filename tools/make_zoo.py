@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Build the shipped models (fxlic/zoo/*.fxq) from trained float weights.
+
+    python tools/make_zoo.py [--weights-dir tools/weights] [--calib ../shared/data/train/CBSD68]
+
+Each ``tools/weights/<name>.safetensors`` (names in ZOO below) is quantized
+with CW-NLQ weights and NLQ+mux activations, calibrated on the first 9
+images of the calibration directory (training images, none from Kodak), and
+written to ``fxlic/zoo/<name>.fxq``.  The default model's float weights are
+copied (fp16) beside it for `fxlic demo`'s float-vs-integer comparison.
+Deterministic: the same weights give byte-identical .fxq files.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+ZOO = ["hp5-mse-q1", "hp5-mse-q2", "hp5-mse-q3", "fact-mse-q2"]
+DEFAULT = "hp5-mse-q2"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights-dir", default=os.path.join(HERE, "weights"))
+    ap.add_argument("--calib", default=os.path.join(ROOT, "..", "shared", "data", "train", "CBSD68"))
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "fxlic", "zoo"))
+    ap.add_argument("--n-calib", type=int, default=9)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    from fxlic.cli import main as fxlic_main
+
+    made = 0
+    for name in ZOO:
+        src = os.path.join(args.weights_dir, f"{name}.safetensors")
+        if not os.path.exists(src):
+            print(f"skip {name}: {src} not found")
+            continue
+        out = os.path.join(args.out_dir, f"{name}.fxq")
+        rc = fxlic_main(["quantize", "--weights", src, "--calib", args.calib, "--out", out,
+                         "--n-calib", str(args.n_calib), "-q"])
+        if rc:
+            return rc
+        made += 1
+        if name == DEFAULT:
+            shutil.copyfile(src, os.path.join(args.out_dir, f"{name}.float.safetensors"))
+        print(f"{name}: {out} ({os.path.getsize(out):,} bytes)")
+    print(f"{made} model(s) written to {args.out_dir}")
+    return 0 if made else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
