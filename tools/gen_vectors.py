@@ -269,7 +269,7 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
                  "models": model_info, "cases": cases,
                  "units": [{"dir": f"units/{n}", "rules": units[n]["rules"], "checks": units[n]["checks"]}
                            for n in sorted(units)],
-                 "manifests": digests, "total_bytes": total, "files": nfiles, "budget_bytes": BUDGET_BYTES}
+                 "manifests": digests, "total_bytes": total, "file_count": nfiles, "budget_bytes": BUDGET_BYTES}
         from fxlic.spec import SPEC_VERSION
         suite["spec_version"] = SPEC_VERSION
         with open(os.path.join(tmp, "manifest.json"), "wb") as f:

@@ -26,7 +26,9 @@ OUT_DTYPE = {0: "uint8", 1: "int8", 2: "int8", 3: "uint8"}
 #: the output-stage rule of each out_kind
 OUT_RULE = {0: "O1", 1: "O2", 2: "O3", 3: "O4"}
 #: where the tensor a layer reads lives in a case directory
-SOURCE_TENSOR = {"x": "x", "y_hat": "y", "z_hat": "z"}
+SOURCE_TENSOR = {"x": "x", "y": "y", "y_hat": "y", "z_hat": "z"}
+#: sources that are the (stored) latent y, decoded with + mu (SPEC M1)
+Y_SOURCES = ("y", "y_hat")
 CHW = ("C", "H", "W")
 
 
@@ -280,7 +282,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
         src_t = SOURCE_TENSOR.get(spec.src, f"layers/{spec.src}/out")
         ent["in_tensor"] = src_t
         from ..model.int_forward import input_tables
-        tables, offset = input_tables(model, n, r["mu"] if spec.src == "y_hat" else None)
+        tables, offset = input_tables(model, n, r["mu"] if spec.src in Y_SOURCES else None)
         ent["dec_offset"] = int(offset)
         ent["dumped"] = n in chosen
         layer_entries.append(ent)
@@ -341,6 +343,6 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
 def _src_dtype(model: IntModel, spec) -> str:
     if spec.src == "x":
         return "uint8"
-    if spec.src in ("y_hat", "z_hat"):
+    if spec.src in Y_SOURCES + ("z_hat",):
         return "int8"
     return OUT_DTYPE[model.layer(spec.src).out_kind]

@@ -17,7 +17,8 @@ def run(unit_dir: str, build_dir: str) -> bool:
     runner.build(sources=[os.path.join(HERE, "fxlic_requant.v")], hdl_toplevel="fxlic_requant",
                  build_dir=build_dir, always=True)
     xml = runner.test(hdl_toplevel="fxlic_requant", test_module="cocotb_requant", test_dir=HERE,
-                      build_dir=build_dir, extra_env={"FXLIC_UNIT_DIR": os.path.abspath(unit_dir)})
+                      build_dir=build_dir, results_xml=os.path.join(build_dir, "results.xml"),
+                      extra_env={"FXLIC_UNIT_DIR": os.path.abspath(unit_dir)})
     total, failed = get_results(xml)
     return total > 0 and failed == 0
 

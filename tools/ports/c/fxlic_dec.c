@@ -447,13 +447,19 @@ static int out_rule(const layer_t *L)
 /* one layer: I1 decode, C1/C2 accumulation, O1-O4                     */
 /* ------------------------------------------------------------------ */
 
+/* the layer reads the latent y (stored y, decoded with + mu, SPEC M1) */
+static int is_y(const char *src)
+{
+    return strcmp(src, "y_hat") == 0 || strcmp(src, "y") == 0;
+}
+
 /* I1: aligned level V of input channel c, code q.  mu: mean-reduction offsets
  * (only for a layer reading y_hat). */
 static int64_t input_level(const model_t *m, const layer_t *L, int c, int64_t q, const int64_t *mu)
 {
     int64_t level;
     if (strcmp(L->src, "z_hat") == 0) level = q;
-    else if (strcmp(L->src, "y_hat") == 0) level = q + mu[c];
+    else if (is_y(L->src)) level = q + mu[c];   /* "y_hat" (or "y": the same stored latent) */
     else {
         int p = find_layer(m, L->src);
         const layer_t *P;
@@ -850,7 +856,7 @@ int main(int argc, char **argv)
         if (strcmp(L->src, "z_hat") == 0) {
             if (!hyper) die("%s reads z_hat in a factorized model", L->name);
             in = &z;
-        } else if (strcmp(L->src, "y_hat") == 0) {
+        } else if (is_y(L->src)) {
             if (!have_y) die("%s reads y_hat before it is decoded", L->name);
             in = &y;
         } else {
@@ -859,7 +865,7 @@ int main(int argc, char **argv)
             in = &tensors[p];
             src_unsigned = out_rule(&m.L[p]) == 1;
         }
-        run_layer(&m, L, in, strcmp(L->src, "y_hat") == 0 ? mu.v : NULL, &acc, &out);
+        run_layer(&m, L, in, is_y(L->src) ? mu.v : NULL, &acc, &out);
         xsnprintf(name, sizeof name, "layers/%s/in", L->name);
         dump(name, in, src_unsigned ? "u1" : "i1");
         {   /* I1 as one 256-entry table per input channel, index = code + offset */
@@ -871,7 +877,7 @@ int main(int argc, char **argv)
             for (c = 0; c < L->cin; c++)
                 for (q = 0; q < 256; q++)
                     tab.v[c * 256 + q] = input_level(&m, L, (int)c, q - off,
-                                                     strcmp(L->src, "y_hat") == 0 ? mu.v : NULL);
+                                                     is_y(L->src) ? mu.v : NULL);
             xsnprintf(name, sizeof name, "layers/%s/dec_table", L->name);
             dump(name, &tab, "i8");
             free(tab.v);
