@@ -750,7 +750,10 @@ int main(int argc, char **argv)
     mkdirs(g_dump);
     init_codebooks();
 
-    xsnprintf(mdir, sizeof mdir, "%s/%s", casedir, case_value(casedir, "model_dir", buf, sizeof buf));
+    case_value(casedir, "model_dir", buf, sizeof buf);
+    if (strcmp(buf, "-") == 0) die("%s: the case has no model directory", casedir);
+    if (buf[0] == '/') xsnprintf(mdir, sizeof mdir, "%s", buf);   /* absolute */
+    else xsnprintf(mdir, sizeof mdir, "%s/%s", casedir, buf);     /* relative to the case */
     H = atol(case_value(casedir, "height", buf, sizeof buf));
     W = atol(case_value(casedir, "width", buf, sizeof buf));
     read_arch(&m, mdir);
