@@ -414,6 +414,7 @@ def export(model, path, lam, provenance, fp16=False):
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     tmp = path + ".tmp"
     save_file(t, tmp, metadata=meta)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     print(f"exported {path} ({'fp16' if fp16 else 'fp32'}, {len(t)} tensors)", flush=True)
 
