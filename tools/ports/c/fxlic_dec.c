@@ -814,8 +814,6 @@ int main(int argc, char **argv)
             idx = channel_index(y.shape[0], y.shape[1] * y.shape[2]);
             rans_decode(ys, ylen, &fact, idx, y.n, y.v);
             free(idx);
-            dump("entropy/y_sym", &y, "i4");
-            dump("entropy/y_hat", &y, "i4");
             for (j = 0; j < y.n; j++) {
                 y.v[j] -= mu.v[j / (y.shape[1] * y.shape[2])];
                 if (y.v[j] < -128 || y.v[j] > 127) die("corrupt stream: y outside its 8-bit range");
@@ -848,6 +846,18 @@ int main(int argc, char **argv)
         }
     }
     if (!from_stream) dump("y", &y, "i1");
+    if (!hyper) {
+        /* factorized prior: y_hat = stored y + mu is coded directly, table = channel */
+        long hw = y.shape[1] * y.shape[2];
+        arr_t yh = arr3(y.shape[0], y.shape[1], y.shape[2]), yi = yh;
+        yi.v = channel_index(y.shape[0], hw);
+        for (j = 0; j < y.n; j++) yh.v[j] = y.v[j] + mu.v[j / hw];
+        dump("entropy/y_hat", &yh, "i4");
+        dump("entropy/y_sym", &yh, "i4");
+        dump("entropy/y_idx", &yi, "i4");
+        free(yh.v);
+        free(yi.v);
+    }
 
     /* h_s and g_s in layer-list order */
     for (li = 0; li < m.nl; li++) {
