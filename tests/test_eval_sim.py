@@ -48,9 +48,11 @@ def test_forward_codec_is_float_codec_and_activation_sim_runs():
     fm = random_float_model(hyperprior5(4), seed=2)
     img = np.random.default_rng(3).integers(0, 256, (3, 64, 80), dtype=np.uint8)
     rec0, bpp0 = float_codec(fm, img)
-    rec1, bpp1, ys = sim.forward_codec(fm, img)
+    rec1, bpp1, ys = sim.forward_codec(fm, img, dtype=np.float64)
     assert np.array_equal(rec0, rec1) and bpp1 == pytest.approx(bpp0, rel=1e-12)
     assert len(ys["y_max"]) == fm.arch.M
+    rec32, bpp32, _ = sim.forward_codec(fm, img)  # float32 default
+    assert bpp32 == pytest.approx(bpp0, rel=1e-3) and np.abs(rec32.astype(int) - rec0).max() <= 1
     im = build_int_model(fm, calibrate(fm, [np.pad(img, ((0, 0), (0, 0), (0, 48)), mode="edge")]))
     act = sim.activation_params(im)
     assert set(act) == {l.name for l in fm.arch.layers if l.out in ("act", "ms")}

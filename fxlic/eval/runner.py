@@ -46,7 +46,7 @@ def task_key(task: dict) -> str:
         parts.update(kind=kind, model_sha=_digest(t["model"]), backend="numba")
     elif kind == "float":
         parts.update(kind=kind, weights_sha=_digest(t["weights"]), wq=t.get("wq"),
-                     act_sha=_digest(t["act"]) if t.get("act") else None)
+                     act_sha=_digest(t["act"]) if t.get("act") else None, precision="float32")
     else:
         raise ValueError(f"unknown task kind {kind!r}")
     return make_key(**parts)
@@ -66,7 +66,7 @@ def _int_model(path: str):
     return load_model(path)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _float_model(path: str, wq):
     from ..io.floatfile import load_weights
     from .sim import weights_only
@@ -114,8 +114,10 @@ def run_task(task: dict) -> dict:
             act = activation_params(im)
         t0 = time.perf_counter()
         out, bpp, ystats = forward_codec(fm, px, act, im)
-        rec.update(bpp=bpp, seconds=time.perf_counter() - t0,
-                   pixel_sum=int(px.astype(np.int64).sum()), **(ystats or {}))
+        from ..model.int_forward import pad_to_multiple
+        padded = pad_to_multiple(px, fm.arch.pad_multiple)
+        rec.update(bpp=bpp, seconds=time.perf_counter() - t0, padded_sum=int(padded.astype(np.int64).sum()),
+                   padded_n=int(padded.size), **(ystats or {}))
         rec.update(_quality(px, out))
     else:
         raise ValueError(kind)
@@ -127,13 +129,15 @@ def _init_worker():
         os.environ[v] = "1"
 
 
-def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, desc: str = "eval") -> list:
+def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, desc: str = "eval",
+             compute: bool = True) -> list:
     """Records of ``tasks`` (same order), computing only the cache misses,
-    with ``jobs`` worker processes (1: in this process)."""
+    with ``jobs`` worker processes (1: in this process).  ``compute=False``
+    returns None for every miss (report from the cache only)."""
     keys = [task_key(t) for t in tasks]
     out = [cache.get(k) for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
-    if not todo:
+    if not todo or not compute:
         return out
     from tqdm import tqdm
     bar = tqdm(total=len(todo), desc=desc, unit="img", file=sys.stderr, disable=not progress,
