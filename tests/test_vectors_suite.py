@@ -216,3 +216,43 @@ def test_unit_layers_recomputed_by_plain_loops():
                             if 0 <= oy < Ho and 0 <= ox < Wo:
                                 acc[:, oy, ox] += w[:, c, ky, kx] * V[c, iy, ix]
         assert np.array_equal(acc, np.load(os.path.join(d, "acc.npy"))), n
+
+
+def test_generator_picks_up_shipped_models(tmp_path):
+    """Shipped models (here a fake zoo: a default hyperprior and a factorized
+    model) get cases; the default one a model directory and per-layer tensors
+    that the C port reproduces."""
+    import shutil
+    import subprocess
+
+    from engine_util import small_model
+    from fxlic.cli import main
+    from fxlic.io.modelfile import save_model
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    save_model(small_model("hyperprior", N=8, seed=5), str(zoo / "hp5-mse-q2.fxq"))
+    save_model(small_model("factorized", N=8, seed=5), str(zoo / "zz-fact.fxq"))
+    gen = _gen()
+    out = tmp_path / "v"
+    suite = gen.generate(str(out), VEC, gen.DEFAULT_KODAK, zoo_dir=str(zoo), log=lambda *a: None)
+    assert set(suite["models"]) == {"rand16", "hp5-mse-q2", "zz-fact"}
+    assert suite["models"]["zz-fact"]["dir"] is None
+    dirs = {c["dir"] for c in suite["cases"]}
+    assert {"cases/hp5-mse-q2/img64", "cases/hp5-mse-q2/img65x47", "cases/zz-fact/img64"} <= dirs
+    assert (out / "models/hp5-mse-q2/layers/ST3/w_codes.npy").exists()
+    assert not (out / "models/hp5-mse-q2/layers/ST3/w_codes.mem").exists()
+    assert (out / "models/hp5-mse-q2/layers/ST3/out_shift.mem").exists()
+    assert (out / "cases/hp5-mse-q2/img64/layers/ST3/acc.npy").exists()
+    assert not (out / "cases/hp5-mse-q2/img65x47/layers").exists()
+    assert "model_dir -" in (out / "cases/zz-fact/img64/case.txt").read_text()
+    for c in dirs:
+        assert main(["verify", "--vectors", str(out / c), "--dumps", str(out / c)]) == 0
+    if shutil.which("gcc"):
+        exe = str(tmp_path / "fxlic_dec")
+        subprocess.run(["gcc", "-std=c99", "-O2", "-o", exe, os.path.join(REPO, "tools/ports/c/fxlic_dec.c")],
+                       check=True)
+        case = str(out / "cases/hp5-mse-q2/img64")
+        subprocess.run([exe, "--stream", case, str(tmp_path / "d")], check=True, capture_output=True)
+        assert main(["verify", "--vectors", case, "--dumps", str(tmp_path / "d"), "--scope", "decoder",
+                     "--strict"]) == 0
