@@ -85,3 +85,25 @@ def test_jpeg_task_end_to_end(tmp_path, images):
     json.dumps(rec)
     s = runner.summarize([rec, dict(rec, bpp=rec["bpp"] + 1)])
     assert s["n"] == 2 and s["bpp"] == pytest.approx(rec["bpp"] + 0.5)
+
+
+def test_fxlic_eval_command(tmp_path, images, capsys):
+    pytest.importorskip("bjontegaard")
+    from engine_util import small_model
+
+    from fxlic.cli import main
+    from fxlic.io.modelfile import save_model
+    mp = str(tmp_path / "m.fxq")
+    save_model(small_model("hyperprior", N=8, seed=1), mp)
+    d = os.path.dirname(images[0])
+    out_json = str(tmp_path / "r.json")
+    argv = ["eval", "--models", mp, "--codecs", "jpeg", "--images-dir", d, "--cache", str(tmp_path / "c"),
+            "--json", out_json, "-q"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "JPEG (Pillow, 4:2:0)" in text and "fxlic int" in text and "BD (psnr" in text
+    res = json.load(open(out_json))
+    assert res["images"] == ["im0.png", "im1.png"] and len(res["curves"]) == 2
+    assert main(argv) == 0  # second run: everything from the cache
+    assert "0 computed" in capsys.readouterr().out
+    assert main(["eval", "--codecs", "nope", "--images-dir", d, "--no-cache", "-q"]) == 1

@@ -250,17 +250,19 @@ def compute_all(ctx):
     ctx.flush("classical codecs")
     # P1 integer models of the shipped configuration
     ctx.build([(n, False, [("cw-nlq", "nlq-mux", True)]) for n in names])
-    # P2 main RD: float and integer, ablation images first so the tables fill early
-    for subset, label in ((abl, "RD (ablation images)"), (imgs, "RD (all images)")):
-        for n in names:
-            ctx.float_recs(n, subset)
-            ctx.int_recs(n, subset)
-        ctx.flush(label)
-    # P3 Table VI: weights only, activations only
+    # P2 RD on the ablation images, P3 Table VI (weights only, activations only), P2b RD on all images
+    for n in names:
+        ctx.float_recs(n, abl)
+        ctx.int_recs(n, abl)
+    ctx.flush("RD (ablation images)")
     for n in names:
         ctx.float_recs(n, abl, wq="cw-nlq")
         ctx.float_recs(n, abl, act=ctx.act_model(n))
     ctx.flush("Table VI (W only, A only)")
+    for n in names:
+        ctx.float_recs(n, imgs)
+        ctx.int_recs(n, imgs)
+    ctx.flush("RD (all images)")
     # P4 Table VIII: activation LQ (integer model and activation-only simulation)
     ctx.build([(n, False, [("cw-nlq", "lq", True)]) for n in names])
     for n in names:
