@@ -374,6 +374,17 @@ def _dec_table(kind, in_mux, d):
     return np.ascontiguousarray(lv[0] << np.asarray(d, np.int64)[:, None]), lv[1]
 
 
+def _ceil_log2_ratio(num: int, den: int) -> int:
+    """ceil(log2(num / den)) of positive integers, exactly: the smallest s with
+    num / den <= 2^s."""
+    from fractions import Fraction
+
+    s = num.bit_length() - den.bit_length() - 1  # num / den >= 2^s
+    while Fraction(num, den) > Fraction(2) ** s:
+        s += 1
+    return s
+
+
 def _layer_bound(L, tables):
     """A3 for a unit layer: input range = min/max of each channel's table."""
     lo = tables.min(axis=1)[None, :, None, None]
@@ -436,7 +447,7 @@ def _layer_unit(root, name, checks, rules, *, op, k, stride, cin, cout, act, out
         acc0 = be.layer(L, np.asarray(codes, np.int64), tables, offset, lmu, want_acc=True)[1]
         limit = {"y": 100, "z": 100, "pixel": 255}.get(out, 510 if relu_out else 127)
         mx = np.abs(np.maximum(acc0, 0) if relu_out or out == "pixel" else acc0).reshape(cout, -1).max(axis=1)
-        sh = np.array([int(np.ceil(np.log2(max(int(v), 1) / (1.25 * limit)))) for v in mx], np.int64)
+        sh = np.array([_ceil_log2_ratio(4 * max(int(v), 1), 5 * limit) for v in mx], np.int64)
         if out in ("y", "z"):
             w_exp = -in_exp.min() - sh
             out_exp = np.zeros(cout, np.int64)
