@@ -29,7 +29,7 @@ def _cases():
             continue
         m = json.load(open(os.path.join(VEC, c["dir"], "manifest.json")))
         work = m["model"]["N"] ** 2 * m["image"]["padded_height"] * m["image"]["padded_width"]
-        out.append(pytest.param(c["dir"], marks=[pytest.mark.slow] if work > 16 ** 2 * 256 * 256 else [],
+        out.append(pytest.param(c["dir"], marks=[pytest.mark.slow] if work > 128 ** 2 * 128 * 64 else [],
                                 id=c["dir"][6:]))
     return out
 
