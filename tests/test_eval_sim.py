@@ -86,3 +86,13 @@ def test_macs_and_energy():
     assert round(m["groups"]["ST"]["macs"] / 1e9, 2) == 14.16
     e_int, e_fp = counts.energy(m["encoder"], "int"), counts.energy(m["encoder"], "fp32")
     assert e_fp / e_int == pytest.approx((3.7 + 0.9) / 0.3, rel=0.01)
+
+
+def test_torch_engine_agrees_with_numpy():
+    pytest.importorskip("torch")
+    fm = random_float_model(hyperprior5(4), seed=4)
+    img = np.random.default_rng(6).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    r_np, b_np, y_np = sim.forward_codec(fm, img)
+    r_t, b_t, y_t = sim.forward_codec(fm, img, engine="torch")
+    assert np.abs(r_np.astype(int) - r_t).max() <= 1 and b_t == pytest.approx(b_np, rel=1e-3)
+    assert y_np["y_max"] == y_t["y_max"]

@@ -46,13 +46,20 @@ def task_key(task: dict) -> str:
         parts.update(kind=kind, model_sha=_digest(t["model"]), backend="numba")
     elif kind == "float":
         parts.update(kind=kind, weights_sha=_digest(t["weights"]), wq=t.get("wq"),
-                     act_sha=_digest(t["act"]) if t.get("act") else None, precision="float32")
+                     act_sha=_digest(t["act"]) if t.get("act") else None, precision="float32",
+                     engine=_engine())
     else:
         raise ValueError(f"unknown task kind {kind!r}")
     return make_key(**parts)
 
 
 # ---------------------------------------------------------------- workers
+
+@lru_cache(maxsize=1)
+def _engine() -> str:
+    from .sim import float_engine
+    return float_engine()
+
 
 @lru_cache(maxsize=8)
 def _image(path: str) -> np.ndarray:

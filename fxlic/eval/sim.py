@@ -127,7 +127,45 @@ def fake_quantize(o: np.ndarray, kind: str, exp: np.ndarray, mux=None) -> np.nda
     return out
 
 
-def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None, dtype=np.float32):
+def float_engine() -> str:
+    """'torch' when PyTorch is importable (its float32 convolutions are 2-3x
+    faster than the NumPy reference here), else 'numpy'.  Both compute the
+    same float32 network; results agree to float32 rounding."""
+    try:
+        import torch  # noqa: F401
+        return "torch"
+    except ImportError:
+        return "numpy"
+
+
+def _torch_layers(fm: FloatModel):
+    import torch
+    import torch.nn.functional as F
+    from ..model.float_model import _act
+
+    W = {}
+    for l in fm.arch.layers:
+        w = fm.weights[l.name]
+        if l.op == "tconv":
+            w = w.transpose(1, 0, 2, 3)  # internal (out, in) -> ConvTranspose2d (in, out)
+        W[l.name] = (torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(np.ascontiguousarray(
+            fm.biases[l.name])))
+
+    def layer(name, x):
+        l = fm.arch.layer(name)
+        w, b = W[name]
+        xt = torch.from_numpy(np.ascontiguousarray(x))[None]
+        with torch.no_grad():
+            if l.op == "conv":
+                v = F.conv2d(xt, w, b, stride=l.stride, padding=l.k // 2)
+            else:
+                v = F.conv_transpose2d(xt, w, b, stride=l.stride, padding=l.k // 2, output_padding=l.stride - 1)
+        return _act(v[0].numpy(), l.act)
+    return layer
+
+
+def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None, dtype=np.float32,
+                  engine: str = "numpy"):
     """(3, H, W) uint8 -> (reconstruction uint8, ideal bpp, y statistics).
 
     Without ``act`` and with ``dtype=np.float64`` this is
@@ -146,10 +184,17 @@ def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None,
                         {k: v.astype(dtype) for k, v in fm.biases.items()}, fm.entropy, fm.meta)
     t = {"x": padded.astype(dtype) / dtype(255.0)}
     ystats = None
+    if engine == "torch":
+        if dtype != np.float32:
+            raise ValueError("the torch engine runs float32 only")
+        run = _torch_layers(fm)
+    else:
+        def run(name, x):
+            return float_layer(fm, name, x)
     for l in fm.arch.layers:
         if l.src not in t:
             continue
-        out = float_layer(fm, l.name, t[l.src])
+        out = run(l.name, t[l.src])
         if act is not None and l.name in act:
             kind, exp, mux = act[l.name]
             out = fake_quantize(out, kind, exp, mux).astype(dtype)
