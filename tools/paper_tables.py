@@ -244,10 +244,6 @@ def compute_all(ctx):
     names = [n for n, _ in MODELS if n in ctx.weights]
     imgs, abl = ctx.images, ctx.abl_images
     ctx.planning = True
-    # P0 classical anchors (fast)
-    for c in ctx.args.codecs:
-        ctx.classical(c, imgs)
-    ctx.flush("classical codecs")
     # P1 integer models of the shipped configuration
     ctx.build([(n, False, [("cw-nlq", "nlq-mux", True)]) for n in names])
     # P2 RD on the ablation images, P3 Table VI (weights only, activations only), P2b RD on all images
@@ -286,6 +282,10 @@ def compute_all(ctx):
             for v in TABLE_I_VARIANTS + LIN_VARIANTS:
                 ctx.float_recs(mid, abl, wq=v, nowcft=True)
         ctx.flush("Table I, Lin et al.")
+    # P7 classical anchors (fast; last so the models' results come first)
+    for c in ctx.args.codecs:
+        ctx.classical(c, imgs)
+    ctx.flush("classical codecs")
     ctx.planning = False
     # Table V needs no extra run (the float records carry y statistics)
 
@@ -425,10 +425,12 @@ def figures(ctx, rd):
         cs = curves(ctx, rd, metric) + classical_curves(ctx, metric)
         if not cs:
             continue
-        ours = [b for c in cs if c["kind"] != "classical" for b in c["bpp"]]
-        xmax = max(1.6, 1.3 * max(ours)) if ours else 2.0
+        ours = [(b, q) for c in cs if c["kind"] != "classical" for b, q in zip(c["bpp"], c["q"])]
+        xmax = max(1.0, 1.5 * max(b for b, _ in ours)) if ours else 2.0
+        inside = [q for c in cs for b, q in zip(c["bpp"], c["q"]) if b <= xmax]
+        ylim = (min(inside) - 1.0, max(inside) + 1.0) if inside else None
         p = os.path.join(ctx.args.figures, fn)
-        rd_plot(cs, p, metric, f"{title} ({len(ctx.images)} images)", xlim=(0, xmax))
+        rd_plot(cs, p, metric, f"{title} ({len(ctx.images)} images)", xlim=(0, xmax), ylim=ylim)
         out.append(p)
     return out
 

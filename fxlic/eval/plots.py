@@ -7,7 +7,7 @@ STYLE = {"int": dict(marker="o", ls="-", lw=2), "float": dict(marker="s", ls="--
          "classical": dict(marker=".", ls="-", lw=1)}
 
 
-def rd_plot(curves: list, path: str, metric: str = "psnr", title: str = "", xlim=None):
+def rd_plot(curves: list, path: str, metric: str = "psnr", title: str = "", xlim=None, ylim=None):
     """``curves``: dicts {label, kind (int|float|classical), bpp: [...], q: [...]}.
     ``metric``: 'psnr' (dB) or 'msssim_db' (-10 log10(1 - MS-SSIM))."""
     import matplotlib
@@ -25,6 +25,8 @@ def rd_plot(curves: list, path: str, metric: str = "psnr", title: str = "", xlim
     ax.set_ylabel("PSNR (dB, RGB)" if metric == "psnr" else "MS-SSIM (dB) = -10 log10(1 - MS-SSIM)")
     if xlim:
         ax.set_xlim(*xlim)
+    if ylim:
+        ax.set_ylim(*ylim)
     ax.grid(True, alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7.5, loc="lower right")
