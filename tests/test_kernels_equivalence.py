@@ -128,6 +128,82 @@ def test_numba_disable_jit_subprocess():
     here = os.path.dirname(__file__)
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                         os.path.join(here, "test_kernels_equivalence.py"),
-                        "-k", "random_layer_all_kinds and (1-1 or 2-3 or 5-4) or edge_case or signed_output or boundaries"],
+                        "-k", "random_layer_all_kinds and (1-1 or 2-3 or 5-4) or edge_case or signed_output or boundaries"
+                        " or int16_shift or split_shift or gemm_block or u_table"],
                        env=env, capture_output=True, text=True, timeout=900, cwd=here)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+# ---- fast int16 path (issue 10): shift split, general fallback, GEMM blocks ----
+
+@pytest.mark.parametrize("op,k,stride", [("conv", 5, 2), ("conv", 3, 1), ("conv", 1, 1), ("tconv", 5, 2)])
+@pytest.mark.parametrize("spread", [0, 8, 12, 20])
+def test_int16_shift_split_and_general_path(op, k, stride, spread):
+    """Wide input exponent spreads: levels << d no longer fit int16, so part of
+    the shift moves onto the weights (spread 8, 12) or the layer falls back to
+    the int32 path (spread 20: weight 4 << 13 leaves int16).  Odd cout (3) and
+    cin (7) exercise the GEMM tails."""
+    from fxlic.kernels import split_shift
+    from engine_util import layer_tables
+    rng = np.random.default_rng(spread * 10 + k)
+    cin, cout = 7, 3
+    in_exp = np.array([-20, -20 + spread] + list(rng.integers(-20, -17, cin - 2)))
+    w = rng.integers(-127, 128, (cout, cin, k, k))
+    w[:, 1] = 0
+    w[:, 1, k // 2, k // 2] = [4, -4, 3]  # channel 1 (shift `spread`): one small tap (SPEC A3 holds)
+    L = synthetic_layer(op, k, stride, cin, cout, act="relu", in_exp=in_exp, seed=spread, w_codes=w,
+                        bias=rng.integers(-5000, 5000, cout))
+    tables, _ = layer_tables(L)
+    r, t16 = split_shift(tables)
+    if spread <= 6:
+        assert r is not None and not r.any()
+    elif spread <= 12:
+        assert r is not None and r.max() > 0
+        assert np.array_equal(t16.astype(np.int64) << r[:, None], tables)
+    x = _codes(rng, cin, 11, 9, False)
+    x[:, 0, :] = 255  # saturated inputs
+    a = run_layer(L, x, "reference")
+    b = run_layer(L, x, "numba")
+    assert np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
+
+
+def test_split_shift_refuses_non_multiples():
+    from fxlic.kernels import split_shift
+    t = np.zeros((2, 256), np.int64)
+    t[0, 1] = 40001  # odd and beyond int16: no exact split exists
+    assert split_shift(t) == (None, None)
+    t[0, 1] = 40000  # 40000 = 2^6 * 625: r = 1
+    r, t16 = split_shift(t)
+    assert r.tolist() == [1, 0] and t16[0, 1] == 20000
+
+
+@pytest.mark.parametrize("K", [16, 32, 80, 1152])
+def test_gemm_block_extremes_and_wrap(K):
+    """block4x2 (vpmaddwd on AVX2) == the generic block == int64 dot, wrapped
+    to int32, on extreme int16 operands (including -32768 * -32768 pairs)."""
+    from fxlic.kernels.numba_kernels import _wrap32, block4x2_call, block4x2_generic
+    rng = np.random.default_rng(K)
+    for col, w in ((np.full((4, K), -32768, np.int16), np.full((2, K), -32768, np.int16)),
+                   (rng.integers(-32768, 32768, (4, K)).astype(np.int16),
+                    rng.integers(-32768, 32768, (2, K)).astype(np.int16)),
+                   (rng.integers(0, 511, (4, K)).astype(np.int16),
+                    rng.integers(-504, 505, (2, K)).astype(np.int16))):
+        exact = col.astype(np.int64) @ w.T.astype(np.int64)
+        want = [int(_wrap32(np.int64(v))) for v in exact.ravel()]  # (a, b) a-major
+        got = [int(v) for v in block4x2_call(col, 0, w, 0, K)]
+        gen = [int(v) for v in block4x2_generic(col, 0, w, 0, K)]
+        assert got == want and gen == want
+
+
+def test_nlq_u_table_saturates():
+    """The O1 table is indexed by u clipped to NLQ_U - 1: the clip must already
+    give the top code there (and for any larger u)."""
+    from fxlic.kernels.numba_kernels import NLQ_U, _nlq_code, nlq_u_table
+    seg = get_backend("numba")._segs
+    lut = nlq_u_table(*seg)
+    seg_lo, seg_k, seg_code, nseg, maxl = seg
+    for m in range(4):
+        assert lut[m, NLQ_U // 2 + 8] == 255 and lut[m, NLQ_U - 1] == 255
+        for u in (NLQ_U, 1 << 20, 1 << 40):
+            assert _nlq_code(np.int64(u), 1, seg_lo[m], seg_k[m], seg_code[m], nseg[m], maxl[m]) == 255
+        assert np.all(np.diff(lut[m]) >= 0)

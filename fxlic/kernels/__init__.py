@@ -58,40 +58,127 @@ class NumbaBackend(Backend):
         self._cache = {}
         self._segs = _mux_segment_tables()
 
-    def _weights(self, L):
-        key = id(L)
+    def _weights(self, L, r=None):
+        """Prepared weights of layer L; ``r`` (C,) the weight-side shifts of the
+        fast int16 path (None: the general int32 path).  Cached per layer."""
+        key = (id(L), None if r is None else r.tobytes())
         hit = self._cache.get(key)
         if hit is not None and hit[0] is L:
             return hit[1]
-        w = L.w_levels().astype(np.int32)  # (O, C, k, k)
         spec = L.spec
-        if spec.op == "conv":
-            prep = (np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(spec.cout, -1)),)
+        w = L.w_levels()  # (O, C, k, k) int64
+        if r is None:
+            w = w.astype(np.int32)
+            if spec.op == "conv":
+                prep = (np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(spec.cout, -1)),)
+            else:
+                prep = _tconv_phase_weights(w)
         else:
-            prep = _tconv_phase_weights(w)
+            w = w << r[None, :, None, None]
+            if w.size and (w.min() < -32768 or w.max() > 32767):
+                prep = None
+            elif spec.op == "conv":
+                flat = w.transpose(0, 2, 3, 1).reshape(spec.cout, -1)
+                w16 = np.zeros((spec.cout, _round16(flat.shape[1])), np.int16)
+                w16[:, :flat.shape[1]] = flat
+                prep = (w16,)
+            else:
+                wph, taps, ntaps = _tconv_phase_weights(w)
+                C = spec.cin
+                kph = np.array([[_round16(ntaps[a] * ntaps[b] * C) for b in range(2)] for a in range(2)],
+                               np.int64)
+                w16 = np.zeros(wph.shape[:3] + (int(kph.max()),), np.int16)
+                w16[..., :wph.shape[3]] = wph
+                prep = (w16, kph, taps, ntaps)
+        if len(self._cache) > 256:
+            self._cache.clear()
         self._cache[key] = (L, prep)
         return prep
 
     def layer(self, L, codes, tables, offset, mu, want_acc=False):
+        acc = self.accumulate(L, codes, tables, offset)
+        out = self.output_stage(L, acc, mu)
+        acc_chw = acc.transpose(2, 0, 1).astype(np.int64) if want_acc else None
+        return out, acc_chw
+
+    def accumulate(self, L, codes, tables, offset):
+        """Decode + conv/tconv: (C, H, W) codes -> (Ho, Wo, O) int32 accumulators."""
         from . import numba_kernels as nk
 
         spec = L.spec
-        x = nk.decode_levels_hwc(np.ascontiguousarray(codes, dtype=np.int64),
-                                 np.ascontiguousarray(tables, dtype=np.int64), offset)
+        codes = np.ascontiguousarray(codes)
+        if codes.dtype.kind not in "iu":
+            codes = codes.astype(np.int64)
+        tables = np.asarray(tables, dtype=np.int64)
+        r, t16 = split_shift(tables)
+        prep = self._weights(L, r) if r is not None else None
         bias = L.bias.astype(np.int64)
-        prep = self._weights(L)
+        if prep is not None:
+            x = nk.decode_levels_i16(codes, t16, offset)
+            b32 = bias.astype(np.int32)
+            if spec.op == "conv":
+                return nk.conv2d_acc_i16(x, prep[0], b32, spec.k, spec.stride, spec.cout)
+            w16, kph, taps, ntaps = prep
+            return nk.tconv2d_acc_i16(x, w16, kph, taps, ntaps, b32, spec.k, spec.cout)
+        # general path: int32 operands, int64 products
+        x = nk.decode_levels_hwc(codes, np.ascontiguousarray(tables), offset)
+        prep = self._weights(L, None)
         if spec.op == "conv":
-            acc = nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)
-        else:
-            wph, taps, ntaps = prep
-            acc = nk.tconv2d_acc_hwc(x, wph, taps, ntaps, bias, spec.k)
+            return nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)
+        wph, taps, ntaps = prep
+        return nk.tconv2d_acc_hwc(x, wph, taps, ntaps, bias, spec.k)
+
+    def output_stage(self, L, acc, mu, out_dtype=np.int64):
+        """(Ho, Wo, O) int32 accumulators -> (O, Ho, Wo) codes (SPEC O1-O4)."""
+        from . import numba_kernels as nk
+
         lo, hi = L.output_code_range()
         seg_lo, seg_k, seg_code, nseg, maxl = self._segs
-        out = nk.output_stage_hwc(acc, L.out_kind, spec.act == "leaky", L.out_shift.astype(np.int64),
+        out = nk.output_stage_hwc(acc, L.out_kind, L.spec.act == "leaky", L.out_shift.astype(np.int64),
                                   L.mux.astype(np.int64), seg_lo, seg_k, seg_code, nseg, maxl,
-                                  np.asarray(mu, dtype=np.int64), lo, hi)
-        acc_chw = acc.transpose(2, 0, 1).astype(np.int64) if want_acc else None
-        return out, acc_chw
+                                  np.asarray(mu, dtype=np.int64), lo, hi, out_dtype)
+        return out
+
+
+def _round16(n: int) -> int:
+    return max(16, -(-int(n) // 16) * 16)
+
+
+def split_shift(tables: np.ndarray):
+    """Move part of each input channel's alignment shift onto the weights so
+    that both GEMM operands fit int16 (exactly: V * w = (V >> r) * (w << r)
+    when V is a multiple of 2^r).
+
+    Returns (r, tables >> r as int16) with ``r[c]`` the smallest right shift
+    that brings channel c's aligned levels into int16 and divides all of them,
+    or (None, None) if some channel cannot be brought into int16.  The
+    weights are checked separately (``NumbaBackend._weights``).
+    """
+    tables = np.asarray(tables, dtype=np.int64)
+    key = tables.tobytes()
+    hit = _SPLIT_CACHE.get(key)
+    if hit is not None:
+        return hit
+    lo = tables.min(axis=1)
+    hi = tables.max(axis=1)
+    # smallest r with -2^15 <= lo >> r and hi >> r <= 2^15 - 1 (r <= 62)
+    pw = np.arange(63, dtype=np.int64)
+    need = np.maximum((hi[:, None] >> pw[None, :]) > 32767, (lo[:, None] >> pw[None, :]) < -32768)
+    r = need.sum(axis=1)  # need[c, s] is True exactly for s < r[c] (monotone in s)
+    # every level of channel c must be a multiple of 2^r[c]
+    mask = (np.int64(1) << r) - 1
+    ok = (r < 63) & np.all((tables & mask[:, None]) == 0, axis=1)
+    if not np.all(ok):
+        out = (None, None)
+    else:
+        out = (r, np.ascontiguousarray((tables >> r[:, None]).astype(np.int16)))
+    if len(_SPLIT_CACHE) > 64:
+        _SPLIT_CACHE.clear()
+    _SPLIT_CACHE[key] = out
+    return out
+
+
+_SPLIT_CACHE: dict = {}
 
 
 def _mux_segment_tables(bits: int = 8):

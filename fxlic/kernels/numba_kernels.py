@@ -2,20 +2,302 @@
 
 Layout: activations channels-last (H, W, C) inside the kernels so the inner
 product over (ky, kx, c) is contiguous; weights as (O, k*k*C) rows in
-(ky, kx, c) order.  Accumulation is exact: Numba widens the int32 products to
-int64 and the loader's bound (SPEC A3) keeps every partial sum inside int32,
-so the stored int32 equals the specification's int32 accumulator.
+(ky, kx, c) order.
+
+Two accumulation paths, both exact:
+
+* fast path (``conv2d_acc_i16`` / ``tconv2d_acc_i16``): operands as int16
+  (activation levels and weight levels, with the alignment shift split
+  between the two sides, see ``kernels.split_shift``), one im2col row block
+  per output row, int32 GEMM blocks of 4 pixels x 2 output channels
+  (``block4x2``: ``vpmaddwd`` on AVX2).  Sums wrap modulo 2^32; the true
+  accumulator lies in int32 (SPEC A3), so the wrapped sum is exact.
+* general path (``conv2d_acc_hwc`` / ``tconv2d_acc_hwc``): int32 operands
+  whose products Numba widens to int64, for layers whose operands do not
+  fit int16 (e.g. wide exponent spreads with Lloyd weights).
+
 No fastmath anywhere.  Parallel loops write disjoint outputs, so the result
-does not depend on NUMBA_NUM_THREADS.
+does not depend on NUMBA_NUM_THREADS.  All jitted code lives in this one file:
+Numba's on-disk cache (cache=True) is invalidated by this file's timestamp
+only, so a kernel split over several files could load a stale callee.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import config, njit, prange, types
 
 from ..spec.rounding import requant_shift as _rq
 from ..spec.rounding import rshift_rhu as _rhu
 from ..spec.rounding import saturate as _sat
+
+
+# ---- int16 x int16 -> int32 GEMM blocks -------------------------------------
+#
+# ``block4x2(col, p, w, o, K)`` returns the 8 dot products
+# ``sum_j col[p + a, j] * w[o + b, j]`` (a < 4, b < 2; order a-major) of int16
+# rows over the first ``K`` columns (K a multiple of 16), wrapped to int32.
+#
+# Exactness: every product of two int16 values fits in int32 and the kernels
+# add in two's-complement int32 (wrap-around), i.e. modulo 2^32.  The true sum
+# equals the specification's accumulator, which the loader proves lies in int32
+# (SPEC A3), so the wrapped int32 result is that accumulator exactly, whatever
+# the order of additions.  (``vpmaddwd`` adds two products without saturation;
+# its one wrap case, -2^15 * -2^15 * 2, is also exact modulo 2^32.)
+#
+# Two implementations with identical results:
+#
+# * ``_block4x2_avx2``: an LLVM intrinsic emitting ``llvm.x86.avx2.pmadd.wd``
+#   (16 int16 products summed pairwise into 8 int32 lanes per instruction),
+#   eight accumulators in ymm registers.  Used when the host has AVX2 and the
+#   JIT is on.
+# * ``block4x2_generic``: plain Numba (and plain Python under
+#   NUMBA_DISABLE_JIT=1), int64 products truncated to int32 at the end.
+#
+# No floating point is involved anywhere.
+
+_NP, _NO = 4, 2  # pixels x output channels per block
+
+
+@njit(cache=True)
+def _wrap32(v):
+    """Two's-complement wrap of an int64 to int32 (exact for in-range values)."""
+    v = v & 0xFFFFFFFF
+    if v >= 0x80000000:
+        v -= 0x100000000
+    return np.int32(v)
+
+
+@njit(cache=True)
+def block4x2_generic(col, p, w, o, K):
+    s00 = np.int64(0)
+    s01 = np.int64(0)
+    s10 = np.int64(0)
+    s11 = np.int64(0)
+    s20 = np.int64(0)
+    s21 = np.int64(0)
+    s30 = np.int64(0)
+    s31 = np.int64(0)
+    for j in range(K):
+        b0 = np.int64(w[o, j])
+        b1 = np.int64(w[o + 1, j])
+        a = np.int64(col[p, j])
+        s00 += a * b0
+        s01 += a * b1
+        a = np.int64(col[p + 1, j])
+        s10 += a * b0
+        s11 += a * b1
+        a = np.int64(col[p + 2, j])
+        s20 += a * b0
+        s21 += a * b1
+        a = np.int64(col[p + 3, j])
+        s30 += a * b0
+        s31 += a * b1
+    return (_wrap32(s00), _wrap32(s01), _wrap32(s10), _wrap32(s11),
+            _wrap32(s20), _wrap32(s21), _wrap32(s30), _wrap32(s31))
+
+
+def _host_has_avx2() -> bool:
+    try:
+        import llvmlite.binding as llvm
+        feats = llvm.get_host_cpu_features()
+        return bool(feats.get("avx2", False))
+    except Exception:  # pragma: no cover - exotic hosts
+        return False
+
+
+HAVE_AVX2 = _host_has_avx2() and not config.DISABLE_JIT
+
+
+def _make_avx2_block():
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    v16, v8 = ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+    out_t = types.UniTuple(types.int32, _NP * _NO)
+
+    @intrinsic
+    def _block4x2_avx2(typingctx, col, p, w, o, K):
+        if not (isinstance(col, types.Array) and col.dtype == types.int16 and col.ndim == 2
+                and isinstance(w, types.Array) and w.dtype == types.int16 and w.ndim == 2):
+            return None
+        sig = out_t(col, types.intp, w, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            colv, pv, wv, ov, kv = args
+            ca = context.make_array(signature.args[0])(context, builder, colv)
+            wa = context.make_array(signature.args[2])(context, builder, wv)
+            cstr = cgutils.unpack_tuple(builder, ca.strides, 2)[0]
+            wstr = cgutils.unpack_tuple(builder, wa.strides, 2)[0]
+            cbase = builder.bitcast(ca.data, ir.IntType(8).as_pointer())
+            wbase = builder.bitcast(wa.data, ir.IntType(8).as_pointer())
+            crow = [builder.gep(cbase, [builder.mul(builder.add(pv, ir.Constant(i64, a)), cstr)])
+                    for a in range(_NP)]
+            wrow = [builder.gep(wbase, [builder.mul(builder.add(ov, ir.Constant(i64, b)), wstr)])
+                    for b in range(_NO)]
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v16, v16]),
+                                                "llvm.x86.avx2.pmadd.wd")
+            accs = []
+            for _ in range(_NP * _NO):
+                slot = cgutils.alloca_once(builder, v8)
+                builder.store(ir.Constant(v8, None), slot)
+                accs.append(slot)
+            nblk = builder.sdiv(kv, ir.Constant(i64, 16))
+            with cgutils.for_range(builder, nblk) as loop:
+                off = builder.mul(loop.index, ir.Constant(i64, 32))  # bytes
+                wv_ = [builder.load(builder.bitcast(builder.gep(r, [off]), v16.as_pointer()), align=2)
+                       for r in wrow]
+                for a in range(_NP):
+                    cv = builder.load(builder.bitcast(builder.gep(crow[a], [off]), v16.as_pointer()),
+                                      align=2)
+                    for b in range(_NO):
+                        slot = accs[a * _NO + b]
+                        prod = builder.call(fn, [cv, wv_[b]])
+                        builder.store(builder.add(builder.load(slot), prod), slot)
+            vals = []
+            for slot in accs:
+                v = builder.load(slot)
+                s = builder.extract_element(v, ir.Constant(i32, 0))
+                for lane in range(1, 8):
+                    s = builder.add(s, builder.extract_element(v, ir.Constant(i32, lane)))
+                vals.append(s)
+            return context.make_tuple(builder, out_t, vals)
+
+        return sig, codegen
+
+    return _block4x2_avx2
+
+
+if HAVE_AVX2:
+    block4x2 = _make_avx2_block()
+else:
+    block4x2 = block4x2_generic
+
+
+@njit(cache=True)
+def block4x2_call(col, p, w, o, K):
+    """``block4x2`` callable from Python (an intrinsic is not), for tests."""
+    return block4x2(col, p, w, o, K)
+
+
+@njit(cache=True)
+def _tail_dot(col, p, w, o, K):
+    s = np.int64(0)
+    for j in range(K):
+        s += np.int64(col[p, j]) * np.int64(w[o, j])
+    return _wrap32(s)
+
+
+@njit(cache=True)
+def gemm_rows(col, P, w, bias, out, row, x0, xstep, Kp):
+    """out[row, x0 + xstep*i, o] = bias[o] + sum_{j<Kp} col[i, j] * w[o, j]
+    for i < P and every o < O = out.shape[2].
+
+    col (>= ceil(P/4)*4, >= Kp) int16 with zero rows beyond P, w (Op, >= Kp)
+    int16 (Op >= O), Kp a multiple of 16; out (H, W, O) int32.  Exact int32
+    (see module docstring).
+    """
+    O = out.shape[2]
+    for p in range(0, P, 4):
+        for o in range(0, O - 1, 2):
+            r = block4x2(col, p, w, o, Kp)
+            b0 = np.int64(bias[o])
+            b1 = np.int64(bias[o + 1])
+            for a in range(4):
+                if p + a < P:
+                    out[row, x0 + xstep * (p + a), o] = _wrap32(np.int64(r[2 * a]) + b0)
+                    out[row, x0 + xstep * (p + a), o + 1] = _wrap32(np.int64(r[2 * a + 1]) + b1)
+        if O % 2 == 1:
+            o = O - 1
+            for a in range(4):
+                if p + a < P:
+                    out[row, x0 + xstep * (p + a), o] = _wrap32(np.int64(_tail_dot(col, p + a, w, o, Kp))
+                                                 + np.int64(bias[o]))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def conv2d_acc_i16(x, w16, bias, k, stride, O):
+    """C1, fast path: x (H, W, C) int16, w16 (Op, Kp) int16 rows in (ky, kx, c)
+    order zero-padded to Kp (a multiple of 16) and Op (even), bias (O,) int32
+    -> (Ho, Wo, O) int32."""
+    H, W, C = x.shape
+    p = k // 2
+    Ho = (H + 2 * p - k) // stride + 1
+    Wo = (W + 2 * p - k) // stride + 1
+    Kp = w16.shape[1]
+    Pp = (Wo + 3) // 4 * 4
+    out = np.empty((Ho, Wo, O), dtype=np.int32)
+    for oy in prange(Ho):
+        col = np.zeros((Pp, Kp), dtype=np.int16)
+        for ox in range(Wo):
+            for ky in range(k):
+                iy = oy * stride - p + ky
+                if iy < 0 or iy >= H:
+                    continue
+                for kx in range(k):
+                    ix = ox * stride - p + kx
+                    if ix < 0 or ix >= W:
+                        continue
+                    base = (ky * k + kx) * C
+                    for c in range(C):
+                        col[ox, base + c] = x[iy, ix, c]
+        gemm_rows(col, Wo, w16, bias, out, oy, 0, 1, Kp)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def tconv2d_acc_i16(x, wph, kph, taps, ntaps, bias, k, O):
+    """C2, fast path, as four stride-1 sub-pixel convolutions (one per output
+    phase (py, px)).  ``wph[py, px]`` (Op, Kmax) int16 holds the phase's taps in
+    (ty, tx, c) order, zero-padded; ``kph[py, px]`` is its length rounded up to
+    16.  x (H, W, C) int16 -> (2H, 2W, O) int32."""
+    H, W, C = x.shape
+    p = k // 2
+    Ho, Wo = 2 * H, 2 * W
+    Kmax = wph.shape[3]
+    Pp = (W + 3) // 4 * 4
+    out = np.empty((Ho, Wo, O), dtype=np.int32)
+    for oy in prange(Ho):
+        py = oy % 2
+        ny = ntaps[py]
+        col = np.empty((Pp, Kmax), dtype=np.int16)
+        for px in range(2):
+            nx = ntaps[px]
+            Kph = kph[py, px]
+            col[:, :Kph] = 0
+            for m in range(W):
+                ox = 2 * m + px
+                for a in range(ny):
+                    iy2 = oy + p - taps[py, a]
+                    if iy2 < 0 or iy2 // 2 >= H:
+                        continue
+                    iy = iy2 // 2
+                    for b in range(nx):
+                        ix2 = ox + p - taps[px, b]
+                        if ix2 < 0 or ix2 // 2 >= W:
+                            continue
+                        ix = ix2 // 2
+                        base = (a * nx + b) * C
+                        for c in range(C):
+                            col[m, base + c] = x[iy, ix, c]
+            gemm_rows(col, W, wph[py, px], bias, out, oy, px, 2, Kph)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def decode_levels_i16(codes, tables, offset):
+    """I1 for the fast path: (C, H, W) codes (any integer dtype) -> (H, W, C)
+    int16 via per-channel int16 tables (aligned levels >> the channel's
+    weight-side shift)."""
+    C, H, W = codes.shape
+    out = np.empty((H, W, C), dtype=np.int16)
+    for y in prange(H):
+        for c in range(C):
+            for x in range(W):
+                out[y, x, c] = tables[c, np.int64(codes[c, y, x]) + offset]
+    return out
 
 
 @njit(parallel=True, cache=True)
@@ -124,26 +406,61 @@ def _nlq_code(a, s, seg_lo, seg_k, seg_code, nseg, max_level):
     return seg_code[j2] + ((level - seg_lo[j2]) >> seg_k[j2])
 
 
+#: size of the per-mux O1 table indexed by u (see nlq_u_table)
+NLQ_U = 2048
+
+
+@njit(cache=True)
+def nlq_u_table(seg_lo, seg_k, seg_code, nseg, max_level):
+    """O1 as a table: for a >= 0 and shift s, let u = a >> (s - 1) (s >= 1) or
+    u = a << (1 - s) (s <= 0).  Then code(a, s) == code(u, 1), because the
+    segment test uses a >> s = u >> 1 and the rounding RHU(a, s + k) =
+    (a >> (s+k)) + ((a >> (s+k-1)) & 1) uses only bits at or above s - 1
+    (s <= 0: RHU(2a', 1 + k) = RHU(a', k)).  The code is non-decreasing in u
+    and reaches the top code (the clip) below u = NLQ_U for every codebook
+    with levels < 1024, so u is clipped to NLQ_U - 1.  Returns (4, NLQ_U) int64."""
+    lut = np.empty((4, NLQ_U), np.int64)
+    for m in range(4):
+        for u in range(NLQ_U):
+            lut[m, u] = _nlq_code(np.int64(u), 1, seg_lo[m], seg_k[m], seg_code[m], nseg[m],
+                                  max_level[m])
+    return lut
+
+
 @njit(parallel=True, cache=True)
-def output_stage_hwc(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg,
-                     max_level, mu, lo, hi):
-    """Apply the layer's output stage to acc (Ho, Wo, O) -> codes (O, Ho, Wo) int64.
+def output_stage_into(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg,
+                      max_level, mu, lo, hi, out):
+    """Apply the layer's output stage to acc (Ho, Wo, O) -> ``out`` (O, Ho, Wo),
+    any integer dtype holding the code range (int64, int16, ...).
 
     seg_* are (4, 3) tables of the four mux codebooks (SPEC Q2), mu (O,) the
     mean-reduction offsets, [lo, hi] the saturation range of kinds 1-3.
+    O1 uses the exact u-table of ``nlq_u_table``.
+    Rows in parallel; within a row channel by channel, so the writes are
+    contiguous and the strided reads stay inside one row of acc (cache).
     """
     Ho, Wo, O = acc.shape
-    out = np.empty((O, Ho, Wo), dtype=np.int64)
-    for o in prange(O):
-        s = shift[o]
-        m = mux[o]
-        for y in range(Ho):
+    if kind == 0:
+        nlq_lut = nlq_u_table(seg_lo, seg_k, seg_code, nseg, max_level)
+    else:
+        nlq_lut = np.zeros((4, 1), np.int64)
+    for y in prange(Ho):
+        for o in range(O):
+            s = shift[o]
+            m = mux[o]
             for x in range(Wo):
                 a = np.int64(acc[y, x, o])
                 if kind == 0:
+                    # O1 via the u-table: code(a, s) = code(u, 1), see nlq_u_table
                     if a < 0:
                         a = 0
-                    v = _nlq_code(a, s, seg_lo[m], seg_k[m], seg_code[m], nseg[m], max_level[m])
+                    if s >= 1:
+                        u = a >> (s - 1) if s <= 63 else a - a
+                    else:
+                        u = a << (1 - s)
+                    if u >= NLQ_U:
+                        u = NLQ_U - 1
+                    v = nlq_lut[m, u]
                 elif kind == 1:
                     if leaky and a < 0:
                         v = _rq(a, s + 3)
@@ -158,6 +475,16 @@ def output_stage_hwc(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg
     return out
 
 
+def output_stage_hwc(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg,
+                     max_level, mu, lo, hi, out_dtype=np.int64):
+    """Apply the layer's output stage to acc (Ho, Wo, O) -> codes (O, Ho, Wo) int64
+    (or ``out_dtype``); see ``output_stage_into``."""
+    Ho, Wo, O = acc.shape
+    out = np.empty((O, Ho, Wo), dtype=out_dtype)
+    return output_stage_into(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg,
+                             max_level, mu, lo, hi, out)
+
+
 @njit(parallel=True, cache=True)
 def decode_levels_hwc(codes, tables, offset):
     """I1: (C, H, W) codes -> (H, W, C) int32 aligned levels via per-channel tables."""
@@ -166,5 +493,5 @@ def decode_levels_hwc(codes, tables, offset):
     for y in prange(H):
         for x in range(W):
             for c in range(C):
-                out[y, x, c] = np.int32(tables[c, codes[c, y, x] + offset])
+                out[y, x, c] = np.int32(tables[c, np.int64(codes[c, y, x]) + offset])
     return out

@@ -1,0 +1,192 @@
+"""Tiled (banded) integer forward for large images, bit-identical to int_forward.
+
+``encode_tiled`` / ``hyper_decode_tiled`` / ``synthesize_tiled`` have the
+signatures and results of ``int_forward.encode`` / ``hyper_decode`` /
+``synthesize`` but run every chain of layers (g_a, h_a, h_s, g_s) in
+horizontal bands of output rows, so the peak memory is set by the band, not
+by the image.  Between layers the codes of a band are kept as int16 (all
+codes are 8-bit); only the chain outputs (y, z, HS5 codes, pixels) are
+stored whole.
+
+Halo rule (exact; docs/PERFORMANCE.md).  To produce output rows [a, b) of a
+layer whose input has H rows (padding p = k // 2):
+
+* conv k, stride s:   input rows [i0, i1) with
+  ``i0 = s * floor(max(0, s*a - p) / s)``, ``i1 = min(H, s*(b-1) - p + k)``;
+  the layer is run on the band as if it were the whole input (zero padding at
+  the band edges) and band output row r is global row ``r + i0 / s``.
+  ``i0`` is a multiple of s so band rows keep their stride phase.
+* tconv k, stride 2:  input rows [i0, i1) with
+  ``i0 = max(0, ceil((a + p - k + 1) / 2))``, ``i1 = min(H, floor((b - 1 + p) / 2) + 1)``;
+  band output row r is global row ``r + 2 * i0``.
+
+Every output row in [a, b) then sees exactly the input rows it sees in the
+whole-image computation: rows outside the band are either outside the image
+(zero padding in both) or not among its taps.  Band edges in the middle of
+the image only corrupt band output rows outside [a, b), which are cropped.
+Chains are evaluated recursively (each band recomputes its own halo rows), so
+no state is carried between bands and the result does not depend on the
+band height.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import Backend, NumbaBackend, get_backend
+from ..quant.meanreduce import mu_from_pixels
+from .int_forward import Encoded, _names, input_tables
+from .intmodel import IntModel
+
+#: default budget of one intermediate band: elements (channels x rows x cols)
+BAND_ELEMENTS = 1 << 24
+
+
+def input_rows(spec, a: int, b: int, H: int):
+    """Input rows [i0, i1) needed for output rows [a, b) of layer ``spec`` whose
+    input has H rows, and the global row of band output row 0."""
+    k, p = spec.k, spec.k // 2
+    if spec.op == "conv":
+        s = spec.stride
+        i0 = max(0, s * a - p) // s * s
+        i1 = min(H, s * (b - 1) - p + k)
+        return i0, i1, i0 // s
+    i0 = max(0, -((-(a + p - k + 1)) // 2))
+    i1 = min(H, (b - 1 + p) // 2 + 1)
+    return i0, i1, 2 * i0
+
+
+class _Chain:
+    """A run of layers where each layer reads the previous one's output."""
+
+    def __init__(self, model: IntModel, names, src_h: int, src_w: int, backend: Backend, mu):
+        self.model = model
+        self.specs = [model.layer(n).spec for n in names]
+        for prev, cur in zip(self.specs, self.specs[1:]):
+            if cur.src != prev.name:
+                raise ValueError(f"tiled: {cur.name} does not read {prev.name}")
+        self.be = backend
+        M = model.arch.M
+        self.mu = np.zeros(M, np.int64) if mu is None else np.asarray(mu, np.int64)
+        self.tables = []
+        for s in self.specs:
+            self.tables.append(input_tables(model, s.name, self.mu if s.src == "y_hat" else None))
+        self.h = [src_h]
+        self.w = [src_w]
+        for s in self.specs:
+            h, w = s.out_hw(self.h[-1], self.w[-1])
+            self.h.append(h)
+            self.w.append(w)
+
+    def _run_layer(self, i, codes):
+        spec = self.specs[i]
+        L = self.model.layer(spec.name)
+        tables, offset = self.tables[i]
+        lmu = self.mu if spec.out == "y" else np.zeros(spec.cout, np.int64)
+        if isinstance(self.be, NumbaBackend):
+            acc = self.be.accumulate(L, codes, tables, offset)
+            return self.be.output_stage(L, acc, lmu, np.int16)
+        out, _ = self.be.layer(L, codes, tables, offset, lmu, want_acc=False)
+        return out.astype(np.int16)
+
+    def rows(self, src, i: int, a: int, b: int):
+        """Codes (C, b - a, W) of rows [a, b) of layer i's output; ``src`` the
+        chain input (indexable by rows)."""
+        spec = self.specs[i]
+        i0, i1, g0 = input_rows(spec, a, b, self.h[i])
+        if i == 0:
+            x = np.ascontiguousarray(src[:, i0:i1])
+        else:
+            x = self.rows(src, i - 1, i0, i1)
+        out = self._run_layer(i, x)
+        return out[:, a - g0:b - g0]
+
+    def band_peak(self, a: int, b: int) -> int:
+        """Largest intermediate band (elements) when computing rows [a, b)."""
+        peak = 0
+        for i in range(len(self.specs) - 1, -1, -1):
+            s = self.specs[i]
+            peak = max(peak, s.cout * (b - a) * self.w[i + 1] * 3, s.cin * 2 * self.w[i] * (b - a))
+            a, b, _ = input_rows(s, a, b, self.h[i])
+            b = max(b, a + 1)
+        return peak
+
+    def auto_band(self, budget: int) -> int:
+        H = self.h[-1]
+        band = H
+        while band > 1 and self.band_peak(0, min(H, band)) > budget:
+            band = (band + 1) // 2
+        return band
+
+    def run(self, src, band=None, out_dtype=np.int64, budget=BAND_ELEMENTS):
+        H, W = self.h[-1], self.w[-1]
+        band = self.auto_band(budget) if band is None else max(1, int(band))
+        out = np.empty((self.specs[-1].cout, H, W), dtype=out_dtype)
+        for a in range(0, H, band):
+            b = min(H, a + band)
+            out[:, a:b] = self.rows(src, len(self.specs) - 1, a, b)
+        return out
+
+
+def _backend(backend):
+    return get_backend(backend) if isinstance(backend, str) else backend
+
+
+def image_mu_chunked(model: IntModel, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """M2 as ``int_forward.image_mu`` with the pixel sum taken in row chunks
+    (no int64 copy of the whole image)."""
+    M = model.arch.M
+    mu = np.zeros(M, np.int64)
+    if np.any(model.mr_mask):
+        s = 0
+        for r in range(0, pixels.shape[1], chunk):
+            s += int(np.asarray(pixels[:, r:r + chunk]).sum(dtype=np.int64))
+        n = int(pixels.size)
+        for c in np.flatnonzero(model.mr_mask):
+            mu[c] = mu_from_pixels(s, n, int(model.mr_a_q[c]), int(model.mr_b_q[c]))
+    return mu
+
+
+def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None, band=None,
+                 budget=BAND_ELEMENTS) -> Encoded:
+    """``int_forward.encode`` in bands: identical y, mu, z and HS5 codes.
+    ``band`` (rows of each chain's output per band) defaults to the largest
+    band whose intermediates stay within ``budget`` elements."""
+    if hook is not None:
+        raise ValueError("encode_tiled does not support hooks (use encode)")
+    be = _backend(backend)
+    pixels = np.asarray(pixels)
+    m = model.arch.pad_multiple
+    if pixels.ndim != 3 or pixels.shape[0] != 3 or pixels.shape[1] % m or pixels.shape[2] % m:
+        raise ValueError(f"encode expects (3, H, W) with H, W multiples of {m}; "
+                         f"got {pixels.shape} (pad with pad_to_multiple)")
+    mu = image_mu_chunked(model, pixels)
+    H, W = pixels.shape[1:]
+    g_a = _Chain(model, _names(model, ("AT",)), H, W, be, mu)
+    y = g_a.run(pixels, band, np.int16, budget)
+    enc = Encoded(y=y.astype(np.int64), mu=mu)
+    if model.arch.kind == "hyperprior":
+        h_a = _Chain(model, _names(model, ("HA",)), y.shape[1], y.shape[2], be, mu)
+        z = h_a.run(y, band, np.int16, budget)
+        enc.z = z.astype(np.int64)
+        enc.ms = hyper_decode_tiled(model, z, be, band=band, budget=budget)
+    return enc
+
+
+def hyper_decode_tiled(model: IntModel, z: np.ndarray, backend="numba", hook=None, band=None,
+                       budget=BAND_ELEMENTS) -> np.ndarray:
+    """``int_forward.hyper_decode`` in bands (HS5 codes, int64)."""
+    if hook is not None:
+        raise ValueError("hyper_decode_tiled does not support hooks")
+    z = np.asarray(z)
+    h_s = _Chain(model, _names(model, ("HS",)), z.shape[1], z.shape[2], _backend(backend), None)
+    return h_s.run(z, band, np.int64, budget)
+
+
+def synthesize_tiled(model: IntModel, y: np.ndarray, mu: np.ndarray, backend="numba", hook=None,
+                     band=None, budget=BAND_ELEMENTS) -> np.ndarray:
+    """``int_forward.synthesize`` in bands: identical (3, H, W) uint8 pixels."""
+    if hook is not None:
+        raise ValueError("synthesize_tiled does not support hooks")
+    y = np.asarray(y)
+    g_s = _Chain(model, _names(model, ("ST",)), y.shape[1], y.shape[2], _backend(backend), mu)
+    return g_s.run(y, band, np.uint8, budget)
