@@ -46,16 +46,19 @@ def model_id(model: IntModel) -> bytes:
 
 
 def means_scales(model: IntModel, ms: np.ndarray):
-    """SPEC E1: integer means and scale_q (2^-16) from the HS5 codes."""
+    """SPEC E1: mean_q (2^-F, F = the tables' mean_frac_bits) and scale_q
+    (2^-S, S = scale_frac_bits) from the HS5 codes, by R2 shifts."""
     M = model.arch.M
+    ent = model.entropy
+    S, F = (int(v) for v in np.asarray(ent["gauss.frac_bits"]).reshape(-1)[:2])
     hs5 = [l for l in model.arch.layers if l.out == "ms"][0].name
     e = model.layer(hs5).out_exp
     ms = np.asarray(ms, np.int64)
     means = np.empty((M,) + ms.shape[1:], np.int64)
     scales = np.empty_like(means)
     for c in range(M):
-        scales[c] = requant_shift(ms[c], -(int(e[c]) + 16))
-        means[c] = requant_shift(ms[M + c], -int(e[M + c]))
+        scales[c] = requant_shift(ms[c], -(int(e[c]) + S))
+        means[c] = requant_shift(ms[M + c], -(int(e[M + c]) + F))
     return means, scales
 
 

@@ -170,6 +170,42 @@ def build_gaussian_tables(scale_table, tail_mass: float = 1e-9, precision: int =
     return cdfs, sizes, (-pmf_center).astype(np.int32)
 
 
+def build_gaussian_offset_tables(scale_table, mean_frac_bits: int, tail_mass: float = 1e-9,
+                                 precision: int = PRECISION):
+    """Tables of the fractional-mean families (docs/ENTROPY.md, "mean offsets").
+
+    Family f = 0 .. 2^(F-1) (F = mean_frac_bits) holds the tables of
+    N(f / 2^F, s_i) over integer bins [k - 1/2, k + 1/2); family 0 is exactly
+    ``build_gaussian_tables`` (CompressAI).  Families f > 0 use the support
+    k in [-c-1, c+1] (c = CompressAI's pmf_center), offsets -(c+1), and the
+    mass outside it as tail.  Row r = f * len(scale_table) + i.
+    Returns (cdf_list, sizes, offsets) with ragged rows.
+    """
+    from scipy.special import ndtr, ndtri
+
+    cdfs0, sizes0, offs0 = build_gaussian_tables(scale_table, tail_mass, precision)
+    rows = [cdfs0[i, : sizes0[i]].copy() for i in range(len(sizes0))]
+    offs = list(offs0)
+    s = np.asarray(scale_table, dtype=np.float64).reshape(-1)
+    multiplier = float(-ndtri(tail_mass / 2))
+    centers = np.ceil((s.astype(np.float32) * np.float32(multiplier)).astype(np.float64)).astype(np.int64)
+    F = int(mean_frac_bits)
+    for f in range(1, (1 << (F - 1)) + 1 if F >= 1 else 1):
+        delta = math.ldexp(f, -F)
+        for i in range(s.size):
+            c = int(centers[i]) + 1
+            k = np.arange(-c, c + 1, dtype=np.float64)
+            hi = (k + 0.5 - delta) / s[i]
+            lo = (k - 0.5 - delta) / s[i]
+            # upper half via the survival function: no cancellation in the right tail
+            pmf = np.where(k - delta > 0, ndtr(-lo) - ndtr(-hi), ndtr(hi) - ndtr(lo))
+            tail = float(ndtr((-c - 0.5 - delta) / s[i]) + ndtr(-(c + 0.5 - delta) / s[i]))
+            rows.append(pmf_to_quantized_cdf(pmf, tail, precision))
+            offs.append(-c)
+    sizes = np.array([r.size for r in rows], dtype=np.int32)
+    return rows, sizes, np.array(offs, dtype=np.int32)
+
+
 def scale_thresholds(scale_table, frac_bits: int) -> np.ndarray:
     """T_i = floor(s_i * 2^frac_bits) for i < len(scale_table) - 1 (int64).
 

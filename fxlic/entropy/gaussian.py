@@ -6,8 +6,13 @@ Implements docs/ENTROPY.md sections 8-9:
   ``GaussianConditional.compress`` with means): from integer ``y_hat``, integer
   means ``mean_q`` (real value mean_q * 2^-mean_frac_bits) and integer scales
   ``scale_q`` (real value scale_q * 2^-scale_frac_bits):
-      symbol = y_hat - rshift_rhu(mean_q, mean_frac_bits)   (SPEC R1)
-      index  = #{i : scale_q > T_i}                          (cdf.scale_index)
+      base   = rshift_rhu(mean_q, F)          (F = mean_frac_bits, SPEC R1)
+      d      = mean_q - base * 2^F             in [-2^(F-1), 2^(F-1))
+      sign   = -1 if d < 0 else +1,  family = |d|
+      symbol = sign * (y_hat - base)
+      index  = family * L + #{i : scale_q > T_i}   (L scales, cdf.scale_index)
+  family f codes N(f / 2^F, scale): the mean's fraction is kept to 2^-F and
+  the sign flip maps a negative fraction onto its mirror (F = 0: CompressAI).
   and the symbol is coded with table ``index`` (any int32 symbol is codable:
   out-of-table values go through the escape).
 * z (and y of the factorized model): symbol = the integer itself, table =
@@ -29,7 +34,7 @@ from fxlic.spec import rshift_rhu
 from . import rans, rans_numba
 from .cdf import (
     build_factorized_tables,
-    build_gaussian_tables,
+    build_gaussian_offset_tables,
     gaussian_scale_table,
     scale_index,
     scale_thresholds,
@@ -59,8 +64,9 @@ def _int_array(a, name):
 class GaussianTables:
     """Everything the y model needs, all integers (store these with the model).
 
-    cdfs int32 (L, max_len), cdf_sizes int32 (L,), offsets int32 (L,),
-    thresholds int64 (L - 1,) non-decreasing, scale_frac_bits, mean_frac_bits.
+    cdfs int32 (R, max_len), cdf_sizes int32 (R,), offsets int32 (R,),
+    thresholds int64 (L - 1,) non-decreasing, scale_frac_bits, mean_frac_bits;
+    R = families * L rows, families = 2^(F-1) + 1 for F = mean_frac_bits >= 1.
     """
     cdfs: np.ndarray
     cdf_sizes: np.ndarray
@@ -75,13 +81,14 @@ class GaussianTables:
         if thr.size and thr.dtype.kind not in "iu":
             raise TypeError("thresholds must be integers")
         thr = thr.astype(np.int64).reshape(-1)
-        if thr.size != cdfs.shape[0] - 1 or np.any(np.diff(thr) < 0):
-            raise ValueError("need len(cdfs) - 1 non-decreasing thresholds")
         for name in ("scale_frac_bits", "mean_frac_bits"):
             v = int(getattr(self, name))
             if not 0 <= v <= 40:
                 raise ValueError(f"{name} must be in [0, 40]")
             object.__setattr__(self, name, v)
+        fams = mean_families(self.mean_frac_bits)
+        if cdfs.shape[0] != fams * (thr.size + 1) or np.any(np.diff(thr) < 0):
+            raise ValueError(f"need {fams} x (len(thresholds) + 1) tables and non-decreasing thresholds")
         object.__setattr__(self, "cdfs", cdfs)
         object.__setattr__(self, "cdf_sizes", sizes)
         object.__setattr__(self, "offsets", offs)
@@ -94,20 +101,36 @@ class GaussianTables:
         (default ``gaussian_scale_table()``) and integer thresholds."""
         if scale_table is None:
             scale_table = gaussian_scale_table()
-        cdfs, sizes, offs = build_gaussian_tables(scale_table, tail_mass)
+        rows, sizes, offs = build_gaussian_offset_tables(scale_table, mean_frac_bits, tail_mass)
+        cdfs = np.zeros((len(rows), int(sizes.max())), np.int32)
+        for i, r in enumerate(rows):
+            cdfs[i, : r.size] = r
         thr = scale_thresholds(scale_table, scale_frac_bits)
         return cls(cdfs, sizes, offs, thr, scale_frac_bits, mean_frac_bits)
 
     def to_arrays(self) -> dict:
-        """Integer arrays for storage (e.g. in a safetensors/npz model file)."""
-        return {"cdfs": self.cdfs, "cdf_sizes": self.cdf_sizes, "offsets": self.offsets,
+        """Integer arrays for storage: rows concatenated (``cdf_data``), not padded."""
+        data = np.concatenate([self.cdfs[i, : self.cdf_sizes[i]] for i in range(len(self.cdf_sizes))])
+        return {"cdf_data": data.astype(np.int32), "cdf_sizes": self.cdf_sizes, "offsets": self.offsets,
                 "thresholds": self.thresholds,
                 "frac_bits": np.array([self.scale_frac_bits, self.mean_frac_bits], np.int32)}
 
     @classmethod
     def from_arrays(cls, d) -> "GaussianTables":
         fb = np.asarray(d["frac_bits"]).reshape(-1)
-        return cls(d["cdfs"], d["cdf_sizes"], d["offsets"], d["thresholds"], int(fb[0]), int(fb[1]))
+        if "cdfs" in d:
+            cdfs = d["cdfs"]
+        else:
+            sizes = np.asarray(d["cdf_sizes"], np.int64)
+            data = np.asarray(d["cdf_data"])
+            if sizes.ndim != 1 or np.any(sizes < 2) or int(sizes.sum()) != data.size:
+                raise ValueError("cdf_data does not match cdf_sizes")
+            cdfs = np.zeros((sizes.size, int(sizes.max())), np.int32)
+            pos = 0
+            for i, n in enumerate(sizes):
+                cdfs[i, :n] = data[pos:pos + n]
+                pos += n
+        return cls(cdfs, d["cdf_sizes"], d["offsets"], d["thresholds"], int(fb[0]), int(fb[1]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,27 +166,39 @@ class FactorizedTables:
 # ---------------------------------------------------------------------------
 # y: Gaussian conditional
 # ---------------------------------------------------------------------------
-def y_means(mean_q, tables: GaussianTables) -> np.ndarray:
-    """mu = rshift_rhu(mean_q, mean_frac_bits) = floor(mean + 1/2) (int64)."""
-    return rshift_rhu(_int_array(mean_q, "mean_q"), tables.mean_frac_bits)
+def mean_families(mean_frac_bits: int) -> int:
+    """Number of mean-offset table families: 2^(F-1) + 1 (1 when F = 0)."""
+    return (1 << (mean_frac_bits - 1)) + 1 if mean_frac_bits >= 1 else 1
 
 
-def y_indexes(scale_q, tables: GaussianTables) -> np.ndarray:
-    """Table index per element: #{i : scale_q > T_i} (int32)."""
-    return scale_index(_int_array(scale_q, "scale_q"), tables.thresholds)
+def y_means(mean_q, tables: GaussianTables):
+    """(base, sign, family): base = rshift_rhu(mean_q, F) = floor(mean + 1/2),
+    d = mean_q - base 2^F, sign = -1 where d < 0, family = |d| (int64)."""
+    m = _int_array(mean_q, "mean_q")
+    F = tables.mean_frac_bits
+    base = rshift_rhu(m, F)
+    d = m - (base << F)
+    return base, np.where(d < 0, -1, 1).astype(np.int64), np.abs(d)
+
+
+def y_indexes(scale_q, family, tables: GaussianTables) -> np.ndarray:
+    """Table index per element: family * L + #{i : scale_q > T_i} (int32)."""
+    L = tables.thresholds.size + 1
+    s = scale_index(_int_array(scale_q, "scale_q"), tables.thresholds).astype(np.int64)
+    return (np.asarray(family, np.int64) * L + s).astype(np.int32)
 
 
 def _y_streams(y_hat, mean_q, scale_q, tables):
     y = _int_array(y_hat, "y_hat")
-    mu = y_means(mean_q, tables)
-    if y.shape != mu.shape or np.shape(scale_q) != y.shape:
+    base, sign, fam = y_means(mean_q, tables)
+    if y.shape != base.shape or np.shape(scale_q) != y.shape:
         raise ValueError("y_hat, mean_q and scale_q must have the same shape")
     if y.size and (y.min() < INT32_MIN or y.max() > INT32_MAX):
         raise ValueError("y_hat must fit in int32")
-    sym = (y - mu).reshape(-1)
+    sym = (sign * (y - base)).reshape(-1)
     if sym.size and (sym.min() < INT32_MIN or sym.max() > INT32_MAX):
         raise ValueError("y_hat - mean must fit in int32")
-    idx = y_indexes(scale_q, tables).reshape(-1)
+    idx = y_indexes(scale_q, fam, tables).reshape(-1)
     return sym, idx
 
 
@@ -179,13 +214,13 @@ def decode_y(data, mean_q, scale_q, tables: GaussianTables, *, coder="numba") ->
 
     Raises ValueError on a corrupt stream (rans.decode_with_indexes).
     """
-    mu = y_means(mean_q, tables)
-    if np.shape(scale_q) != mu.shape:
+    base, sign, fam = y_means(mean_q, tables)
+    if np.shape(scale_q) != base.shape:
         raise ValueError("mean_q and scale_q must have the same shape")
-    idx = y_indexes(scale_q, tables).reshape(-1)
+    idx = y_indexes(scale_q, fam, tables).reshape(-1)
     sym = _coder(coder).decode_with_indexes(data, idx, tables.cdfs, tables.cdf_sizes,
                                             tables.offsets)
-    y = sym.astype(np.int64).reshape(mu.shape) + mu
+    y = base + sign * sym.astype(np.int64).reshape(base.shape)
     if y.size and (y.min() < INT32_MIN or y.max() > INT32_MAX):
         raise ValueError("corrupt rANS stream: decoded y_hat outside int32")
     return y.astype(np.int32)

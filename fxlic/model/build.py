@@ -156,9 +156,10 @@ def _mean_reduction(im: IntModel, cal: Calibration, enabled: bool):
             im.mr_b_q[c] = round_half_up_float(b * (1 << MR_FRAC_BITS))
 
 
-#: HS5 scales are compared at 16 fractional bits; means are rounded to integers
-#: before the entropy coder sees them (SPEC E1)
+#: HS5 scales are compared at 16 fractional bits; means keep 2 fractional bits,
+#: which select one of 3 mean-offset table families (SPEC E1)
 SCALE_FRAC_BITS = 16
+MEAN_FRAC_BITS = 2
 
 
 def entropy_tables(fm: FloatModel) -> dict:
@@ -174,6 +175,6 @@ def entropy_tables(fm: FloatModel) -> dict:
     fact = FactorizedTables.build(factorized_params_from_state_dict(fm.entropy))
     out.update({f"fact.{k}": v for k, v in fact.to_arrays().items()})
     if fm.arch.kind == "hyperprior":
-        g = GaussianTables.build(scale_frac_bits=SCALE_FRAC_BITS, mean_frac_bits=0)
+        g = GaussianTables.build(scale_frac_bits=SCALE_FRAC_BITS, mean_frac_bits=MEAN_FRAC_BITS)
         out.update({f"gauss.{k}": v for k, v in g.to_arrays().items()})
     return out
