@@ -660,6 +660,40 @@ def section_x():
                      "fp32 / int"], rows)
 
 
+def section_summary(ctx, rd):
+    """Key numbers in a few bullets (computed, not written by hand)."""
+    out = []
+    for name, r in rd.items():
+        fl, it = r["float"], r["int"]
+        if fl and it:
+            out.append(f"* **{name}** ({r['n']} images): float {fl['bpp']:.4f} bpp / {fl['psnr']:.2f} dB, "
+                       f"integer {it['bpp']:.4f} bpp (.fxl; estimate {it.get('est_bpp', float('nan')):.4f}) / "
+                       f"{it['psnr']:.2f} dB: {it['psnr'] - fl['psnr']:+.3f} dB, "
+                       f"{100 * (it.get('est_bpp', it['bpp']) / fl['bpp'] - 1):+.2f} % bits (estimate), "
+                       f"{100 * (it['bpp'] / fl['bpp'] - 1):+.2f} % (file); MS-SSIM {fl['msssim']:.4f} → "
+                       f"{it['msssim']:.4f}.")
+    for metric, unit in (("psnr", "PSNR"), ("msssim_db", "MS-SSIM")):
+        ours = curves(ctx, rd, metric)
+        anchors = {c["codec"]: c for c in classical_curves(ctx, metric)}
+        for t in ours:
+            if t["kind"] != "int" or len(t["bpp"]) < 2:
+                continue
+            fl = [c for c in ours if c["kind"] == "float" and c["names"] == t["names"]]
+            if fl and metric == "psnr":
+                r = bd.bd_rate(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
+                q = bd.bd_quality(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
+                out.append(f"* hyperprior-5 integer vs float curve ({len(t['bpp'])} points): BD-rate "
+                           f"{sgn(r, 2, 'n/a')} %, BD-PSNR {sgn(q, 3, 'n/a')} dB.")
+            for c in ("jpeg", "hevc"):
+                if c in anchors:
+                    a = anchors[c]
+                    r = bd.bd_rate(a["bpp"], a["q"], t["bpp"], t["q"])
+                    ov = bd.overlap(a["bpp"], a["q"], t["bpp"], t["q"])
+                    out.append(f"* hyperprior-5 integer vs {a['label']} ({unit}): BD-rate {sgn(r, 1, 'n/a')} %"
+                               + (f" over {unit} {ov[0]:.2f}–{ov[1]:.2f}" if ov else "") + ".")
+    return "\n".join(out) if out else "Pending: no model has both float and integer results yet."
+
+
 # ---------------------------------------------------------------- the report
 
 def write_report(ctx, command):
@@ -690,6 +724,9 @@ def write_report(ctx, command):
       "-log2 p under their own float entropy model. PSNR is RGB 8-bit, averaged over images; MS-SSIM is "
       "Wang et al. 2003 on RGB (mean over channels), averaged over images, and MS-SSIM dB = "
       "-10 log10(1 - MS-SSIM). Classical codecs: bpp of the whole file.\n")
+    a("## Summary (computed)\n")
+    a(section_summary(ctx, rd))
+    a("")
     a("## Models\n")
     a(section_models(ctx) if ctx.meta else "No float weights found in the weights directory yet.")
     a("")
