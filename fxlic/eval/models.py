@@ -34,8 +34,12 @@ def zoo_match(weights: str):
 
 
 def model_path(weights: str, model_dir: str, scheme="cw-nlq", act="nlq-mux", mr=True) -> str:
+    """Where the quantized model lives: float-weights digest, variant and the
+    spec version (a new spec needs a re-quantized model) in the name."""
+    from ..spec import SPEC_VERSION
     stem = os.path.splitext(os.path.basename(weights))[0]
-    return os.path.join(model_dir, f"{stem}-{file_digest(weights)[:12]}-{variant_name(scheme, act, mr)}.fxq")
+    return os.path.join(model_dir, f"{stem}-{file_digest(weights)[:12]}-{variant_name(scheme, act, mr)}"
+                                   f"-{SPEC_VERSION}.fxq")
 
 
 def build_models(weights: str, calib: str, model_dir: str, variants: list) -> dict:
