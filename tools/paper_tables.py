@@ -137,7 +137,7 @@ class Ctx:
     def flush(self, desc):
         tasks, self.pending = self.pending, []
         if tasks and self.compute:
-            evaluate(tasks, self.cache, self.args.jobs, not self.args.quiet, desc)
+            evaluate(tasks, self.cache, self.args.jobs, not self.args.quiet, desc, keep_going=True)
 
     # integer model files
     def act_model(self, name, act="nlq-mux"):

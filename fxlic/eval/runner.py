@@ -137,10 +137,11 @@ def _init_worker():
 
 
 def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, desc: str = "eval",
-             compute: bool = True) -> list:
+             compute: bool = True, keep_going: bool = False) -> list:
     """Records of ``tasks`` (same order), computing only the cache misses,
     with ``jobs`` worker processes (1: in this process).  ``compute=False``
-    returns None for every miss (report from the cache only)."""
+    returns None for every miss (report from the cache only); with
+    ``keep_going`` a failing task is reported and left None."""
     keys = [task_key(t) for t in tasks]
     out = [cache.get(k) for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
@@ -152,7 +153,14 @@ def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, de
     try:
         if jobs <= 1:
             for i in todo:
-                out[i] = run_task(tasks[i])
+                try:
+                    out[i] = run_task(tasks[i])
+                except Exception as e:  # noqa: BLE001
+                    if not keep_going:
+                        raise
+                    print(f"eval: {tasks[i]} failed: {type(e).__name__}: {e}", file=sys.stderr)
+                    bar.update(1)
+                    continue
                 cache.put(keys[i], out[i])
                 bar.update(1)
         else:
@@ -166,7 +174,14 @@ def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, de
                     futs = {ex.submit(run_task, tasks[i]): i for i in todo}
                     for f in as_completed(futs):
                         i = futs[f]
-                        out[i] = f.result()
+                        try:
+                            out[i] = f.result()
+                        except Exception as e:  # noqa: BLE001 -- one failed task must not lose the rest
+                            if not keep_going:
+                                raise
+                            print(f"eval: {tasks[i]} failed: {type(e).__name__}: {e}", file=sys.stderr)
+                            bar.update(1)
+                            continue
                         cache.put(keys[i], out[i])
                         bar.update(1)
             finally:
