@@ -11,6 +11,7 @@ import pytest
 
 from engine_util import small_model
 from fxlic.cli import main
+from fxlic.spec import SPEC_VERSION
 from fxlic.io.modelfile import save_model
 from fxlic.vectors.memfmt import (MemFormatError, mem_bytes, npy_bytes, png_bytes, read_mem)
 from fxlic.vectors.verify import FAIL, MALFORMED, MISSING, PASS, SKIPPED, verify
@@ -124,7 +125,7 @@ def test_vectors_deterministic_and_manifest_complete(case, model_file, image_fil
     a, b = _tree(case), _tree(out2)
     assert a == b  # byte-identical directories
     m = json.loads(a["manifest.json"])
-    assert m["spec_version"] == "fxlic-spec-1.0" and m["model"]["hash"].startswith("sha256:")
+    assert m["spec_version"] == SPEC_VERSION and m["model"]["hash"].startswith("sha256:")
     import hashlib
     assert set(m["files"]) == {k for k in a if k != "manifest.json" and not k.startswith("model/")}
     for rel, info in m["files"].items():

@@ -11,6 +11,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from fxlic.spec import SPEC_VERSION
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VEC = os.path.join(REPO, "vectors")
 UNITS = os.path.join(VEC, "units")
@@ -59,7 +61,7 @@ def test_every_manifest_hashes_every_file():
     covered = set(manifests)
     for mrel in manifests:
         m = json.loads(_read(files[mrel]))
-        assert m["format"] == "fxlic-vectors" and m["spec_version"] == "fxlic-spec-1.0"
+        assert m["format"] == "fxlic-vectors" and m["spec_version"] == SPEC_VERSION
         base = os.path.dirname(mrel)
         for rel, info in m.get("files", {}).items():
             full = f"{base}/{rel}" if base else rel

@@ -304,32 +304,38 @@ def unit_i1(root):
 
 
 def unit_e1(root, model):
-    """E1 on synthetic HS5 codes with the model's stored thresholds."""
-    from ..entropy.gaussian import GaussianTables, y_indexes
+    """E1 on synthetic HS5 codes with the model's stored thresholds and frac bits."""
+    from ..entropy.gaussian import GaussianTables, y_indexes, y_means
 
     gauss = GaussianTables.from_arrays({k[6:]: v for k, v in model.entropy.items() if k.startswith("gauss.")})
-    M, h, w = 4, 3, 5
+    S, F = gauss.scale_frac_bits, gauss.mean_frac_bits
+    M, h, w = 4, 3, 6
     rng = _rng(5)
     codes = rng.integers(-128, 128, (2 * M, h, w))
-    codes[0, 0, :] = [-128, -1, 0, 1, 127]
-    codes[M, 0, :] = [-128, -3, -1, 1, 127]
-    exps = np.array([-9, -7, -4, 0, -9, -6, -2, 1], np.int64)
+    codes[0, 0, :] = [-128, -1, 0, 1, 2, 127]
+    codes[M, 0, :] = [-128, -3, -1, 1, 2, 127]
+    codes[M + 1, 0, :] = [-7, -6, -5, -4, -3, -2]  # every mean fraction (d = -2..1) at e = -2
+    exps = np.array([-9, -7, -4, 0, -9, -2, -2, 1], np.int64)
     means = np.empty((M, h, w), np.int64)
     scales = np.empty((M, h, w), np.int64)
     for c in range(M):
-        scales[c] = requant_shift(codes[c].astype(np.int64), -(int(exps[c]) + 16))
-        means[c] = requant_shift(codes[M + c].astype(np.int64), -int(exps[M + c]))
-    idx = y_indexes(scales, gauss)
+        scales[c] = requant_shift(codes[c].astype(np.int64), -(int(exps[c]) + S))
+        means[c] = requant_shift(codes[M + c].astype(np.int64), -(int(exps[M + c]) + F))
+    base, sign, fam = y_means(means, gauss)
+    idx = y_indexes(scales, fam, gauss)
     D = VectorDir(root)
     _inp(D, "ms", codes, "int8", CHW, what="HS5 output codes: channels [0, M) scales, [M, 2M) means")
     _inp(D, "out_exp", exps, "int8", ("C",), what="HS5 output exponents")
     _inp(D, "thresholds", gauss.thresholds, "int64", ("I",), what="stored gauss.thresholds T_i")
-    _outp(D, "means", means, "int32", CHW, what="RQ(q_mean, -e_mean)")
-    _outp(D, "scale_q", scales, "int32", CHW, what="RQ(q_scale, -(e_scale + 16))")
-    _outp(D, "y_idx", idx, "int32", CHW, what="#{i : scale_q > T_i}")
+    _inp(D, "frac_bits", np.array([S, F]), "int32", ("I",), what="stored gauss.frac_bits [S, F]")
+    _outp(D, "means", means, "int32", CHW, what="mean_q = RQ(q_mean, -(e_mean + F))")
+    _outp(D, "scale_q", scales, "int32", CHW, what="RQ(q_scale, -(e_scale + S))")
+    _outp(D, "y_base", base, "int32", CHW, what="base = RHU(mean_q, F)")
+    _outp(D, "y_sign", sign, "int8", CHW, what="-1 if mean_q - base 2^F < 0 else +1")
+    _outp(D, "y_idx", idx, "int32", CHW, what="|mean_q - base 2^F| * 64 + #{i : scale_q > T_i}")
     return _finish(D, "e1_means_scales", ["E1", "R1", "R2"],
-                   "E1 integer means (R1 rounding of the represented mean), scales at 16 fractional bits "
-                   "and the Gaussian table index from the stored thresholds")
+                   "E1 means at F fractional bits, their rounded base, sign and family, scales at S "
+                   "fractional bits and the Gaussian table index from the stored thresholds")
 
 
 def unit_m2(root):

@@ -201,7 +201,7 @@ def run_case(model: IntModel, pixels: np.ndarray, backend: str = "numba") -> dic
 
 
 def _entropy_side(model: IntModel, r: dict) -> dict:
-    """Symbols, table indexes, integer means and scales (SPEC E1, docs/ENTROPY.md 9)."""
+    """Symbols, table indexes, means and scales (SPEC E1, docs/ENTROPY.md 9)."""
     from ..codec import _tables, means_scales
     from ..entropy.gaussian import y_indexes, y_means
 
@@ -214,10 +214,12 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
         e["z_sym"] = z
         e["z_idx"] = np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape)
         means, scales = means_scales(model, r["ms"])
+        base, sign, fam = y_means(means, gauss)
         e["means"] = means
         e["scale_q"] = scales
-        e["y_idx"] = y_indexes(scales, gauss).astype(np.int64)
-        e["y_sym"] = y_hat - y_means(means, gauss)
+        e["y_base"] = base
+        e["y_idx"] = y_indexes(scales, fam, gauss).astype(np.int64)
+        e["y_sym"] = sign * (y_hat - base)
     else:
         e["y_sym"] = y_hat
         e["y_idx"] = np.broadcast_to(np.arange(y_hat.shape[0])[:, None, None], y_hat.shape)
@@ -228,10 +230,11 @@ ENTROPY_DOC = {
     "y_hat": "y the entropy coder sees: stored y + mu (SPEC M1)",
     "z_sym": "z symbols (= z_hat), coded with table z_idx",
     "z_idx": "z table index (= channel)",
-    "means": "integer mean of each y element (SPEC E1)",
+    "means": "mean_q: the mean of each y element at F = mean_frac_bits fractional bits (SPEC E1)",
     "scale_q": "scale at 16 fractional bits (SPEC E1)",
-    "y_idx": "y table index (Gaussian: #{i: scale_q > T_i}; factorized: channel)",
-    "y_sym": "y symbols: y_hat - mean (Gaussian) or y_hat (factorized)",
+    "y_base": "base = RHU(mean_q, F): the mean rounded half up (SPEC E1)",
+    "y_idx": "y table index: |d| * 64 + #{i: scale_q > T_i} (SPEC E1); factorized: channel",
+    "y_sym": "y symbols: sign * (y_hat - base) (SPEC E1); factorized: y_hat",
 }
 
 
@@ -307,7 +310,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
     # entropy side
     ent_mem = "entropy" in mem
     e = _entropy_side(model, r)
-    for k in ("z_sym", "z_idx", "y_hat", "means", "scale_q", "y_idx", "y_sym"):
+    for k in ("z_sym", "z_idx", "y_hat", "means", "scale_q", "y_base", "y_idx", "y_sym"):
         if k in e:
             a = e[k]
             D.tensor("entropy/" + k, a, "int32", ent_mem, CHW, what=ENTROPY_DOC[k], stages=["decoder", "encoder"])

@@ -567,7 +567,8 @@ static void run_layer(const model_t *m, const layer_t *L, const arr_t *in, const
 /* rANS decoder (docs/ENTROPY.md 6) and the .fxl container (BITSTREAM) */
 /* ------------------------------------------------------------------ */
 
-typedef struct { arr_t cdfs, sizes, offsets; } tables_t;
+/* a table set: row r is data[start[r] .. start[r] + sizes[r] - 1] */
+typedef struct { arr_t data, sizes, offsets; int64_t *start; } tables_t;
 
 typedef struct {
     const unsigned char *w;
@@ -604,7 +605,6 @@ static void rans_decode(const unsigned char *data, long len, const tables_t *t, 
 {
     rans_t r;
     long i;
-    long maxlen = t->cdfs.shape[1];
     if (len % 4 != 0 || len < 8) die("corrupt rANS stream: length %ld", len);
     r.w = data;
     r.nwords = len / 4;
@@ -613,10 +613,12 @@ static void rans_decode(const unsigned char *data, long len, const tables_t *t, 
     if (r.x < ((uint64_t)1 << 31) || r.x >= ((uint64_t)1 << 63)) die("corrupt rANS stream: initial state");
     for (i = 0; i < n; i++) {
         long tb = (long)idx[i];
-        const int64_t *cdf = t->cdfs.v + tb * maxlen;
+        const int64_t *cdf;
         long mv = (long)t->sizes.v[tb] - 2, s, lo, hi;
         uint64_t cum = r.x & 0xFFFF, start, freq;
         int64_t value;
+        if (tb < 0 || tb >= t->sizes.n) die("table index %ld out of range", tb);
+        cdf = t->data.v + t->start[tb];
         /* the largest s with cdf[s] <= cum, 0 <= s <= mv */
         lo = 0;
         hi = mv;
@@ -655,17 +657,38 @@ static uint32_t crc32(const unsigned char *b, long n)
     return c ^ 0xFFFFFFFFu;
 }
 
+/* docs/ENTROPY.md 8: <prefix>.cdf_data (rows concatenated) or <prefix>.cdfs
+ * (rows zero-padded to a matrix), with <prefix>.cdf_sizes and .offsets */
 static void read_tables(tables_t *t, const char *mdir, const char *prefix)
 {
     char path[PATHLEN];
-    xsnprintf(path, sizeof path, "%s/entropy/%s.cdfs.npy", mdir, prefix);
-    t->cdfs = read_npy(path);
+    FILE *f;
+    long r, pos = 0;
     xsnprintf(path, sizeof path, "%s/entropy/%s.cdf_sizes.npy", mdir, prefix);
     t->sizes = read_npy(path);
     xsnprintf(path, sizeof path, "%s/entropy/%s.offsets.npy", mdir, prefix);
     t->offsets = read_npy(path);
-    if (t->cdfs.ndim != 2 || t->sizes.n != t->cdfs.shape[0] || t->offsets.n != t->cdfs.shape[0])
-        die("%s: inconsistent %s tables", mdir, prefix);
+    if (t->offsets.n != t->sizes.n) die("%s: inconsistent %s tables", mdir, prefix);
+    t->start = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)t->sizes.n);
+    xsnprintf(path, sizeof path, "%s/entropy/%s.cdf_data.npy", mdir, prefix);
+    f = fopen(path, "rb");
+    if (f) {
+        fclose(f);
+        t->data = read_npy(path);
+        for (r = 0; r < t->sizes.n; r++) {
+            t->start[r] = pos;
+            pos += (long)t->sizes.v[r];
+        }
+        if (pos != t->data.n) die("%s: cdf_data does not match cdf_sizes", path);
+    } else {
+        xsnprintf(path, sizeof path, "%s/entropy/%s.cdfs.npy", mdir, prefix);
+        t->data = read_npy(path);
+        if (t->data.ndim != 2 || t->data.shape[0] != t->sizes.n) die("%s: bad table matrix", path);
+        for (r = 0; r < t->sizes.n; r++) {
+            t->start[r] = r * t->data.shape[1];
+            if (t->sizes.v[r] < 2 || t->sizes.v[r] > t->data.shape[1]) die("%s: bad cdf size", path);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -906,28 +929,39 @@ int main(int argc, char **argv)
         have[li] = 1;
 
         if (strcmp(L->out, "ms") == 0) {
-            /* SPEC E1: integer means, scale_q and table index from the h_s output;
+            /* SPEC E1: mean_q (F fractional bits), scale_q (S fractional bits), the rounded
+             * mean base, its sign and family and the table index, from the h_s output;
              * channels [0, M) scales, [M, 2M) means */
-            arr_t thr, fb, means, scales, yidx, ysym, yhat;
-            long hw = out.shape[1] * out.shape[2], e, t;
+            arr_t thr, fb, means, scales, ybase, yidx, ysym, yhat, ysign;
+            long hw = out.shape[1] * out.shape[2], e, t, nscales;
+            int S, F;
             xsnprintf(path, sizeof path, "%s/entropy/gauss.thresholds.npy", mdir);
             thr = read_npy(path);
             xsnprintf(path, sizeof path, "%s/entropy/gauss.frac_bits.npy", mdir);
             fb = read_npy(path);
-            if (fb.n != 2) die("gauss.frac_bits must hold 2 values");
+            if (fb.n != 2 || fb.v[0] < 0 || fb.v[0] > 40 || fb.v[1] < 0 || fb.v[1] > 40)
+                die("gauss.frac_bits must hold 2 values in [0, 40]");
+            S = (int)fb.v[0];
+            F = (int)fb.v[1];
+            nscales = thr.n + 1;
             means = arr3(m.M, out.shape[1], out.shape[2]);
             scales = arr3(m.M, out.shape[1], out.shape[2]);
+            ybase = arr3(m.M, out.shape[1], out.shape[2]);
+            ysign = arr3(m.M, out.shape[1], out.shape[2]);
             yidx = arr3(m.M, out.shape[1], out.shape[2]);
             ysym = arr3(m.M, out.shape[1], out.shape[2]);
             yhat = arr3(m.M, out.shape[1], out.shape[2]);
             for (c = 0; c < m.M; c++)
                 for (j = 0; j < hw; j++) {
-                    int64_t cnt = 0;
+                    int64_t cnt = 0, d;
                     e = c * hw + j;
-                    scales.v[e] = rq(out.v[c * hw + j], -(int)(L->out_exp.v[c] + fb.v[0]));
-                    means.v[e] = rhu(rq(out.v[(m.M + c) * hw + j], -(int)L->out_exp.v[m.M + c]), (int)fb.v[1]);
+                    scales.v[e] = rq(out.v[c * hw + j], -(int)(L->out_exp.v[c] + S));
+                    means.v[e] = rq(out.v[(m.M + c) * hw + j], -(int)(L->out_exp.v[m.M + c] + F));
+                    ybase.v[e] = rhu(means.v[e], F);
+                    d = means.v[e] - ybase.v[e] * ((int64_t)1 << F);
+                    ysign.v[e] = d < 0 ? -1 : 1;
                     for (t = 0; t < thr.n; t++) cnt += scales.v[e] > thr.v[t];
-                    yidx.v[e] = cnt;
+                    yidx.v[e] = (d < 0 ? -d : d) * nscales + cnt;
                 }
             if (from_stream) {
                 tables_t gauss;
@@ -935,7 +969,7 @@ int main(int argc, char **argv)
                 rans_decode(ys, ylen, &gauss, yidx.v, yidx.n, ysym.v);
                 y = arr3(m.M, out.shape[1], out.shape[2]);
                 for (e = 0; e < y.n; e++) {
-                    yhat.v[e] = ysym.v[e] + means.v[e];
+                    yhat.v[e] = ybase.v[e] + ysign.v[e] * ysym.v[e];
                     y.v[e] = yhat.v[e] - mu.v[e / hw];
                     if (y.v[e] < -128 || y.v[e] > 127) die("corrupt stream: y outside its 8-bit range");
                 }
@@ -945,11 +979,12 @@ int main(int argc, char **argv)
                 if (y.n != yhat.n) die("y and the h_s output have different sizes");
                 for (e = 0; e < y.n; e++) {
                     yhat.v[e] = y.v[e] + mu.v[e / hw];
-                    ysym.v[e] = yhat.v[e] - means.v[e];
+                    ysym.v[e] = ysign.v[e] * (yhat.v[e] - ybase.v[e]);
                 }
             }
             dump("entropy/means", &means, "i4");
             dump("entropy/scale_q", &scales, "i4");
+            dump("entropy/y_base", &ybase, "i4");
             dump("entropy/y_idx", &yidx, "i4");
             dump("entropy/y_sym", &ysym, "i4");
             dump("entropy/y_hat", &yhat, "i4");
