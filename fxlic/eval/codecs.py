@@ -4,7 +4,7 @@ Each codec is ``encode(hwc_uint8, q) -> bytes`` and ``decode(bytes) -> hwc_uint8
 with a default sweep of its quality parameter ``q``.  bpp is always
 ``8 * len(bytes) / pixels`` (the whole file, headers included).
 
-  jpeg      Pillow (libjpeg), quality 1-95, default 4:2:0 chroma subsampling
+  jpeg      Pillow (libjpeg), quality 1-95 (the low end matters: fxlic's demo models are weak), default 4:2:0 chroma subsampling
   jpeg444   Pillow, 4:4:4 (subsampling=0)
   jpeg2000  imagecodecs (OpenJPEG); q is OpenJPEG's target PSNR of one quality layer
   webp      imagecodecs (libwebp), lossy, quality q
@@ -89,15 +89,15 @@ _DEC = {
 }
 
 CODECS = {
-    "jpeg": Codec("jpeg", "JPEG (Pillow, 4:2:0)", (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95), "pillow"),
-    "jpeg444": Codec("jpeg444", "JPEG (Pillow, 4:4:4)", (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95),
+    "jpeg": Codec("jpeg", "JPEG (Pillow, 4:2:0)", (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95), "pillow"),
+    "jpeg444": Codec("jpeg444", "JPEG (Pillow, 4:4:4)", (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95),
                      "pillow"),
-    "jpeg2000": Codec("jpeg2000", "JPEG 2000 (OpenJPEG)", (22, 24, 26, 28, 30, 32, 35, 38),
+    "jpeg2000": Codec("jpeg2000", "JPEG 2000 (OpenJPEG)", (18, 20, 22, 24, 26, 28, 30, 32, 35, 38),
                       "imagecodecs"),
-    "webp": Codec("webp", "WebP (libwebp)", (1, 5, 10, 20, 40, 60, 80, 90), "imagecodecs"),
-    "avif": Codec("avif", "AVIF (libaom)", (5, 10, 20, 30, 45, 60, 75, 90), "imagecodecs"),
-    "jpegxl": Codec("jpegxl", "JPEG XL (libjxl)", (5, 10, 20, 30, 45, 60, 75, 90), "imagecodecs"),
-    "hevc": Codec("hevc", "HEVC intra (x265 via libheif, BPG anchor)", (1, 5, 10, 20, 35, 50, 65, 80),
+    "webp": Codec("webp", "WebP (libwebp)", (0, 1, 5, 10, 20, 40, 60, 80, 90), "imagecodecs"),
+    "avif": Codec("avif", "AVIF (libaom)", (0, 2, 5, 10, 20, 30, 45, 60, 75, 90), "imagecodecs"),
+    "jpegxl": Codec("jpegxl", "JPEG XL (libjxl)", (1, 2, 5, 10, 20, 30, 45, 60, 75, 90), "imagecodecs"),
+    "hevc": Codec("hevc", "HEVC intra (x265 via libheif, BPG anchor)", (0, 1, 5, 10, 20, 35, 50, 65, 80),
                   "pillow_heif"),
 }
 
