@@ -349,9 +349,16 @@ def psnr(mse):
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
-def make_optimizers(model, lr, aux_lr):
+def make_optimizers(model, lr, aux_lr, eb_lr_mult=1.0):
     main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    if eb_lr_mult != 1.0:  # separate group: entropy-bottleneck density at lr * mult
+        eb = [p for n, p in model.named_parameters()
+              if n.startswith("entropy_bottleneck.") and not n.endswith("quantiles")]
+        ids = {id(p) for p in eb}
+        net = [p for p in main if id(p) not in ids]
+        groups = [{"params": net, "lr_mult": 1.0}, {"params": eb, "lr_mult": eb_lr_mult}]
+        return torch.optim.Adam(groups, lr=lr), torch.optim.Adam(aux, lr=aux_lr)
     return torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=aux_lr)
 
 
@@ -495,6 +502,8 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--lr-drop", type=int, default=0, help="step from which lr is lr/10 (0: never)")
     p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--eb-lr-mult", type=float, default=1.0,
+                   help="lr multiplier for the entropy bottleneck's density parameters (short fine-tunes)")
     p.add_argument("--clip", type=float, default=1.0, help="gradient clipping max norm")
     p.add_argument("--wcft", default="", help="WCFT betas, e.g. 1 or 1,1.4142,1")
     p.add_argument("--wcft-steps", type=int, default=0, help="fine-tuning steps per WCFT round (I_3)")
@@ -540,7 +549,7 @@ def main(argv=None):
         logf.write(msg + "\n")
         logf.flush()
 
-    opt, aux_opt = make_optimizers(model, args.lr, args.aux_lr)
+    opt, aux_opt = make_optimizers(model, args.lr, args.aux_lr, args.eb_lr_mult)
     data = CropSampler(args.data, args.crop, args.seed)
     step = 0
     wall = 0.0
@@ -659,7 +668,7 @@ def main(argv=None):
                 save()
         lr = lr_at(args, step)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         x = data.batch(args.batch)
         out = model(x, mode="noise")
         bpp = bpp_of(out["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
