@@ -79,16 +79,16 @@ class NumbaBackend(Backend):
                 prep = None
             elif spec.op == "conv":
                 flat = w.transpose(0, 2, 3, 1).reshape(spec.cout, -1)
-                w16 = np.zeros((spec.cout, _round16(flat.shape[1])), np.int16)
-                w16[:, :flat.shape[1]] = flat
+                w16 = np.zeros((_even(spec.cout), _round16(flat.shape[1])), np.int16)
+                w16[:spec.cout, :flat.shape[1]] = flat
                 prep = (w16,)
             else:
                 wph, taps, ntaps = _tconv_phase_weights(w)
                 C = spec.cin
                 kph = np.array([[_round16(ntaps[a] * ntaps[b] * C) for b in range(2)] for a in range(2)],
                                np.int64)
-                w16 = np.zeros(wph.shape[:3] + (int(kph.max()),), np.int16)
-                w16[..., :wph.shape[3]] = wph
+                w16 = np.zeros(wph.shape[:2] + (_even(spec.cout), int(kph.max())), np.int16)
+                w16[:, :, :spec.cout, :wph.shape[3]] = wph
                 prep = (w16, kph, taps, ntaps)
         if len(self._cache) > 256:
             self._cache.clear()
@@ -113,6 +113,14 @@ class NumbaBackend(Backend):
         r, t16 = split_shift(tables)
         prep = self._weights(L, r) if r is not None else None
         bias = L.bias.astype(np.int64)
+        Ho, Wo = spec.out_hw(codes.shape[1], codes.shape[2])
+        small = Ho * Wo * spec.k * spec.k * spec.cin * spec.cout < SMALL_LAYER_MACS
+        with _threads(1 if small else None):
+            return self._accumulate(L, spec, codes, tables, offset, r, t16, prep, bias)
+
+    def _accumulate(self, L, spec, codes, tables, offset, r, t16, prep, bias):
+        from . import numba_kernels as nk
+
         if prep is not None:
             x = nk.decode_levels_i16(codes, t16, offset)
             b32 = bias.astype(np.int32)
@@ -138,6 +146,34 @@ class NumbaBackend(Backend):
                                   L.mux.astype(np.int64), seg_lo, seg_k, seg_code, nseg, maxl,
                                   np.asarray(mu, dtype=np.int64), lo, hi, out_dtype)
         return out
+
+
+#: layers below this many MACs run on one thread: on a loaded machine waking
+#: the pool costs more than it saves (results do not depend on threads)
+SMALL_LAYER_MACS = 30_000_000
+
+
+class _threads:
+    """Temporarily limit Numba's thread count (None: leave as is)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        if self.n is not None:
+            import numba
+            self.old = numba.get_num_threads()
+            numba.set_num_threads(min(self.n, self.old))
+
+    def __exit__(self, *exc):
+        if self.n is not None:
+            import numba
+            numba.set_num_threads(self.old)
+
+
+def _even(n: int) -> int:
+    """Output channels padded to a whole number of GEMM blocks (zero rows)."""
+    return n + (n % 2)
 
 
 def _round16(n: int) -> int:

@@ -155,13 +155,21 @@ def _make_avx2_block():
                         slot = accs[a * _NO + b]
                         prod = builder.call(fn, [cv, wv_[b]])
                         builder.store(builder.add(builder.load(slot), prod), slot)
-            vals = []
-            for slot in accs:
-                v = builder.load(slot)
-                s = builder.extract_element(v, ir.Constant(i32, 0))
-                for lane in range(1, 8):
-                    s = builder.add(s, builder.extract_element(v, ir.Constant(i32, lane)))
-                vals.append(s)
+            # transpose-reduce the 8 accumulators: 3 levels of (even + odd)
+            # lane pairs leave lane i = sum of accumulator i
+            ev = ir.Constant(ir.VectorType(i32, 8), [0, 2, 4, 6, 8, 10, 12, 14])
+            od = ir.Constant(ir.VectorType(i32, 8), [1, 3, 5, 7, 9, 11, 13, 15])
+
+            def pair(u, v):
+                return builder.add(builder.shuffle_vector(u, v, ev), builder.shuffle_vector(u, v, od))
+
+            vs = [builder.load(slot) for slot in accs]
+            l1 = [pair(vs[0], vs[1]), pair(vs[2], vs[3]), pair(vs[4], vs[5]), pair(vs[6], vs[7])]
+            # l1[j]: lanes 0-3 partial sums of acc 2j, lanes 4-7 of acc 2j+1
+            l2 = [pair(l1[0], l1[1]), pair(l1[2], l1[3])]
+            # l2[0]: lanes (0,1) acc0, (2,3) acc1, (4,5) acc2, (6,7) acc3; l2[1] likewise 4-7
+            l3 = pair(l2[0], l2[1])
+            vals = [builder.extract_element(l3, ir.Constant(i32, lane)) for lane in range(8)]
             return context.make_tuple(builder, out_t, vals)
 
         return sig, codegen
@@ -195,25 +203,28 @@ def gemm_rows(col, P, w, bias, out, row, x0, xstep, Kp):
     for i < P and every o < O = out.shape[2].
 
     col (>= ceil(P/4)*4, >= Kp) int16 with zero rows beyond P, w (Op, >= Kp)
-    int16 (Op >= O), Kp a multiple of 16; out (H, W, O) int32.  Exact int32
-    (see module docstring).
+    int16 with Op >= O (rows beyond O are padding; an even Op keeps every
+    output channel in the vector blocks), Kp a multiple of 16; out (H, W, O)
+    int32.  Exact int32 (see the GEMM notes above).
     """
     O = out.shape[2]
+    Op = w.shape[0]
     for p in range(0, P, 4):
-        for o in range(0, O - 1, 2):
+        for o in range(0, Op - 1, 2):
             r = block4x2(col, p, w, o, Kp)
             b0 = np.int64(bias[o])
-            b1 = np.int64(bias[o + 1])
+            b1 = np.int64(bias[o + 1]) if o + 1 < O else np.int64(0)
             for a in range(4):
                 if p + a < P:
                     out[row, x0 + xstep * (p + a), o] = _wrap32(np.int64(r[2 * a]) + b0)
-                    out[row, x0 + xstep * (p + a), o + 1] = _wrap32(np.int64(r[2 * a + 1]) + b1)
-        if O % 2 == 1:
-            o = O - 1
+                    if o + 1 < O:
+                        out[row, x0 + xstep * (p + a), o + 1] = _wrap32(np.int64(r[2 * a + 1]) + b1)
+        if Op % 2 == 1 and Op - 1 < O:
+            o = Op - 1
             for a in range(4):
                 if p + a < P:
                     out[row, x0 + xstep * (p + a), o] = _wrap32(np.int64(_tail_dot(col, p + a, w, o, Kp))
-                                                 + np.int64(bias[o]))
+                                                             + np.int64(bias[o]))
     return out
 
 

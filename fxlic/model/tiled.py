@@ -38,7 +38,7 @@ from .int_forward import Encoded, _names, input_tables
 from .intmodel import IntModel
 
 #: default budget of one intermediate band: elements (channels x rows x cols)
-BAND_ELEMENTS = 1 << 24
+BAND_ELEMENTS = 1 << 26
 
 
 def input_rows(spec, a: int, b: int, H: int):
