@@ -43,7 +43,9 @@ def task_key(task: dict) -> str:
         from .codecs import CODECS, library_version
         parts.update(kind=kind, codec=t["codec"], q=t["q"], lib=library_version(CODECS[t["codec"]].library))
     elif kind == "int":
-        parts.update(kind=kind, model_sha=_digest(t["model"]), backend="numba")
+        # the model's content hash (not the file's): a shipped .fxq and a local
+        # re-quantization with the same integers share their results
+        parts.update(kind=kind, model_content=_content_hash(t["model"]), backend="numba")
     elif kind == "float":
         parts.update(kind=kind, weights_sha=_digest(t["weights"]), wq=t.get("wq"),
                      act_sha=_digest(t["act"]) if t.get("act") else None, precision="float32",
@@ -54,6 +56,12 @@ def task_key(task: dict) -> str:
 
 
 # ---------------------------------------------------------------- workers
+
+@lru_cache(maxsize=None)
+def _content_hash(path: str) -> str:
+    from ..io.modelfile import read_model_file
+    return read_model_file(path)[1]["content_hash"]
+
 
 @lru_cache(maxsize=1)
 def _engine() -> str:
