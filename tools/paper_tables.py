@@ -300,9 +300,21 @@ def section_models(ctx):
         steps = pv.get("train_steps", pv.get("steps"))
         wc = pv.get("wcft_rounds")
         wall = pv.get("wall_seconds", pv.get("wall"))
+        base, nw = (name[:-7], True) if name.endswith("-nowcft") else (name, False)
+        ip = ctx.int_model(base, nowcft=nw)
+        icell = "–"
+        if ip:
+            from fxlic.eval.runner import _content_hash
+            from fxlic.io.modelfile import ZOO_DIR
+            ch = _content_hash(ip)
+            zp = os.path.join(ZOO_DIR, base + ".fxq")
+            shipped = (not nw) and os.path.exists(zp) and _content_hash(zp) == ch
+            icell = f"{ch[7:19]}" + (" (= shipped fxlic/zoo/" + base + ".fxq)" if shipped else " (quantized here)")
         rows.append([name, m["arch"], f(m["lambda"], "{:g}"), f(steps, "{}"), f(wc, "{}") if wc is not None else "–",
-                     f(wall / 3600 if isinstance(wall, (int, float)) else None, "{:.2f} h"), (m["sha256"] or "")[:12]])
-    return md_table(["float model", "architecture", "lambda", "training steps", "WCFT", "wall time", "sha256"], rows)
+                     f(wall / 3600 if isinstance(wall, (int, float)) else None, "{:.2f} h"), (m["sha256"] or "")[:12],
+                     icell])
+    return md_table(["float model", "architecture", "lambda", "training steps", "WCFT rounds", "wall time",
+                     "weights sha256", "integer model (content hash)"], rows)
 
 
 def main_rd(ctx):
@@ -374,6 +386,16 @@ def classical_curves(ctx, metric):
     return out
 
 
+def _point_rows(t, a, name):
+    rows = []
+    for i, n in enumerate(t["names"]):
+        r = bd.point_rate_delta(a["bpp"], a["q"], t["bpp"][i], t["q"][i])
+        q = bd.point_quality_delta(a["bpp"], a["q"], t["bpp"][i], t["q"][i])
+        rows.append([f"integer {n} (one point)", name, sgn(r, 2, "n/a (outside)") + (" %" if r is not None else ""),
+                     sgn(q, 3, "n/a (outside)") + (" dB" if q is not None else ""), "at the point"])
+    return rows
+
+
 def section_bd(ctx, rd):
     lines = []
     for metric, unit in (("psnr", "PSNR"), ("msssim_db", "MS-SSIM dB")):
@@ -384,6 +406,7 @@ def section_bd(ctx, rd):
             if t["kind"] != "int":
                 continue
             fl = [c for c in ours if c["kind"] == "float" and c["names"] == t["names"]]
+            mono = len(bd.monotone_curve(t["bpp"], t["q"])[0])
             for a in fl + anchors:
                 name = "float32 (same models)" if a["kind"] == "float" else a["label"]
                 if len(t["bpp"]) >= 2:
@@ -391,15 +414,15 @@ def section_bd(ctx, rd):
                     q = bd.bd_quality(a["bpp"], a["q"], t["bpp"], t["q"])
                     ov = bd.overlap(a["bpp"], a["q"], t["bpp"], t["q"])
                     ovs = f"{ov[0]:.2f}–{ov[1]:.2f}" if ov else "none"
-                    rows.append([t["label"], name, sgn(r, 2, "n/a (no overlap)") + (" %" if r is not None else ""),
+                    why = "n/a (no overlap)" if mono >= 2 else \
+                        f"n/a (only {mono} of {len(t['bpp'])} points form a rising curve)"
+                    rows.append([t["label"], name, sgn(r, 2, why) + (" %" if r is not None else ""),
                                  sgn(q, 3, "n/a") + (" dB" if q is not None else ""), ovs])
-                else:
-                    r = bd.point_rate_delta(a["bpp"], a["q"], t["bpp"][0], t["q"][0])
-                    q = bd.point_quality_delta(a["bpp"], a["q"], t["bpp"][0], t["q"][0])
-                    rows.append([t["label"], name + " (one point: rate / quality difference at that point)",
-                                 sgn(r, 2, "n/a (outside)") + (" %" if r is not None else ""),
-                                 sgn(q, 3, "n/a") + (" dB" if q is not None else ""), "–"])
-        lines.append(f"**{unit}** (test = fxlic integer models; negative BD-rate = fewer bits than the anchor)\n")
+                if (len(t["bpp"]) < 2 or mono < len(t["bpp"])) and a["kind"] != "float":
+                    rows += _point_rows(t, a, name)
+        lines.append(f"**{unit}** (test = fxlic integer models; negative BD-rate = fewer bits than the anchor; "
+                     "'one point' rows: rate difference at that point's quality / quality difference at its "
+                     "rate against the interpolated anchor)\n")
         lines.append(md_table(["test", "anchor", "BD-rate", f"BD-{unit}", f"overlap ({unit})"], rows))
         lines.append("")
     return "\n".join(lines)
@@ -689,8 +712,14 @@ def section_summary(ctx, rd):
                     a = anchors[c]
                     r = bd.bd_rate(a["bpp"], a["q"], t["bpp"], t["q"])
                     ov = bd.overlap(a["bpp"], a["q"], t["bpp"], t["q"])
+                    pts = []
+                    for i, n in enumerate(t["names"]):
+                        pr = bd.point_rate_delta(a["bpp"], a["q"], t["bpp"][i], t["q"][i])
+                        pq = bd.point_quality_delta(a["bpp"], a["q"], t["bpp"][i], t["q"][i])
+                        pts.append(f"{n} {sgn(pr, 1, 'n/a')} % bits / {sgn(pq, 2, 'n/a')} dB")
                     out.append(f"* hyperprior-5 integer vs {a['label']} ({unit}): BD-rate {sgn(r, 1, 'n/a')} %"
-                               + (f" over {unit} {ov[0]:.2f}–{ov[1]:.2f}" if ov else "") + ".")
+                               + (f" over {unit} {ov[0]:.2f}–{ov[1]:.2f}" if ov else "")
+                               + "; per model at equal quality / equal rate: " + ", ".join(pts) + ".")
     return "\n".join(out) if out else "Pending: no model has both float and integer results yet."
 
 
