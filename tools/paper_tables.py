@@ -842,9 +842,12 @@ def write_report(ctx, command):
     a("The paper's Table X gives energy per operation (45 nm, Horowitz 2014): int8 add 0.03 / mult 0.2 pJ, "
       "int32 add 0.1 / mult 3.1, fp16 add 0.4 / mult 1.1, fp32 add 0.9 / mult 3.7; it prints no per-image "
       "total. Here: every MAC of the layer list (a tconv counted as input positions x k^2 x Cin x Cout) is one "
-      "multiply and one add, plus one add per output (bias). Integer: 8-bit multiply (fxlic multiplies 8-bit "
-      "codes through (mantissa, shift) levels; shifts, table look-ups, requantization compares and the entropy "
-      "coder are not priced) with a 32-bit accumulate; float: both in fp32 (or fp16).\n")
+      "multiply and one add, plus one add per output (bias). Integer: priced as the paper's 8-bit multiply with a "
+      "32-bit accumulate. Caveat: fxlic's software engine multiplies the *levels* of the 8-bit codes as int16 "
+      "operands (NLQ weight levels reach 504 on a 2^-10 grid); a hardware MAC can use an 8-bit mantissa multiply "
+      "plus a shift (docs/SPEC.md, architecture notes), which is what the int8 price assumes. Shifts, table "
+      "look-ups, requantization compares and the entropy coder are not priced. Float: both operations in fp32 "
+      "(or fp16).\n")
     a(section_x())
     a("")
     a("## What differs from the paper, and why\n")
