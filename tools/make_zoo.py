@@ -29,12 +29,13 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", default=os.path.join(ROOT, "..", "shared", "data", "train", "CBSD68"))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "fxlic", "zoo"))
     ap.add_argument("--n-calib", type=int, default=9)
+    ap.add_argument("names", nargs="*", help=f"models to build (default: all of {', '.join(ZOO)})")
     args = ap.parse_args(argv)
     sys.path.insert(0, ROOT)
     from fxlic.cli import main as fxlic_main
 
     made = 0
-    for name in ZOO:
+    for name in args.names or ZOO:
         src = os.path.join(args.weights_dir, f"{name}.safetensors")
         if not os.path.exists(src):
             print(f"skip {name}: {src} not found")
