@@ -702,11 +702,19 @@ def section_summary(ctx, rd):
             if t["kind"] != "int" or len(t["bpp"]) < 2:
                 continue
             fl = [c for c in ours if c["kind"] == "float" and c["names"] == t["names"]]
-            if fl and metric == "psnr":
+            mono = len(bd.monotone_curve(t["bpp"], t["q"])[0])
+            if mono < len(t["bpp"]):
+                pts = ", ".join(f"{n} {b:.3f} bpp / {q:.2f}" for n, b, q in zip(t["names"], t["bpp"], t["q"]))
+                kept = set(bd.monotone_curve(t["bpp"], t["q"])[0].tolist())
+                dropped = [n for n, b in zip(t["names"], t["bpp"]) if b not in kept]
+                out.append(f"* The {len(t['bpp'])} hyperprior models do not form a rising {unit} curve ({pts}): "
+                           "more bits do not buy more quality between them (short, uneven training). BD values "
+                           f"below use the rising part only (without {', '.join(dropped)}; the bjontegaard "
+                           "interpolation needs a monotone curve); per-model differences are given as well.")
                 r = bd.bd_rate(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
                 q = bd.bd_quality(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
-                out.append(f"* hyperprior-5 integer vs float curve ({len(t['bpp'])} points): BD-rate "
-                           f"{sgn(r, 2, 'n/a')} %, BD-PSNR {sgn(q, 3, 'n/a')} dB.")
+                out.append(f"* hyperprior-5 integer vs float ({unit}): BD-rate "
+                           f"{sgn(r, 2, 'n/a')} %, BD-{unit} {sgn(q, 3, 'n/a')} dB.")
             for c in ("jpeg", "hevc"):
                 if c in anchors:
                     a = anchors[c]
