@@ -14,7 +14,7 @@ def rd_plot(curves: list, path: str, metric: str = "psnr", title: str = "", xlim
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(10.5, 5.2), dpi=110)
     for c in curves:
         if not c["bpp"]:
             continue
@@ -29,7 +29,7 @@ def rd_plot(curves: list, path: str, metric: str = "psnr", title: str = "", xlim
         ax.set_ylim(*ylim)
     ax.grid(True, alpha=0.3)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7.5, loc="lower right")
+    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
