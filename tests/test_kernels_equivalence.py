@@ -207,3 +207,26 @@ def test_nlq_u_table_saturates():
         for u in (NLQ_U, 1 << 20, 1 << 40):
             assert _nlq_code(np.int64(u), 1, seg_lo[m], seg_k[m], seg_code[m], nseg[m], maxl[m]) == 255
         assert np.all(np.diff(lut[m]) >= 0)
+
+
+def test_parallel_and_serial_twins_agree():
+    """The prange kernels and their single-threaded twins (used for small
+    layers) give identical accumulators and codes."""
+    from fxlic.kernels import numba_kernels as nk
+    rng = np.random.default_rng(3)
+    x = rng.integers(-600, 600, (37, 29, 20)).astype(np.int16)
+    w = rng.integers(-504, 505, (6, 5 * 5 * 20 + 12)).astype(np.int16)
+    w[:, 500:] = 0
+    b = rng.integers(-9999, 9999, 5).astype(np.int32)
+    assert np.array_equal(nk.conv2d_acc_i16(x, w, b, 5, 2, 5), nk.conv2d_acc_i16_serial(x, w, b, 5, 2, 5))
+    L = synthetic_layer("tconv", 5, 2, 20, 5, seed=1)
+    be = get_backend("numba")
+    from fxlic.kernels import split_shift
+    from engine_util import layer_tables
+    r, _ = split_shift(layer_tables(L)[0])
+    w16, kph, taps, ntaps = be._weights(L, r)
+    assert np.array_equal(nk.tconv2d_acc_i16(x, w16, kph, taps, ntaps, b, 5, 5),
+                          nk.tconv2d_acc_i16_serial(x, w16, kph, taps, ntaps, b, 5, 5))
+    codes = rng.integers(0, 256, (20, 37, 29))
+    t16 = rng.integers(-3000, 3000, (20, 256)).astype(np.int16)
+    assert np.array_equal(nk.decode_levels_i16(codes, t16, 0), nk.decode_levels_i16_serial(codes, t16, 0))

@@ -54,7 +54,10 @@ class ReferenceBackend(Backend):
 class NumbaBackend(Backend):
     name = "numba"
 
-    def __init__(self):
+    def __init__(self, fast: bool = True):
+        #: fast=False forces the general int32 x int32 -> int64 path (the
+        #: pre-issue-10 kernels; tools/bench.py times it for comparison)
+        self.fast = fast
         self._cache = {}
         self._segs = _mux_segment_tables()
 
@@ -110,24 +113,23 @@ class NumbaBackend(Backend):
         if codes.dtype.kind not in "iu":
             codes = codes.astype(np.int64)
         tables = np.asarray(tables, dtype=np.int64)
-        r, t16 = split_shift(tables)
+        r, t16 = split_shift(tables) if self.fast else (None, None)
         prep = self._weights(L, r) if r is not None else None
         bias = L.bias.astype(np.int64)
-        Ho, Wo = spec.out_hw(codes.shape[1], codes.shape[2])
-        small = Ho * Wo * spec.k * spec.k * spec.cin * spec.cout < SMALL_LAYER_MACS
-        with _threads(1 if small else None):
-            return self._accumulate(L, spec, codes, tables, offset, r, t16, prep, bias)
-
-    def _accumulate(self, L, spec, codes, tables, offset, r, t16, prep, bias):
-        from . import numba_kernels as nk
-
+        small = _is_small(L, codes.shape)
         if prep is not None:
-            x = nk.decode_levels_i16(codes, t16, offset)
+            # single-threaded twins (same code, no parallel launch) for small work
+            dec = nk.decode_levels_i16_serial if codes.size < SMALL_OUTPUT else nk.decode_levels_i16
+            if small:
+                conv, tconv = nk.conv2d_acc_i16_serial, nk.tconv2d_acc_i16_serial
+            else:
+                conv, tconv = nk.conv2d_acc_i16, nk.tconv2d_acc_i16
+            x = dec(codes, t16, offset)
             b32 = bias.astype(np.int32)
             if spec.op == "conv":
-                return nk.conv2d_acc_i16(x, prep[0], b32, spec.k, spec.stride, spec.cout)
+                return conv(x, prep[0], b32, spec.k, spec.stride, spec.cout)
             w16, kph, taps, ntaps = prep
-            return nk.tconv2d_acc_i16(x, w16, kph, taps, ntaps, b32, spec.k, spec.cout)
+            return tconv(x, w16, kph, taps, ntaps, b32, spec.k, spec.cout)
         # general path: int32 operands, int64 products
         x = nk.decode_levels_hwc(codes, np.ascontiguousarray(tables), offset)
         prep = self._weights(L, None)
@@ -142,33 +144,28 @@ class NumbaBackend(Backend):
 
         lo, hi = L.output_code_range()
         seg_lo, seg_k, seg_code, nseg, maxl = self._segs
-        out = nk.output_stage_hwc(acc, L.out_kind, L.spec.act == "leaky", L.out_shift.astype(np.int64),
-                                  L.mux.astype(np.int64), seg_lo, seg_k, seg_code, nseg, maxl,
-                                  np.asarray(mu, dtype=np.int64), lo, hi, out_dtype)
-        return out
+        Ho, Wo, O = acc.shape
+        out = np.empty((O, Ho, Wo), dtype=out_dtype)
+        f = nk.output_stage_into_serial if acc.size < SMALL_OUTPUT else nk.output_stage_into
+        return f(acc, L.out_kind, L.spec.act == "leaky", L.out_shift.astype(np.int64),
+                 L.mux.astype(np.int64), seg_lo, seg_k, seg_code, nseg, maxl,
+                 np.asarray(mu, dtype=np.int64), lo, hi, out)
 
 
-#: layers below this many MACs run on one thread: on a loaded machine waking
-#: the pool costs more than it saves (results do not depend on threads)
+#: layers below this many MACs (decode and conv) run on one thread: on a
+#: loaded machine a parallel region can wait a scheduler time slice for its
+#: workers (measured 10-30 ms per region on tiny
+#: tensors), so they use the single-threaded twins of the kernels.  Results
+#: do not depend on the thread count.
 SMALL_LAYER_MACS = 30_000_000
+#: decode and output stages of fewer elements than this run single-threaded
+SMALL_OUTPUT = 1 << 21
 
 
-class _threads:
-    """Temporarily limit Numba's thread count (None: leave as is)."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        if self.n is not None:
-            import numba
-            self.old = numba.get_num_threads()
-            numba.set_num_threads(min(self.n, self.old))
-
-    def __exit__(self, *exc):
-        if self.n is not None:
-            import numba
-            numba.set_num_threads(self.old)
+def _is_small(L, shape) -> bool:
+    spec = L.spec
+    Ho, Wo = spec.out_hw(shape[1], shape[2])
+    return Ho * Wo * spec.k * spec.k * spec.cin * spec.cout < SMALL_LAYER_MACS
 
 
 def _even(n: int) -> int:

@@ -506,3 +506,24 @@ def decode_levels_hwc(codes, tables, offset):
             for c in range(C):
                 out[y, x, c] = np.int32(tables[c, np.int64(codes[c, y, x]) + offset])
     return out
+
+
+# ---- single-threaded twins (small layers) ------------------------------------
+# The same Python functions compiled without parallel=True (prange is then a
+# plain range): for tiny tensors a parallel region's launch costs milliseconds
+# on a loaded machine.  Distinct qualnames keep their cache entries apart.
+
+def _serial(f):
+    import types as _pytypes
+    py = getattr(f, "py_func", f)
+    g = _pytypes.FunctionType(py.__code__, py.__globals__, py.__name__ + "_serial",
+                              py.__defaults__, py.__closure__)
+    g.__qualname__ = py.__qualname__ + "_serial"
+    g.__doc__ = py.__doc__
+    return njit(cache=True)(g) if not config.DISABLE_JIT else g
+
+
+conv2d_acc_i16_serial = _serial(conv2d_acc_i16)
+tconv2d_acc_i16_serial = _serial(tconv2d_acc_i16)
+decode_levels_i16_serial = _serial(decode_levels_i16)
+output_stage_into_serial = _serial(output_stage_into)
