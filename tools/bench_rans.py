@@ -54,7 +54,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args(argv)
 
-    tables = GaussianTables.build(scale_frac_bits=8, mean_frac_bits=8)
+    tables = GaussianTables.build(scale_frac_bits=16, mean_frac_bits=2)  # as fxlic models (SPEC E1)
     args_t = (tables.cdfs, tables.cdf_sizes, tables.offsets)
     sym, idx = make_stream(a.n, tables)
     rsym, ridx = sym[: a.ref_n], idx[: a.ref_n]
