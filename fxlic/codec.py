@@ -13,6 +13,16 @@ import numpy as np
 from .bitstream.container import BitstreamError, Header, pack, unpack
 from .entropy import gaussian as G
 from .model.int_forward import encode, hyper_decode, pad_to_multiple, synthesize
+from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
+
+#: images from this many (padded) pixels run in bands (fxlic/model/tiled.py):
+#: identical integers, memory bounded by the band instead of the image
+TILE_FROM = 1 << 20
+
+
+def _tiled(hook, pixels: int) -> bool:
+    """Banded execution unless a hook wants every layer's tensors."""
+    return pixels >= TILE_FROM and (hook is None or not getattr(hook, "wants_acc", True))
 from .model.intmodel import IntModel
 from .spec import requant_shift
 
@@ -69,7 +79,10 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
         raise ValueError("compress expects a (3, H, W) uint8 image")
     _, H, W = pixels.shape
     padded = pad_to_multiple(pixels, model.arch.pad_multiple)
-    enc = encode(model, padded, backend, hook)
+    if _tiled(hook, padded[0].size):
+        enc = encode_tiled(model, padded, backend, progress=getattr(hook, "band", None))
+    else:
+        enc = encode(model, padded, backend, hook)
     fact, gauss = _tables(model)
     y_hat = enc.y + enc.mu[:, None, None]
     coder = "reference" if backend == "reference" else "numba"
@@ -118,7 +131,10 @@ def decompress(model: IntModel, data: bytes, backend="numba", hook=None) -> np.n
             z = G.decode_factorized(zs, fact, zshape, coder=coder)
             if z.min() < -128 or z.max() > 127:
                 raise BitstreamError("corrupt stream: z outside int8")
-            ms = hyper_decode(model, z.astype(np.int64), backend, hook)
+            if _tiled(hook, Hp * Wp):
+                ms = hyper_decode_tiled(model, z.astype(np.int64), backend)
+            else:
+                ms = hyper_decode(model, z.astype(np.int64), backend, hook)
             means, scales = means_scales(model, ms)
             y_hat = G.decode_y(ys, means, scales, gauss, coder=coder).astype(np.int64)
         else:
@@ -132,5 +148,8 @@ def decompress(model: IntModel, data: bytes, backend="numba", hook=None) -> np.n
     stored = y_hat - mu[:, None, None]
     if stored.min() < -128 or stored.max() > 127:
         raise BitstreamError("corrupt stream: y outside its 8-bit range")
-    px = synthesize(model, stored, mu, backend, hook)
+    if _tiled(hook, Hp * Wp):
+        px = synthesize_tiled(model, stored, mu, backend, progress=getattr(hook, "band", None))
+    else:
+        px = synthesize(model, stored, mu, backend, hook)
     return px[:, :hdr.height, :hdr.width]

@@ -104,11 +104,14 @@ def read_image_arg(path: str):
 
 
 class LayerProgress:
-    """A hook that advances a progress bar per layer (shown for large images only)."""
+    """A progress bar for large images: advanced per layer (hook) or, when the
+    codec runs in bands, per band of output rows (``band``)."""
     wants_acc = False
 
     def __init__(self, total: int, enabled: bool, desc: str):
         self.bar = None
+        self.enabled = enabled
+        self.desc = desc
         if enabled:
             from tqdm import tqdm
             self.bar = tqdm(total=total, desc=desc, unit="layer", leave=False)
@@ -116,6 +119,16 @@ class LayerProgress:
     def __call__(self, name, inp, acc, out):
         if self.bar is not None:
             self.bar.update(1)
+
+    def band(self, rows: int, total: int):
+        if not self.enabled:
+            return
+        if self.bar is None or self.bar.unit != "row":
+            from tqdm import tqdm
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = tqdm(total=total, desc=self.desc, unit="row", leave=False)
+        self.bar.update(rows)
 
     def close(self):
         if self.bar is not None:

@@ -117,13 +117,15 @@ class _Chain:
             band = (band + 1) // 2
         return band
 
-    def run(self, src, band=None, out_dtype=np.int64, budget=BAND_ELEMENTS):
+    def run(self, src, band=None, out_dtype=np.int64, budget=BAND_ELEMENTS, progress=None):
         H, W = self.h[-1], self.w[-1]
         band = self.auto_band(budget) if band is None else max(1, int(band))
         out = np.empty((self.specs[-1].cout, H, W), dtype=out_dtype)
         for a in range(0, H, band):
             b = min(H, a + band)
             out[:, a:b] = self.rows(src, len(self.specs) - 1, a, b)
+            if progress is not None:
+                progress(b - a, H)
         return out
 
 
@@ -147,7 +149,7 @@ def image_mu_chunked(model: IntModel, pixels: np.ndarray, chunk: int = 256) -> n
 
 
 def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None, band=None,
-                 budget=BAND_ELEMENTS) -> Encoded:
+                 budget=BAND_ELEMENTS, progress=None) -> Encoded:
     """``int_forward.encode`` in bands: identical y, mu, z and HS5 codes.
     ``band`` (rows of each chain's output per band) defaults to the largest
     band whose intermediates stay within ``budget`` elements."""
@@ -162,7 +164,7 @@ def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None
     mu = image_mu_chunked(model, pixels)
     H, W = pixels.shape[1:]
     g_a = _Chain(model, _names(model, ("AT",)), H, W, be, mu)
-    y = g_a.run(pixels, band, np.int16, budget)
+    y = g_a.run(pixels, band, np.int16, budget, progress)
     enc = Encoded(y=y.astype(np.int64), mu=mu)
     if model.arch.kind == "hyperprior":
         h_a = _Chain(model, _names(model, ("HA",)), y.shape[1], y.shape[2], be, mu)
@@ -183,10 +185,10 @@ def hyper_decode_tiled(model: IntModel, z: np.ndarray, backend="numba", hook=Non
 
 
 def synthesize_tiled(model: IntModel, y: np.ndarray, mu: np.ndarray, backend="numba", hook=None,
-                     band=None, budget=BAND_ELEMENTS) -> np.ndarray:
+                     band=None, budget=BAND_ELEMENTS, progress=None) -> np.ndarray:
     """``int_forward.synthesize`` in bands: identical (3, H, W) uint8 pixels."""
     if hook is not None:
         raise ValueError("synthesize_tiled does not support hooks")
     y = np.asarray(y)
     g_s = _Chain(model, _names(model, ("ST",)), y.shape[1], y.shape[2], _backend(backend), mu)
-    return g_s.run(y, band, np.uint8, budget)
+    return g_s.run(y, band, np.uint8, budget, progress)
