@@ -85,12 +85,15 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
     return tensors
 
 
-def image_mu(model: IntModel, pixels: np.ndarray) -> np.ndarray:
-    """M2: mean-reduction offsets of an image (0 for channels not mean-reduced)."""
+def image_mu(model: IntModel, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """M2: mean-reduction offsets of an image (0 for channels not mean-reduced).
+    The pixel sum is taken in row chunks (no int64 copy of a large image)."""
     M = model.arch.M
     mu = np.zeros(M, np.int64)
     if np.any(model.mr_mask):
-        s = int(np.asarray(pixels, dtype=np.int64).sum())
+        s = 0
+        for r in range(0, pixels.shape[1], chunk):
+            s += int(np.asarray(pixels[:, r:r + chunk]).sum(dtype=np.int64))
         n = int(np.asarray(pixels).size)
         for c in np.flatnonzero(model.mr_mask):
             mu[c] = mu_from_pixels(s, n, int(model.mr_a_q[c]), int(model.mr_b_q[c]))
@@ -101,15 +104,21 @@ def _names(model, prefixes):
     return [l.name for l in model.arch.layers if l.name[:2] in prefixes]
 
 
-def encode(model: IntModel, pixels: np.ndarray, backend="numba", hook=None) -> Encoded:
-    """g_a (+ h_a, h_s): (3, H, W) uint8 pixels, H and W multiples of the
-    architecture's pad multiple, to integer latents."""
-    be = get_backend(backend) if isinstance(backend, str) else backend
+def check_padded(model: IntModel, pixels) -> np.ndarray:
+    """The encoder's input: (3, H, W) with H, W multiples of the pad multiple (P1)."""
     pixels = np.asarray(pixels)
     m = model.arch.pad_multiple
     if pixels.ndim != 3 or pixels.shape[0] != 3 or pixels.shape[1] % m or pixels.shape[2] % m:
         raise ValueError(f"encode expects (3, H, W) with H, W multiples of {m}; "
                          f"got {pixels.shape} (pad with pad_to_multiple)")
+    return pixels
+
+
+def encode(model: IntModel, pixels: np.ndarray, backend="numba", hook=None) -> Encoded:
+    """g_a (+ h_a, h_s): (3, H, W) uint8 pixels, H and W multiples of the
+    architecture's pad multiple, to integer latents."""
+    be = get_backend(backend) if isinstance(backend, str) else backend
+    pixels = check_padded(model, pixels)
     mu = image_mu(model, pixels)
     t = {"x": pixels.astype(np.int64)}
     run_layers(model, _names(model, ("AT",)), t, be, mu, hook)

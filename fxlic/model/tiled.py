@@ -33,8 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import Backend, NumbaBackend, get_backend
-from ..quant.meanreduce import mu_from_pixels
-from .int_forward import Encoded, _names, input_tables
+from .int_forward import Encoded, _names, check_padded, image_mu, input_tables
 from .intmodel import IntModel
 
 #: default budget of one intermediate band: elements (channels x rows x cols)
@@ -133,21 +132,6 @@ def _backend(backend):
     return get_backend(backend) if isinstance(backend, str) else backend
 
 
-def image_mu_chunked(model: IntModel, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """M2 as ``int_forward.image_mu`` with the pixel sum taken in row chunks
-    (no int64 copy of the whole image)."""
-    M = model.arch.M
-    mu = np.zeros(M, np.int64)
-    if np.any(model.mr_mask):
-        s = 0
-        for r in range(0, pixels.shape[1], chunk):
-            s += int(np.asarray(pixels[:, r:r + chunk]).sum(dtype=np.int64))
-        n = int(pixels.size)
-        for c in np.flatnonzero(model.mr_mask):
-            mu[c] = mu_from_pixels(s, n, int(model.mr_a_q[c]), int(model.mr_b_q[c]))
-    return mu
-
-
 def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None, band=None,
                  budget=BAND_ELEMENTS, progress=None) -> Encoded:
     """``int_forward.encode`` in bands: identical y, mu, z and HS5 codes.
@@ -156,12 +140,8 @@ def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None
     if hook is not None:
         raise ValueError("encode_tiled does not support hooks (use encode)")
     be = _backend(backend)
-    pixels = np.asarray(pixels)
-    m = model.arch.pad_multiple
-    if pixels.ndim != 3 or pixels.shape[0] != 3 or pixels.shape[1] % m or pixels.shape[2] % m:
-        raise ValueError(f"encode expects (3, H, W) with H, W multiples of {m}; "
-                         f"got {pixels.shape} (pad with pad_to_multiple)")
-    mu = image_mu_chunked(model, pixels)
+    pixels = check_padded(model, pixels)
+    mu = image_mu(model, pixels)
     H, W = pixels.shape[1:]
     g_a = _Chain(model, _names(model, ("AT",)), H, W, be, mu)
     y = g_a.run(pixels, band, np.int16, budget, progress)
