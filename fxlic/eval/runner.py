@@ -48,7 +48,7 @@ def task_key(task: dict) -> str:
         parts.update(kind=kind, model_content=_content_hash(t["model"]), backend="numba")
     elif kind == "float":
         parts.update(kind=kind, weights_sha=_digest(t["weights"]), wq=t.get("wq"),
-                     act_sha=_digest(t["act"]) if t.get("act") else None, precision="float32",
+                     act_model=_content_hash(t["act"]) if t.get("act") else None, precision="float32",
                      engine=_engine())
     else:
         raise ValueError(f"unknown task kind {kind!r}")
