@@ -228,6 +228,26 @@ def gemm_rows(col, P, w, bias, out, row, x0, xstep, Kp):
     return out
 
 
+@njit(cache=True)
+def _im2col_row(x, oy, k, stride, Wo, col):
+    """C1 gather of output row oy: col[ox, (ky*k + kx)*C + c] = x[iy, ix, c]
+    for every in-range tap (out-of-range taps keep the caller's zeros)."""
+    H, W, C = x.shape
+    p = k // 2
+    for ox in range(Wo):
+        for ky in range(k):
+            iy = oy * stride - p + ky
+            if iy < 0 or iy >= H:
+                continue
+            for kx in range(k):
+                ix = ox * stride - p + kx
+                if ix < 0 or ix >= W:
+                    continue
+                base = (ky * k + kx) * C
+                for c in range(C):
+                    col[ox, base + c] = x[iy, ix, c]
+
+
 @njit(parallel=True, cache=True)
 def conv2d_acc_i16(x, w16, bias, k, stride, O):
     """C1, fast path: x (H, W, C) int16, w16 (Op, Kp) int16 rows in (ky, kx, c)
@@ -242,18 +262,7 @@ def conv2d_acc_i16(x, w16, bias, k, stride, O):
     out = np.empty((Ho, Wo, O), dtype=np.int32)
     for oy in prange(Ho):
         col = np.zeros((Pp, Kp), dtype=np.int16)
-        for ox in range(Wo):
-            for ky in range(k):
-                iy = oy * stride - p + ky
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(k):
-                    ix = ox * stride - p + kx
-                    if ix < 0 or ix >= W:
-                        continue
-                    base = (ky * k + kx) * C
-                    for c in range(C):
-                        col[ox, base + c] = x[iy, ix, c]
+        _im2col_row(x, oy, k, stride, Wo, col)
         gemm_rows(col, Wo, w16, bias, out, oy, 0, 1, Kp)
     return out
 
@@ -323,18 +332,7 @@ def conv2d_acc_hwc(x, w2, bias, k, stride):
     out = np.empty((Ho, Wo, O), dtype=np.int32)
     for oy in prange(Ho):
         col = np.zeros((Wo, K), dtype=np.int32)
-        for ox in range(Wo):
-            for ky in range(k):
-                iy = oy * stride - p + ky
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(k):
-                    ix = ox * stride - p + kx
-                    if ix < 0 or ix >= W:
-                        continue
-                    base = (ky * k + kx) * C
-                    for c in range(C):
-                        col[ox, base + c] = x[iy, ix, c]
+        _im2col_row(x, oy, k, stride, Wo, col)
         for ox in range(Wo):
             for o in range(O):
                 acc = np.int64(bias[o])
