@@ -107,3 +107,16 @@ def test_fxlic_eval_command(tmp_path, images, capsys):
     assert main(argv) == 0  # second run: everything from the cache
     assert "0 computed" in capsys.readouterr().out
     assert main(["eval", "--codecs", "nope", "--images-dir", d, "--no-cache", "-q"]) == 1
+
+
+def test_fxlic_eval_command_bad_model_files(tmp_path, images, capsys):
+    """A missing or corrupt model / weights file is one error line and exit 1."""
+    from fxlic.cli import main
+    d = os.path.dirname(images[0])
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    for opt, path in (("--models", str(tmp_path / "none.fxq")), ("--float", str(bad))):
+        capsys.readouterr()
+        assert main(["eval", opt, path, "--codecs", "", "--images-dir", d, "--no-cache", "-q"]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and path.split("/")[-1] in err

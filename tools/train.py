@@ -516,6 +516,9 @@ def main(argv=None):
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", default=None, help="checkpoint .pt to initialise the model from (fine-tune)")
+    p.add_argument("--init-entropy", default=None,
+                   help="checkpoint .pt whose entropy_bottleneck.* tensors replace --init's (e.g. a "
+                        "factorized run's bottleneck on y with a hyperprior run's transforms)")
     p.add_argument("--export", default=None, help="safetensors path written when training ends")
     p.add_argument("--export-nowcft", default=None, help="safetensors path written before WCFT starts")
     p.add_argument("--fp16", action="store_true")
@@ -583,11 +586,22 @@ def main(argv=None):
         init_info = {"init_steps": ck.get("step"), "init_wall_seconds": round(ck.get("wall", 0.0), 1),
                      "init_args": ck.get("args")}
         log(f"initialised {len(take)}/{len(own)} tensors from {args.init}")
+        if args.init_entropy:
+            ck2 = torch.load(args.init_entropy, map_location="cpu", weights_only=False)
+            src2 = ck2["model"] if "model" in ck2 else ck2
+            if ck2.get("arch_kind", arch.kind) != arch.kind:
+                raise SystemExit(f"--init-entropy {args.init_entropy}: not a {arch.kind} checkpoint")
+            take2 = {k: v for k, v in src2.items() if k.startswith("entropy_bottleneck.")
+                     and k in own and own[k].shape == v.shape}
+            model.load_state_dict(take2, strict=False)
+            init_info["init_entropy"] = {"path": os.path.basename(os.path.dirname(args.init_entropy)),
+                                         "steps": ck2.get("step")}
+            log(f"entropy bottleneck: {len(take2)} tensors from {args.init_entropy}")
 
     provenance = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv),
                   "seed": args.seed, "crop": args.crop, "batch": args.batch,
                   "lr": args.lr, "lr_drop": args.lr_drop, "wcft_lr": args.wcft_lr,
-                  "init": args.init, "torch": torch.__version__, "arch": arch.name,
+                  "init": args.init, "init_entropy": args.init_entropy, "torch": torch.__version__, "arch": arch.name,
                   "lambda": args.lam, "msssim": args.msssim, "ha_input": args.ha_input}
 
     def prov(steps_done, rounds):

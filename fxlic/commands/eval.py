@@ -21,25 +21,23 @@ def _curves(args, images, cache):
 
     curves = []
     groups = {}
-    for path in args.models or []:
-        from ..io.modelfile import ModelFileError, load_model, resolve_model
+    from ..io.floatfile import WeightsError, load_weights
+    from ..io.modelfile import ModelFileError, load_model, resolve_model
+
+    runs = [("int", "model", p) for p in args.models or []]
+    runs += [("float", "weights", p) for p in args.float or []]
+    for kind, key, path in runs:
         try:
-            p = resolve_model(path)
-            arch = load_model(p).arch.name
-        except ModelFileError as e:
+            if kind == "int":
+                path = resolve_model(path)
+                arch = load_model(path).arch.name
+            else:
+                arch = load_weights(path).arch.name
+        except (ModelFileError, WeightsError) as e:
             raise CliError(str(e)) from None
-        recs = evaluate([{"kind": "int", "model": p, "image": i} for i in images], cache, args.jobs,
-                        not args.quiet, f"int {os.path.basename(p)}")
-        groups.setdefault(("int", arch), []).append((os.path.basename(p), summarize(recs)))
-    for path in args.float or []:
-        from ..io.floatfile import WeightsError, load_weights
-        try:
-            arch = load_weights(path).arch.name
-        except WeightsError as e:
-            raise CliError(str(e)) from None
-        recs = evaluate([{"kind": "float", "weights": path, "image": i} for i in images], cache, args.jobs,
-                        not args.quiet, f"float {os.path.basename(path)}")
-        groups.setdefault(("float", arch), []).append((os.path.basename(path), summarize(recs)))
+        recs = evaluate([{"kind": kind, key: path, "image": i} for i in images], cache, args.jobs,
+                        not args.quiet, f"{kind} {os.path.basename(path)}")
+        groups.setdefault((kind, arch), []).append((os.path.basename(path), summarize(recs)))
     for (kind, arch), pts in groups.items():
         pts.sort(key=lambda p: p[1]["bpp"])
         curves.append({"label": f"fxlic {kind} {arch}", "kind": kind, "points": pts})

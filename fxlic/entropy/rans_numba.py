@@ -75,6 +75,26 @@ def _put_bits(x, val, buf, pos):
 
 
 @njit(cache=True)
+def _renorm(x, words, p):
+    """Rans64DecRenorm (32-bit words).  Returns (x, p); p = -1 when a word is
+    needed past the end of ``words``."""
+    if x < _L:
+        if p >= words.shape[0]:
+            return x, -1
+        x = (x << 32) | np.int64(words[p])
+        p += 1
+    return x, p
+
+
+@njit(cache=True)
+def _get_nibble(x, words, p):
+    """Rans64DecGetBits(4): returns (value, x, p); p = -1 when truncated."""
+    val = x & 15
+    x, p = _renorm(x >> 4, words, p)
+    return val, x, p
+
+
+@njit(cache=True)
 def encode_kernel(sym, idx, cdfs, sizes, offs):
     """Encode; returns (uint32 words with the flushed state first, status).
 
@@ -173,39 +193,26 @@ def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
             s += 1
         start = np.int64(cdfs[t, s])
         freq = np.int64(cdfs[t, s + 1]) - start
-        x = freq * (x >> _PREC) + cum - start
-        if x < _L:
-            if p >= nw:
-                return ST_TRUNCATED
-            x = (x << 32) | np.int64(words[p])
-            p += 1
+        x, p = _renorm(freq * (x >> _PREC) + cum - start, words, p)
+        if p < 0:
+            return ST_TRUNCATED
         value = np.int64(s)
         if s == max_value:
-            # Rans64DecGetBits(4) repeated: chunk count, then raw chunks
+            # bypass: chunk count (4-bit pieces, 15 = "more"), then raw chunks
             nb = 0
             val = 15
-            first = True
-            while first or val == 15:
-                first = False
-                val = x & 15
-                x >>= 4
-                if x < _L:
-                    if p >= nw:
-                        return ST_TRUNCATED
-                    x = (x << 32) | np.int64(words[p])
-                    p += 1
+            while val == 15:
+                val, x, p = _get_nibble(x, words, p)
+                if p < 0:
+                    return ST_TRUNCATED
                 nb += val
                 if nb > 8:
                     return ST_BAD_BYPASS
             raw = np.int64(0)
             for j in range(nb):
-                val = x & 15
-                x >>= 4
-                if x < _L:
-                    if p >= nw:
-                        return ST_TRUNCATED
-                    x = (x << 32) | np.int64(words[p])
-                    p += 1
+                val, x, p = _get_nibble(x, words, p)
+                if p < 0:
+                    return ST_TRUNCATED
                 raw |= val << (4 * j)
             value = raw >> 1
             if raw & 1:

@@ -158,19 +158,23 @@ def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, de
     from tqdm import tqdm
     bar = tqdm(total=len(todo), desc=desc, unit="img", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
+
+    def finish(i, result):
+        """Store task i's result (``result()`` runs or collects it); with
+        keep_going, one failed task is reported and does not lose the rest."""
+        try:
+            out[i] = result()
+            cache.put(keys[i], out[i])
+        except Exception as e:  # noqa: BLE001
+            if not keep_going:
+                raise
+            print(f"eval: {tasks[i]} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        bar.update(1)
+
     try:
         if jobs <= 1:
             for i in todo:
-                try:
-                    out[i] = run_task(tasks[i])
-                except Exception as e:  # noqa: BLE001
-                    if not keep_going:
-                        raise
-                    print(f"eval: {tasks[i]} failed: {type(e).__name__}: {e}", file=sys.stderr)
-                    bar.update(1)
-                    continue
-                cache.put(keys[i], out[i])
-                bar.update(1)
+                finish(i, lambda: run_task(tasks[i]))
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -181,17 +185,7 @@ def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, de
                 with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
                     futs = {ex.submit(run_task, tasks[i]): i for i in todo}
                     for f in as_completed(futs):
-                        i = futs[f]
-                        try:
-                            out[i] = f.result()
-                        except Exception as e:  # noqa: BLE001 -- one failed task must not lose the rest
-                            if not keep_going:
-                                raise
-                            print(f"eval: {tasks[i]} failed: {type(e).__name__}: {e}", file=sys.stderr)
-                            bar.update(1)
-                            continue
-                        cache.put(keys[i], out[i])
-                        bar.update(1)
+                        finish(futs[f], f.result)
             finally:
                 for v, val in saved.items():
                     if val is None:

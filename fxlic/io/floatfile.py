@@ -134,15 +134,21 @@ def write_safetensors(path: str, tensors: dict, metadata: dict = None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
     h += b" " * (-len(h) % 8)
-    _atomic_write(path, [len(h).to_bytes(8, "little"), h] + blobs)
+    chunks = [len(h).to_bytes(8, "little"), h] + blobs
 
-
-def _atomic_write(path: str, chunks):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    def write(tmp):
         with open(tmp, "wb") as f:
             for c in chunks:
                 f.write(c)
+    _atomic(path, write)
+
+
+def _atomic(path: str, write, suffix: str = ""):
+    """Call ``write(tmp)`` for a temporary name beside ``path``, then rename it
+    onto ``path``; the temporary file is removed on any failure."""
+    tmp = f"{path}.tmp{os.getpid()}{suffix}"
+    try:
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -205,14 +211,7 @@ def write_npz(path: str, tensors: dict, metadata: dict = None):
         out[NPZ_ARCH] = np.frombuffer(meta.pop(META_ARCH).encode("utf-8"), dtype=np.uint8)
     if meta:
         out[NPZ_META] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), np.uint8)
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    try:
-        np.savez(tmp, **out)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic(path, lambda tmp: np.savez(tmp, **out), suffix=".npz")
 
 
 def read_tensors(path: str):
