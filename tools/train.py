@@ -29,6 +29,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 
@@ -665,6 +666,14 @@ def main(argv=None):
             f"{t:.3f} s/step, {1 / t:.3f} steps/s, {args.batch * args.crop ** 2 / t / 1e3:.1f} kpix/s")
         return
 
+    # SIGTERM / SIGINT: finish the current step, checkpoint, exit (resume with --resume)
+    stop = []
+
+    def on_signal(signum, frame):
+        stop.append(signum)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
     last_save = time.time()
     acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
     model.train()
@@ -733,6 +742,10 @@ def main(argv=None):
         if now - last_save > args.ckpt_minutes * 60:
             save()
             last_save = time.time()
+        if stop:
+            save()
+            log(f"signal {stop[0]}: checkpoint written at step {step}; continue with --resume")
+            return
     if step >= total and total > 0:
         save()
     # export
