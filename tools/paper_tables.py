@@ -40,9 +40,9 @@ from fxlic.eval.codecs import CODECS, available  # noqa: E402
 from fxlic.eval.runner import evaluate, msssim_db, summarize  # noqa: E402
 
 #: (name, lambda of the paper's MSE models it corresponds to, label)
-MODELS = [("hp5-mse-q1", "hyperprior"), ("hp5-mse-q2", "hyperprior"), ("hp5-mse-q3", "hyperprior"),
-          ("fact-mse-q2", "factorized")]
-HP5 = ["hp5-mse-q1", "hp5-mse-q2", "hp5-mse-q3"]
+MODELS = [("hp5-mse-q0", "hyperprior"), ("hp5-mse-q1", "hyperprior"), ("hp5-mse-q2", "hyperprior"),
+          ("hp5-mse-q3", "hyperprior"), ("fact-mse-q2", "factorized")]
+HP5 = ["hp5-mse-q0", "hp5-mse-q1", "hp5-mse-q2", "hp5-mse-q3"]
 TABLE_I_VARIANTS = ["lw-lq", "lw-nlq", "lloyd", "cw-lq", "cw-nlq"]
 LIN_VARIANTS = ["lin-lq", "lin-nlq"]
 DEFAULT_CODECS = "jpeg,jpeg2000,webp,avif,jpegxl,hevc"
@@ -418,7 +418,7 @@ def section_bd(ctx, rd):
                         f"n/a (only {mono} of {len(t['bpp'])} points form a rising curve)"
                     rows.append([t["label"], name, sgn(r, 2, why) + (" %" if r is not None else ""),
                                  sgn(q, 3, "n/a") + (" dB" if q is not None else ""), ovs])
-                if (len(t["bpp"]) < 2 or mono < len(t["bpp"])) and a["kind"] != "float":
+                if a["kind"] != "float":
                     rows += _point_rows(t, a, name)
         lines.append(f"**{unit}** (test = fxlic integer models; negative BD-rate = fewer bits than the anchor; "
                      "'one point' rows: rate difference at that point's quality / quality difference at its "
