@@ -19,7 +19,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ZOO = ["hp5-mse-q0", "hp5-mse-q1", "hp5-mse-q2", "hp5-mse-q3", "fact-mse-q2"]
+ZOO = ["hp5-mse-q0", "hp5-mse-q1", "hp5-mse-q2", "fact-mse-q1"]
 DEFAULT = "hp5-mse-q2"
 
 
