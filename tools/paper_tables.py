@@ -300,6 +300,9 @@ def section_models(ctx):
         m = ctx.meta[name]
         pv = m["provenance"] or {}
         steps = pv.get("train_steps", pv.get("steps"))
+        init = pv.get("init_from") or {}
+        if steps is not None and init.get("init_steps"):
+            steps = f"{steps} + {init['init_steps']} (init)"
         wc = pv.get("wcft_rounds")
         wall = pv.get("wall_seconds", pv.get("wall"))
         base, nw = (name[:-7], True) if name.endswith("-nowcft") else (name, False)
@@ -315,8 +318,8 @@ def section_models(ctx):
         rows.append([name, m["arch"], f(m["lambda"], "{:g}"), f(steps, "{}"), f(wc, "{}") if wc is not None else "–",
                      f(wall / 3600 if isinstance(wall, (int, float)) else None, "{:.2f} h"), (m["sha256"] or "")[:12],
                      icell])
-    return md_table(["float model", "architecture", "lambda", "training steps", "WCFT rounds", "wall time",
-                     "weights sha256", "integer model (content hash)"], rows)
+    return md_table(["float model", "architecture", "lambda", "training steps (own + init run)", "WCFT rounds",
+                     "wall time (own)", "weights sha256", "integer model (content hash)"], rows)
 
 
 def main_rd(ctx):
