@@ -15,22 +15,11 @@ from fxlic.quant.meanreduce import MR_FRAC_BITS, fit_mean_regression, mu_from_pi
 from fxlic.quant.scale import sf_exponent
 from fxlic.quant.wcft import wcft_bound, wcft_clip, wcft_epsilon
 from fxlic.quant.weights import quantize_weights
+from oracles import oracle_floor_log2, p2
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def p2(e):
-    return F(2) ** e
-
-
-def oracle_floor_log2(m) -> int:
-    x = F(m)
-    e = x.numerator.bit_length() - x.denominator.bit_length()
-    while p2(e) > x:
-        e -= 1
-    while p2(e + 1) <= x:
-        e += 1
-    return e
 
 
 def oracle_eps(m, bits, alpha: F) -> F:

@@ -18,24 +18,13 @@ from hypothesis.extra import numpy as hnp
 from fxlic.quant.codebook import weight_lq, weight_nlq
 from fxlic.quant.lloyd import lloyd_table, quantize_to_table
 from fxlic.quant.weights import LLOYD_EXTRA_BITS, SCHEMES, quantize_weights
+from oracles import oracle_floor_log2, p2
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HALF = F(1, 2)
 UNIFORM = ("cw-nlq", "cw-lq", "lw-nlq", "lw-lq")
 
 
-def p2(e):
-    return F(2) ** e
-
-
-def oracle_floor_log2(m: float) -> int:
-    x = F(m)
-    e = x.numerator.bit_length() - x.denominator.bit_length()
-    while p2(e) > x:
-        e -= 1
-    while p2(e + 1) <= x:
-        e += 1
-    return e
 
 
 def sw_table(scheme: str, n: int):
