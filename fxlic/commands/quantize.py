@@ -110,7 +110,7 @@ def run(args) -> int:
         cal = calibrate(fm, images, progress=bar.update)
     try:
         im = build_int_model(fm, cal, weight_scheme=args.weight_quant, act_quant=args.act_quant,
-                             mean_reduction=not args.no_mean_reduction)
+                             mean_reduction=not args.no_mean_reduction, relu_headroom=args.relu_headroom)
     except (ModelError, ValueError) as e:
         raise CliError(f"quantization failed: {e}") from None
     im.meta.update({
@@ -143,6 +143,8 @@ def run(args) -> int:
 
 
 def register(sub):
+    from ..quant.activations import RELU_HEADROOM_BITS
+
     s = sub.add_parser("quantize", help="float weights + calibration images -> .fxq integer model",
                        description="Float weights + calibration images -> a .fxq integer model "
                                    "(post-training quantization, paper Sections III-IV). "
@@ -169,6 +171,9 @@ def register(sub):
     s.add_argument("--mapping", default=None, metavar="JSON",
                    help="CompressAI key map {\"module.prefix\": \"LAYER\" or null}")
     s.add_argument("--no-mean-reduction", action="store_true", help="disable mean-reduced channels of y")
+    s.add_argument("--relu-headroom", type=int, default=RELU_HEADROOM_BITS, choices=range(0, 5), metavar="BITS",
+                   help="bits of range above the calibrated maximum for ReLU activations, 0-4 "
+                        f"(default {RELU_HEADROOM_BITS}: 2x the largest calibration value)")
     s.add_argument("--clip-stats", action="store_true",
                    help="report the clipped fraction of calibration outputs (a second float pass)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")

@@ -207,7 +207,7 @@ def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None,
                       "y_mean": flat.mean(axis=1).tolist()}
             if act is not None:
                 m = mu[:, None, None] if mu is not None else 0.0
-                yh = np.clip(yh - m, -128, 127) + m
+                yh = (np.clip(yh - m, -128, 127) + m).astype(dtype)
             t["y_hat"] = yh
             # h_a reads continuous y in the float model, y_hat in the integer one
             t["y"] = yh if act is not None else out

@@ -510,7 +510,7 @@ def describe_model(im: IntModel, header: dict = None, path: str = None) -> str:
     lines.append(f"content hash {model_hash(im) if header is None else header['content_hash']}")
     meta = im.meta or {}
     for key, label in (("weight_scheme", "weights"), ("act_quant", "activations"),
-                       ("mean_reduction", "mean reduce")):
+                       ("mean_reduction", "mean reduce"), ("relu_headroom_bits", "ReLU headroom")):
         if key in meta:
             lines.append(f"{label:<12} {meta[key]}")
     fmeta = meta.get("float_model")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..quant.activations import relu_channel_params, signed_channel_params
+from ..quant.activations import RELU_HEADROOM_BITS, relu_channel_params, signed_channel_params
 from ..quant.meanreduce import MR_FRAC_BITS, fit_mean_regression
 from ..quant.weights import quantize_weights
 from ..spec import INT32_MAX, round_half_up_float
@@ -72,7 +72,7 @@ def _prescaled(fm: FloatModel, name: str):
 
 
 def _make_layer(im: IntModel, fm: FloatModel, cal: Calibration, name: str, scheme: str,
-                use_mux: bool, qw_cache: dict) -> IntLayer:
+                use_mux: bool, qw_cache: dict, relu_headroom: int = 0) -> IntLayer:
     spec = fm.arch.layer(name)
     w, b = _prescaled(fm, name)
     if name not in qw_cache:
@@ -87,16 +87,25 @@ def _make_layer(im: IntModel, fm: FloatModel, cal: Calibration, name: str, schem
     elif spec.out == "pixel":
         out_exp = np.full(spec.cout, PIXEL_EXP, np.int64)
     elif spec.act == "relu":
-        out_exp, mux = relu_channel_params(cal.maxabs[name], use_mux=use_mux)
+        out_exp, mux = relu_channel_params(np.ldexp(cal.maxabs[name], relu_headroom), use_mux=use_mux)
     else:
         out_exp = signed_channel_params(cal.maxabs[name])
     return IntLayer(spec, qw.codes.astype(np.int8), qw.lut.astype(np.int16), qw.exp.astype(np.int64),
                     bias, in_exp.astype(np.int64), out_exp.astype(np.int64), mux.astype(np.int64))
 
 
+
 def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-nlq",
-                    act_quant: str = "nlq-mux", mean_reduction: bool = True) -> IntModel:
-    """Quantize ``fm`` with calibration statistics ``cal`` into a validated IntModel."""
+                    act_quant: str = "nlq-mux", mean_reduction: bool = True,
+                    relu_headroom: int = RELU_HEADROOM_BITS) -> IntModel:
+    """Quantize ``fm`` with calibration statistics ``cal`` into a validated IntModel.
+
+    ReLU activations get ``relu_headroom`` bits above their calibrated maximum
+    before the exponent and mux of Eq 23-27 are chosen; the hyper path's
+    signed activations and y, z are not changed."""
+    if not 0 <= int(relu_headroom) <= 4:
+        raise ValueError("relu_headroom must be 0..4 bits")
+    relu_headroom = int(relu_headroom)
     if act_quant not in ("nlq-mux", "lq"):
         raise ValueError("act_quant must be 'nlq-mux' or 'lq'")
     fm.validate()
@@ -105,7 +114,8 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
     spread_limits = {}
     _mean_reduction(im, cal, enabled=mean_reduction)
     for spec in fm.arch.layers:
-        L = _make_layer(im, fm, cal, spec.name, weight_scheme, act_quant == "nlq-mux", qw_cache)
+        L = _make_layer(im, fm, cal, spec.name, weight_scheme, act_quant == "nlq-mux", qw_cache,
+                        relu_headroom)
         im.layers[spec.name] = L
         bound = accumulator_bound(im, spec.name).max()
         if bound > INT32_MAX:
@@ -118,7 +128,8 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
             while bound > INT32_MAX and spread > 0:
                 spread -= 1
                 P.out_exp = np.maximum(base, base.max() - spread)
-                L = _make_layer(im, fm, cal, spec.name, weight_scheme, act_quant == "nlq-mux", qw_cache)
+                L = _make_layer(im, fm, cal, spec.name, weight_scheme, act_quant == "nlq-mux",
+                                qw_cache, relu_headroom)
                 im.layers[spec.name] = L
                 bound = accumulator_bound(im, spec.name).max()
             spread_limits[spec.src] = spread
@@ -127,7 +138,8 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
                                  f"equal input exponents")
     im.entropy = entropy_tables(fm)
     im.meta = {"weight_scheme": weight_scheme, "act_quant": act_quant,
-               "calibration_images": cal.n_images, "spread_limits": spread_limits}
+               "calibration_images": cal.n_images, "spread_limits": spread_limits,
+               "relu_headroom_bits": relu_headroom}
     im.validate()
     return im
 

@@ -18,6 +18,14 @@ from .scale import floor_log2, sf_exponent
 RELU_ALPHA_LOG2 = 0  # alpha = 1 after ReLU
 SIGNED_ALPHA_LOG2 = -1  # alpha = 1/2 after LeakyReLU or no activation
 
+#: bits of headroom above the calibrated maximum for the ReLU (main-path)
+#: activations: the codebook range covers 2^h x the largest value seen on the
+#: calibration images.  Nine calibration images under-represent content such
+#: as strongly saturated colours, whose activations then clip (up to -0.5 dB on
+#: single Kodak images with h = 0); h = 1 costs one bit of precision in those
+#: layers (docs/RESULTS.md, "Activation range headroom").
+RELU_HEADROOM_BITS = 1
+
 
 def select_mux(maxabs) -> np.ndarray:
     """Eq 24-27: mux per channel from the calibration max |o| (alpha cancels).
