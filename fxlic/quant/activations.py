@@ -23,7 +23,7 @@ SIGNED_ALPHA_LOG2 = -1  # alpha = 1/2 after LeakyReLU or no activation
 #: calibration images.  Nine calibration images under-represent content such
 #: as strongly saturated colours, whose activations then clip (up to -0.5 dB on
 #: single Kodak images with h = 0); h = 1 costs one bit of precision in those
-#: layers (docs/RESULTS.md, "Activation range headroom").
+#: layers (docs/CALIBRATION.md, tools/act_headroom.py).
 RELU_HEADROOM_BITS = 1
 
 
