@@ -14,6 +14,8 @@ from .bitstream.container import BitstreamError, Header, pack, unpack
 from .entropy import gaussian as G
 from .model.int_forward import encode, hyper_decode, pad_to_multiple, synthesize
 from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
+from .model.intmodel import IntModel
+from .spec import requant_shift
 
 #: images from this many (padded) pixels run in bands (fxlic/model/tiled.py):
 #: identical integers, memory bounded by the band instead of the image
@@ -23,8 +25,6 @@ TILE_FROM = 1 << 20
 def _tiled(hook, pixels: int) -> bool:
     """Banded execution unless a hook wants every layer's tensors."""
     return pixels >= TILE_FROM and (hook is None or not getattr(hook, "wants_acc", True))
-from .model.intmodel import IntModel
-from .spec import requant_shift
 
 
 @dataclass

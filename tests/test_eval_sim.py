@@ -96,3 +96,16 @@ def test_torch_engine_agrees_with_numpy():
     r_t, b_t, y_t = sim.forward_codec(fm, img, engine="torch")
     assert np.abs(r_np.astype(int) - r_t).max() <= 1 and b_t == pytest.approx(b_np, rel=1e-3)
     assert y_np["y_max"] == y_t["y_max"]
+
+
+def test_torch_engine_activation_sim_agrees_with_numpy():
+    """The activation simulation (y_hat - mu saturated, h_a reading y_hat) runs
+    through the torch engine too: the latents keep the float32 dtype."""
+    pytest.importorskip("torch")
+    fm = random_float_model(hyperprior5(4), seed=4)
+    img = np.random.default_rng(6).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    im = build_int_model(fm, calibrate(fm, [img]))
+    act = sim.activation_params(im)
+    r_np, b_np, _ = sim.forward_codec(fm, img, act, im)
+    r_t, b_t, _ = sim.forward_codec(fm, img, act, im, engine="torch")
+    assert np.abs(r_np.astype(int) - r_t).max() <= 1 and b_t == pytest.approx(b_np, rel=1e-3)

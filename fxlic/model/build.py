@@ -72,7 +72,7 @@ def _prescaled(fm: FloatModel, name: str):
 
 
 def _make_layer(im: IntModel, fm: FloatModel, cal: Calibration, name: str, scheme: str,
-                use_mux: bool, qw_cache: dict, relu_headroom: int = 0) -> IntLayer:
+                use_mux: bool, qw_cache: dict, relu_headroom: int) -> IntLayer:
     spec = fm.arch.layer(name)
     w, b = _prescaled(fm, name)
     if name not in qw_cache:
@@ -92,7 +92,6 @@ def _make_layer(im: IntModel, fm: FloatModel, cal: Calibration, name: str, schem
         out_exp = signed_channel_params(cal.maxabs[name])
     return IntLayer(spec, qw.codes.astype(np.int8), qw.lut.astype(np.int16), qw.exp.astype(np.int64),
                     bias, in_exp.astype(np.int64), out_exp.astype(np.int64), mux.astype(np.int64))
-
 
 
 def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-nlq",
