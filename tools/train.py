@@ -577,32 +577,37 @@ def main(argv=None):
         init_info = ck.get("init_info", {})
         log(f"resumed {ckpt_path} at step {step} (wall {wall:.0f}s)")
     elif args.init:
-        ck = torch.load(args.init, map_location="cpu", weights_only=False)
-        src = ck["model"] if "model" in ck else ck
         own = model.state_dict()
-        same_kind = ck.get("arch_kind", arch.kind) == arch.kind
-        take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape
-                and (same_kind or not k.startswith("entropy_bottleneck."))}
-        model.load_state_dict(take, strict=False)
+
+        def load_matching(path, keep):
+            """Load the tensors of checkpoint ``path`` that ``keep(name, same_kind)``
+            selects and whose shape matches; returns (checkpoint, count)."""
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+            src = ck["model"] if "model" in ck else ck
+            same_kind = ck.get("arch_kind", arch.kind) == arch.kind
+            take = {k: v for k, v in src.items()
+                    if k in own and own[k].shape == v.shape and keep(k, same_kind)}
+            model.load_state_dict(take, strict=False)
+            return ck, len(take)
+
+        # across kinds (factorized <- hyperprior) only the transforms are taken
+        ck, n = load_matching(args.init, lambda k, same: same or not k.startswith("entropy_bottleneck."))
         init_info = {"init_steps": ck.get("step"), "init_wall_seconds": round(ck.get("wall", 0.0), 1),
                      "init_args": ck.get("args")}
-        log(f"initialised {len(take)}/{len(own)} tensors from {args.init}")
+        log(f"initialised {n}/{len(own)} tensors from {args.init}")
         if args.init_entropy:
-            ck2 = torch.load(args.init_entropy, map_location="cpu", weights_only=False)
-            src2 = ck2["model"] if "model" in ck2 else ck2
+            ck2, n2 = load_matching(args.init_entropy, lambda k, same: same and k.startswith("entropy_bottleneck."))
             if ck2.get("arch_kind", arch.kind) != arch.kind:
                 raise SystemExit(f"--init-entropy {args.init_entropy}: not a {arch.kind} checkpoint")
-            take2 = {k: v for k, v in src2.items() if k.startswith("entropy_bottleneck.")
-                     and k in own and own[k].shape == v.shape}
-            model.load_state_dict(take2, strict=False)
             init_info["init_entropy"] = {"path": os.path.basename(os.path.dirname(args.init_entropy)),
                                          "steps": ck2.get("step")}
-            log(f"entropy bottleneck: {len(take2)} tensors from {args.init_entropy}")
+            log(f"entropy bottleneck: {n2} tensors from {args.init_entropy}")
 
     provenance = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv),
                   "seed": args.seed, "crop": args.crop, "batch": args.batch,
                   "lr": args.lr, "lr_drop": args.lr_drop, "wcft_lr": args.wcft_lr,
-                  "init": args.init, "init_entropy": args.init_entropy, "torch": torch.__version__, "arch": arch.name,
+                  "init": args.init, "init_entropy": args.init_entropy, "torch": torch.__version__,
+                  "arch": arch.name,
                   "lambda": args.lam, "msssim": args.msssim, "ha_input": args.ha_input}
 
     def prov(steps_done, rounds):
