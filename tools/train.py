@@ -369,6 +369,47 @@ def parse_wcft(s):
     return [float(v) for v in s.split(",") if v.strip()]
 
 
+def np_rng_state():
+    """numpy's legacy RNG state as plain values (the key array as a tensor), so that the
+    checkpoint loads with ``torch.load(weights_only=True)``: no pickle is ever executed."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def set_np_rng_state(d):
+    np.random.set_state((d["name"], d["keys"].numpy().astype(np.uint32), d["pos"],
+                         d["has_gauss"], d["cached"]))
+
+
+def load_checkpoint(path):
+    """A training checkpoint (dict of tensors and plain values), without unpickling code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_init_tensors(path):
+    """Weights to start a run from: a training checkpoint (.pt) or an exported
+    .safetensors file. Returns (state dict with model names, info dict)."""
+    if path.endswith(".safetensors"):
+        from safetensors import safe_open
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k).float() for k in f.keys()}
+        sd = {}
+        for k, v in tensors.items():
+            if k.startswith("entropy_bottleneck."):
+                sd[k] = v
+            else:
+                name, kind = k.rsplit(".", 1)
+                sd[f"layers.{name}.{kind}"] = v
+        arch = json.loads(meta["fxlic.arch"]) if "fxlic.arch" in meta else {}
+        prov = json.loads(meta.get("fxlic.provenance", "{}"))
+        return sd, {"arch_kind": arch.get("kind"), "step": prov.get("steps"),
+                    "wall": prov.get("wall_seconds", 0.0), "args": prov}
+    ck = load_checkpoint(path)
+    return ck["model"] if "model" in ck else ck, ck
+
+
 def atomic_save(obj, path):
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -516,7 +557,8 @@ def main(argv=None):
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--init", default=None, help="checkpoint .pt to initialise the model from (fine-tune)")
+    p.add_argument("--init", default=None,
+                   help="checkpoint .pt or exported .safetensors to initialise the model from (fine-tune)")
     p.add_argument("--init-entropy", default=None,
                    help="checkpoint .pt whose entropy_bottleneck.* tensors replace --init's (e.g. a "
                         "factorized run's bottleneck on y with a hyperprior run's transforms)")
@@ -561,7 +603,7 @@ def main(argv=None):
     wcft_state = {"round": -1, "bounds": {}, "masks": {}}
     nowcft_done = False
     if args.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = load_checkpoint(ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
@@ -570,7 +612,7 @@ def main(argv=None):
         step, wall = ck["step"], ck["wall"]
         data.set_state(ck["data_rng"])
         torch.set_rng_state(ck["torch_rng"])
-        np.random.set_state(ck["np_rng"])
+        set_np_rng_state(ck["np_rng"])
         random.setstate(ck["py_rng"])
         wcft_state = ck["wcft"]
         nowcft_done = ck.get("nowcft_done", False)
@@ -582,9 +624,8 @@ def main(argv=None):
         def load_matching(path, keep):
             """Load the tensors of checkpoint ``path`` that ``keep(name, same_kind)``
             selects and whose shape matches; returns (checkpoint, count)."""
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-            src = ck["model"] if "model" in ck else ck
-            same_kind = ck.get("arch_kind", arch.kind) == arch.kind
+            src, ck = load_init_tensors(path)
+            same_kind = (ck.get("arch_kind") or arch.kind) == arch.kind
             take = {k: v for k, v in src.items()
                     if k in own and own[k].shape == v.shape and keep(k, same_kind)}
             model.load_state_dict(take, strict=False)
@@ -597,7 +638,7 @@ def main(argv=None):
         log(f"initialised {n}/{len(own)} tensors from {args.init}")
         if args.init_entropy:
             ck2, n2 = load_matching(args.init_entropy, lambda k, same: same and k.startswith("entropy_bottleneck."))
-            if ck2.get("arch_kind", arch.kind) != arch.kind:
+            if (ck2.get("arch_kind") or arch.kind) != arch.kind:
                 raise SystemExit(f"--init-entropy {args.init_entropy}: not a {arch.kind} checkpoint")
             init_info["init_entropy"] = {"path": os.path.basename(os.path.dirname(args.init_entropy)),
                                          "steps": ck2.get("step")}
@@ -623,7 +664,7 @@ def main(argv=None):
         atomic_save({"model": model.state_dict(), "opt": opt.state_dict(),
                      "aux_opt": aux_opt.state_dict(), "step": step, "wall": wall,
                      "data_rng": data.state(), "torch_rng": torch.get_rng_state(),
-                     "np_rng": np.random.get_state(), "py_rng": random.getstate(),
+                     "np_rng": np_rng_state(), "py_rng": random.getstate(),
                      "wcft": wcft_state, "nowcft_done": nowcft_done, "arch_kind": arch.kind,
                      "init_info": init_info,
                      "args": vars(args)}, ckpt_path)
