@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine_util import run_layer, synthetic_layer
-from fxlic.kernels import get_backend
+from fxlic.kernels import _mux_segment_tables, get_backend
 from fxlic.quant.codebook import act_nlq
 
 SHAPES = [  # (H, W) of the layer input
@@ -81,8 +81,7 @@ def test_nlq_output_stage_at_boundaries_and_ties(mux, s):
     from fxlic.kernels import reference as ref
     want = ref.out_relu_nlq(acc[None, :, None], np.array([s]), np.array([mux]))
     from fxlic.kernels.numba_kernels import output_stage_hwc
-    be = get_backend("numba")
-    seg = be._segs
+    seg = _mux_segment_tables()
     got = output_stage_hwc(acc[:, None, None].astype(np.int32).reshape(len(acc), 1, 1).transpose(1, 0, 2).copy(),
                            0, False, np.array([s]), np.array([mux]), *seg, np.zeros(1, np.int64), 0, 255)
     assert np.array_equal(want.ravel(), got.ravel())
@@ -94,7 +93,7 @@ def test_signed_output_stages_negative_odd_values(s):
     vals = np.concatenate([vals, [-(1 << 31), (1 << 31) - 1, -1, -3, -5, 1, 3]])
     from fxlic.kernels import reference as ref
     from fxlic.kernels.numba_kernels import output_stage_hwc
-    seg = get_backend("numba")._segs
+    seg = _mux_segment_tables()
     acc3 = vals.reshape(1, -1, 1).astype(np.int32)
     for leaky in (False, True):
         want = ref.out_signed_lq(vals[None, :, None], np.array([s]), leaky)
@@ -199,7 +198,7 @@ def test_nlq_u_table_saturates():
     """The O1 table is indexed by u clipped to NLQ_U - 1: the clip must already
     give the top code there (and for any larger u)."""
     from fxlic.kernels.numba_kernels import NLQ_U, _nlq_code, nlq_u_table
-    seg = get_backend("numba")._segs
+    seg = _mux_segment_tables()
     lut = nlq_u_table(*seg)
     seg_lo, seg_k, seg_code, nseg, maxl = seg
     for m in range(4):

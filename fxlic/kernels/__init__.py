@@ -59,7 +59,8 @@ class NumbaBackend(Backend):
         #: pre-issue-10 kernels; tools/bench.py times it for comparison)
         self.fast = fast
         self._cache = {}
-        self._segs = _mux_segment_tables()
+        #: O1 table of the four mux codebooks, built once (nk.nlq_u_table)
+        self._nlq_lut = None
 
     def _weights(self, L, r=None):
         """Prepared weights of layer L; ``r`` (C,) the weight-side shifts of the
@@ -143,12 +144,13 @@ class NumbaBackend(Backend):
         from . import numba_kernels as nk
 
         lo, hi = L.output_code_range()
-        seg_lo, seg_k, seg_code, nseg, maxl = self._segs
+        if self._nlq_lut is None:
+            self._nlq_lut = nk.nlq_u_table(*_mux_segment_tables())
         Ho, Wo, O = acc.shape
         out = np.empty((O, Ho, Wo), dtype=out_dtype)
         f = nk.output_stage_into_serial if acc.size < SMALL_OUTPUT else nk.output_stage_into
         return f(acc, L.out_kind, L.spec.act == "leaky", L.out_shift.astype(np.int64),
-                 L.mux.astype(np.int64), seg_lo, seg_k, seg_code, nseg, maxl,
+                 L.mux.astype(np.int64), self._nlq_lut,
                  np.asarray(mu, dtype=np.int64), lo, hi, out)
 
 

@@ -437,22 +437,17 @@ def nlq_u_table(seg_lo, seg_k, seg_code, nseg, max_level):
 
 
 @njit(parallel=True, cache=True)
-def output_stage_into(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg,
-                      max_level, mu, lo, hi, out):
+def output_stage_into(acc, kind, leaky, shift, mux, nlq_lut, mu, lo, hi, out):
     """Apply the layer's output stage to acc (Ho, Wo, O) -> ``out`` (O, Ho, Wo),
     any integer dtype holding the code range (int64, int16, ...).
 
-    seg_* are (4, 3) tables of the four mux codebooks (SPEC Q2), mu (O,) the
-    mean-reduction offsets, [lo, hi] the saturation range of kinds 1-3.
-    O1 uses the exact u-table of ``nlq_u_table``.
+    nlq_lut is the (4, NLQ_U) O1 table of the four mux codebooks (``nlq_u_table``
+    of the SPEC Q2 segment tables; built once per backend, read only for kind 0),
+    mu (O,) the mean-reduction offsets, [lo, hi] the saturation range of kinds 1-3.
     Rows in parallel; within a row channel by channel, so the writes are
     contiguous and the strided reads stay inside one row of acc (cache).
     """
     Ho, Wo, O = acc.shape
-    if kind == 0:
-        nlq_lut = nlq_u_table(seg_lo, seg_k, seg_code, nseg, max_level)
-    else:
-        nlq_lut = np.zeros((4, 1), np.int64)
     for y in prange(Ho):
         for o in range(O):
             s = shift[o]
@@ -490,8 +485,8 @@ def output_stage_hwc(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg
     (or ``out_dtype``); see ``output_stage_into``."""
     Ho, Wo, O = acc.shape
     out = np.empty((O, Ho, Wo), dtype=out_dtype)
-    return output_stage_into(acc, kind, leaky, shift, mux, seg_lo, seg_k, seg_code, nseg,
-                             max_level, mu, lo, hi, out)
+    lut = nlq_u_table(seg_lo, seg_k, seg_code, nseg, max_level)
+    return output_stage_into(acc, kind, leaky, shift, mux, lut, mu, lo, hi, out)
 
 
 @njit(parallel=True, cache=True)
