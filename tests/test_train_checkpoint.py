@@ -1,6 +1,5 @@
 """tools/train.py checkpoints: resume is bit-exact, checkpoints load without unpickling
 code (torch.load(weights_only=True)), and --init accepts an exported .safetensors file."""
-import importlib.util
 import os
 
 import numpy as np
@@ -9,17 +8,15 @@ import pytest
 torch = pytest.importorskip("torch")
 safetensors = pytest.importorskip("safetensors")
 
+from tool_loader import load_tool  # noqa: E402
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN = os.path.join(_HERE, "..", "..", "shared", "data", "train")
 pytestmark = pytest.mark.skipif(not os.path.isdir(TRAIN), reason="../shared/data/train not present")
 
 
 def _train_module():
-    path = os.path.join(_HERE, "..", "tools", "train.py")
-    spec = importlib.util.spec_from_file_location("fxlic_tools_train_ckpt", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("train")
 
 
 def _tensors(path):

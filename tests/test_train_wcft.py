@@ -1,6 +1,4 @@
 """tools/train.py's torch WCFT clip must equal fxlic.quant.wcft.wcft_clip."""
-import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -8,16 +6,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from fxlic.quant.wcft import wcft_clip  # noqa: E402
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
+from tool_loader import load_tool  # noqa: E402
 
 
 def _train_module():
-    path = os.path.join(_HERE, "..", "tools", "train.py")
-    spec = importlib.util.spec_from_file_location("fxlic_tools_train", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("train")
 
 
 @pytest.mark.parametrize("beta", [1.0, 1.4142, 2 ** 0.5])

@@ -3,7 +3,6 @@ with tools/gen_vectors.py gives byte-identical files (CI fails on any byte
 difference), every manifest hashes every file, and the unit cases agree with
 independent exact-arithmetic oracles."""
 import hashlib
-import importlib.util
 import json
 import os
 from fractions import Fraction
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from fxlic.spec import SPEC_VERSION
+from tool_loader import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VEC = os.path.join(REPO, "vectors")
@@ -20,10 +20,7 @@ HINT = "vectors/ is out of date: regenerate it with `python tools/gen_vectors.py
 
 
 def _gen():
-    spec = importlib.util.spec_from_file_location("gen_vectors", os.path.join(REPO, "tools", "gen_vectors.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("gen_vectors")
 
 
 def _files(root):
