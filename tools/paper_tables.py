@@ -294,15 +294,32 @@ def compute_all(ctx):
 
 # ---------------------------------------------------------------- report sections
 
+def lineage_steps(pv: dict) -> list:
+    """Training steps (without WCFT) of a float model and of the runs it was started
+    from, newest first, as far as the provenance records them: an exported file's
+    provenance carries its parent's (``init_from.init_args``) when the parent was a
+    .safetensors file, and only the parent's step count when it was a checkpoint."""
+    out = []
+    while pv:
+        out.append(pv.get("train_steps", pv.get("steps")))
+        init = pv.get("init_from") or {}
+        parent = init.get("init_args") or {}
+        if "train_steps" in parent:  # the parent is an exported file: walk on
+            pv = parent
+            continue
+        if init.get("init_steps"):
+            out.append(init["init_steps"])
+        break
+    return out
+
+
 def section_models(ctx):
     rows = []
     for name in list(ctx.meta):
         m = ctx.meta[name]
         pv = m["provenance"] or {}
-        steps = pv.get("train_steps", pv.get("steps"))
-        init = pv.get("init_from") or {}
-        if steps is not None and init.get("init_steps"):
-            steps = f"{steps} + {init['init_steps']} (init)"
+        chain = lineage_steps(pv)
+        steps = None if not chain or chain[0] is None else " + ".join(str(c) for c in chain)
         wc = pv.get("wcft_rounds")
         wall = pv.get("wall_seconds", pv.get("wall"))
         base, nw = (name[:-7], True) if name.endswith("-nowcft") else (name, False)
@@ -318,7 +335,7 @@ def section_models(ctx):
         rows.append([name, m["arch"], f(m["lambda"], "{:g}"), f(steps, "{}"), f(wc, "{}") if wc is not None else "–",
                      f(wall / 3600 if isinstance(wall, (int, float)) else None, "{:.2f} h"), (m["sha256"] or "")[:12],
                      icell])
-    return md_table(["float model", "architecture", "lambda", "training steps (own + init run)", "WCFT rounds",
+    return md_table(["float model", "architecture", "lambda", "training steps (own + runs it started from)", "WCFT rounds",
                      "wall time (own)", "weights sha256", "integer model (content hash)"], rows)
 
 
