@@ -387,21 +387,27 @@ def load_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def read_export(path):
+    """An exported .safetensors file -> (float32 state dict with the model's names, metadata)."""
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k).float() for k in f.keys()}
+    sd = {}
+    for k, v in tensors.items():
+        if k.startswith("entropy_bottleneck."):
+            sd[k] = v
+        else:
+            name, kind = k.rsplit(".", 1)
+            sd[f"layers.{name}.{kind}"] = v
+    return sd, meta
+
+
 def load_init_tensors(path):
     """Weights to start a run from: a training checkpoint (.pt) or an exported
     .safetensors file. Returns (state dict with model names, info dict)."""
     if path.endswith(".safetensors"):
-        from safetensors import safe_open
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k).float() for k in f.keys()}
-        sd = {}
-        for k, v in tensors.items():
-            if k.startswith("entropy_bottleneck."):
-                sd[k] = v
-            else:
-                name, kind = k.rsplit(".", 1)
-                sd[f"layers.{name}.{kind}"] = v
+        sd, meta = read_export(path)
         arch = json.loads(meta["fxlic.arch"]) if "fxlic.arch" in meta else {}
         prov = json.loads(meta.get("fxlic.provenance", "{}"))
         return sd, {"arch_kind": arch.get("kind"), "step": prov.get("steps"),
@@ -469,19 +475,9 @@ def export(model, path, lam, provenance, fp16=False):
 
 
 def load_weights(path, ha_input="y"):
-    from safetensors import safe_open
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    sd, meta = read_export(path)
     arch = Architecture.from_dict(json.loads(meta["fxlic.arch"]))
     model = Codec(arch, ha_input=ha_input)
-    sd = {}
-    for k, v in tensors.items():
-        if k.startswith("entropy_bottleneck."):
-            sd[k] = v.float()
-        else:
-            name, kind = k.rsplit(".", 1)
-            sd[f"layers.{name}.{kind}"] = v.float()
     model.load_state_dict(sd, strict=True)
     return model, meta
 
@@ -560,7 +556,8 @@ def main(argv=None):
     p.add_argument("--init", default=None,
                    help="checkpoint .pt or exported .safetensors to initialise the model from (fine-tune)")
     p.add_argument("--init-entropy", default=None,
-                   help="checkpoint .pt whose entropy_bottleneck.* tensors replace --init's (e.g. a "
+                   help="checkpoint .pt or exported .safetensors whose entropy_bottleneck.* tensors "
+                        "replace --init's (e.g. a "
                         "factorized run's bottleneck on y with a hyperprior run's transforms)")
     p.add_argument("--export", default=None, help="safetensors path written when training ends")
     p.add_argument("--export-nowcft", default=None, help="safetensors path written before WCFT starts")
@@ -640,7 +637,8 @@ def main(argv=None):
             ck2, n2 = load_matching(args.init_entropy, lambda k, same: same and k.startswith("entropy_bottleneck."))
             if (ck2.get("arch_kind") or arch.kind) != arch.kind:
                 raise SystemExit(f"--init-entropy {args.init_entropy}: not a {arch.kind} checkpoint")
-            init_info["init_entropy"] = {"path": os.path.basename(os.path.dirname(args.init_entropy)),
+            src = args.init_entropy if args.init_entropy.endswith(".safetensors") else os.path.dirname(args.init_entropy)
+            init_info["init_entropy"] = {"path": os.path.basename(src),
                                          "steps": ck2.get("step")}
             log(f"entropy bottleneck: {n2} tensors from {args.init_entropy}")
 
