@@ -771,8 +771,8 @@ def write_report(ctx, command):
       f"ablations (Tables I, VI-VIII, Lin et al.) on the first {K} ({', '.join(os.path.basename(i) for i in ctx.abl_images)}), "
       "as the captions say.\n")
     a("**Read this first.** The paper's models were trained for about 10^6 iterations on ImageNet crops; "
-      "fxlic's float models were trained on one 2-core CPU for about 5.5 hours in total (about 12,800-20,400 "
-      "steps of batch 4 at 128x128 per model, 11,309 of them shared) on 148 images "
+      "fxlic's float models were trained on one 2-core CPU for about 5.5 hours in total (batch 4 at 128x128; "
+      "each model's steps are in the Models table below) on 148 images "
       "(68 CBSD68 + 80 CSun_Hays80, docs/TRAINING.md). Their absolute rate-distortion performance is far below "
       "the paper's (see the comparison with JPEG below); what the tables can compare is the *quantization loss* (integer vs "
       "float of the same weights), which does not require well-trained weights but does depend on them: badly "
@@ -790,6 +790,9 @@ def write_report(ctx, command):
     a("## Models\n")
     a(section_models(ctx) if ctx.meta else "No float weights found in the weights directory yet.")
     a("")
+    a("Training steps: the model's own run first, then the runs it was started from, as far as the weights "
+      "files' provenance records them (a run started from a training checkpoint records that checkpoint's "
+      "steps only, not the runs before it; docs/TRAINING.md lists every stage).\n")
     a(f"## Rate-distortion on Kodak ({n_main} images)\n")
     a(main_tab)
     a("")
@@ -945,8 +948,9 @@ def main(argv=None):
     args.codecs = [c for c in args.codecs.split(",") if c]
     args.skipped_codecs = []
     if not args.report_only:
-        args.skipped_codecs = [c for c in args.codecs if not available(c)]
-        args.codecs = [c for c in args.codecs if available(c)]
+        ok = {c: available(c) for c in args.codecs}
+        args.skipped_codecs = [c for c in args.codecs if not ok[c]]
+        args.codecs = [c for c in args.codecs if ok[c]]
         if args.skipped_codecs:
             print(f"paper_tables: codec(s) {', '.join(args.skipped_codecs)} not installed, left out of the "
                   "report (pip install '.[eval]' installs them)", file=sys.stderr)

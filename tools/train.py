@@ -619,23 +619,23 @@ def main(argv=None):
         own = model.state_dict()
 
         def load_matching(path, keep):
-            """Load the tensors of checkpoint ``path`` that ``keep(name, same_kind)``
-            selects and whose shape matches; returns (checkpoint, count)."""
+            """Load the tensors of ``path`` that ``keep(name, same_kind)`` selects and whose
+            shape matches; returns (checkpoint info, count, same_kind)."""
             src, ck = load_init_tensors(path)
             same_kind = (ck.get("arch_kind") or arch.kind) == arch.kind
             take = {k: v for k, v in src.items()
                     if k in own and own[k].shape == v.shape and keep(k, same_kind)}
             model.load_state_dict(take, strict=False)
-            return ck, len(take)
+            return ck, len(take), same_kind
 
         # across kinds (factorized <- hyperprior) only the transforms are taken
-        ck, n = load_matching(args.init, lambda k, same: same or not k.startswith("entropy_bottleneck."))
+        ck, n, _ = load_matching(args.init, lambda k, same: same or not k.startswith("entropy_bottleneck."))
         init_info = {"init_steps": ck.get("step"), "init_wall_seconds": round(ck.get("wall", 0.0), 1),
                      "init_args": ck.get("args")}
         log(f"initialised {n}/{len(own)} tensors from {args.init}")
         if args.init_entropy:
-            ck2, n2 = load_matching(args.init_entropy, lambda k, same: same and k.startswith("entropy_bottleneck."))
-            if (ck2.get("arch_kind") or arch.kind) != arch.kind:
+            ck2, n2, same = load_matching(args.init_entropy, lambda k, same: same and k.startswith("entropy_bottleneck."))
+            if not same:
                 raise SystemExit(f"--init-entropy {args.init_entropy}: not a {arch.kind} checkpoint")
             src = args.init_entropy if args.init_entropy.endswith(".safetensors") else os.path.dirname(args.init_entropy)
             init_info["init_entropy"] = {"path": os.path.basename(src),

@@ -143,7 +143,7 @@ def run(args) -> int:
 
 
 def register(sub):
-    from ..quant.activations import RELU_HEADROOM_BITS
+    from ..quant.activations import RELU_HEADROOM_BITS, RELU_HEADROOM_MAX
 
     s = sub.add_parser("quantize", help="float weights + calibration images -> .fxq integer model",
                        description="Float weights + calibration images -> a .fxq integer model "
@@ -171,8 +171,9 @@ def register(sub):
     s.add_argument("--mapping", default=None, metavar="JSON",
                    help="CompressAI key map {\"module.prefix\": \"LAYER\" or null}")
     s.add_argument("--no-mean-reduction", action="store_true", help="disable mean-reduced channels of y")
-    s.add_argument("--relu-headroom", type=int, default=RELU_HEADROOM_BITS, choices=range(0, 5), metavar="BITS",
-                   help="bits of range above the calibrated maximum for ReLU activations, 0-4 "
+    s.add_argument("--relu-headroom", type=int, default=RELU_HEADROOM_BITS,
+                   choices=range(0, RELU_HEADROOM_MAX + 1), metavar="BITS",
+                   help=f"bits of range above the calibrated maximum for ReLU activations, 0-{RELU_HEADROOM_MAX} "
                         f"(default {RELU_HEADROOM_BITS}: 2x the largest calibration value)")
     s.add_argument("--clip-stats", action="store_true",
                    help="report the clipped fraction of calibration outputs (a second float pass)")

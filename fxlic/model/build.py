@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..quant.activations import RELU_HEADROOM_BITS, relu_channel_params, signed_channel_params
+from ..quant.activations import (RELU_HEADROOM_BITS, RELU_HEADROOM_MAX, relu_channel_params,
+                                 signed_channel_params)
 from ..quant.meanreduce import MR_FRAC_BITS, fit_mean_regression
 from ..quant.weights import quantize_weights
 from ..spec import INT32_MAX, round_half_up_float
@@ -102,9 +103,9 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
     ReLU activations get ``relu_headroom`` bits above their calibrated maximum
     before the exponent and mux of Eq 23-27 are chosen; the hyper path's
     signed activations and y, z are not changed."""
-    if not 0 <= int(relu_headroom) <= 4:
-        raise ValueError("relu_headroom must be 0..4 bits")
     relu_headroom = int(relu_headroom)
+    if not 0 <= relu_headroom <= RELU_HEADROOM_MAX:
+        raise ValueError(f"relu_headroom must be 0..{RELU_HEADROOM_MAX} bits")
     if act_quant not in ("nlq-mux", "lq"):
         raise ValueError("act_quant must be 'nlq-mux' or 'lq'")
     fm.validate()

@@ -25,6 +25,8 @@ SIGNED_ALPHA_LOG2 = -1  # alpha = 1/2 after LeakyReLU or no activation
 #: single Kodak images with h = 0); h = 1 costs one bit of precision in those
 #: layers (docs/CALIBRATION.md, tools/act_headroom.py).
 RELU_HEADROOM_BITS = 1
+#: the largest headroom accepted (``build_int_model``, ``fxlic quantize --relu-headroom``)
+RELU_HEADROOM_MAX = 4
 
 
 def select_mux(maxabs) -> np.ndarray:
