@@ -29,7 +29,7 @@ sys.path.insert(0, REPO)
 def main(argv=None) -> int:
     shared = os.path.join(os.path.dirname(REPO), "shared", "data")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="hp5-mse-q2", help="tools/weights/<model>.safetensors")
+    ap.add_argument("--model", default="hp5-mse-q2", help="fxlic/zoo/<model>.float.safetensors")
     ap.add_argument("--bits", default="0,1,2")
     ap.add_argument("--kodak", default=os.path.join(shared, "kodak"))
     ap.add_argument("--calib", default=os.path.join(shared, "train", "CBSD68"))
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from fxlic.model.build import build_int_model, calibrate
     from fxlic.quant.activations import RELU_HEADROOM_BITS
 
-    fm = load_weights(os.path.join(REPO, "tools", "weights", f"{args.model}.safetensors"))
+    fm = load_weights(os.path.join(REPO, "fxlic", "zoo", f"{args.model}.float.safetensors"))
     ns = argparse.Namespace(calib=args.calib, n_calib=9, crop=512, quiet=True)
     paths, images, _ = _load_calibration(ns, fm.arch)
     cal = calibrate(fm, images)
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     held_rows = measure(heldout, "held-out") if heldout else []
     L = ["# Calibration: ReLU activation headroom", "",
          f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python tools/act_headroom.py "
-         f"--model {args.model}` (float model tools/weights/{args.model}.safetensors, "
+         f"--model {args.model}` (float model fxlic/zoo/{args.model}.float.safetensors, "
          f"calibration on {len(paths)} images of {os.path.basename(args.calib)}).", "",
          "Activation-only simulation (weights float, every activation quantized with the integer model's "
          "exponents and NLQ mux; y_hat and z_hat as the integer codec) against the float model. "

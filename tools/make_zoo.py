@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Build the shipped models (fxlic/zoo/*.fxq) from trained float weights.
 
-    python tools/make_zoo.py [--weights-dir tools/weights] [--calib ../shared/data/train/CBSD68]
+    python tools/make_zoo.py [NAMES] [--calib ../shared/data/train/CBSD68]
+    python tools/make_zoo.py --from OUT [NAMES]      # install a training campaign's exports
 
-Each ``tools/weights/<name>.safetensors`` (names in ZOO below) is quantized
-with CW-NLQ weights and NLQ+mux activations, calibrated on the first 9
-images of the calibration directory (training images, none from Kodak), and
-written to ``fxlic/zoo/<name>.fxq``.  The default model's float weights are
-copied (fp16) beside it for `fxlic demo`'s float-vs-integer comparison.
-Deterministic: the same weights give byte-identical .fxq files.
+Each shipped model's float weights live once in the repository, as the package's
+fp16 copy ``fxlic/zoo/<name>.float.safetensors`` (read by ``fxlic demo`` and the
+result tables); its pre-WCFT export ``tools/weights/<name>-nowcft.safetensors`` is
+where training continues from and the WCFT ablation's input.  ``--from OUT`` first
+copies ``OUT/<name>.safetensors`` and ``OUT/<name>-nowcft.safetensors`` (written by
+tools/train_campaign.py) into those two places.  Each float model is then quantized
+with CW-NLQ weights and NLQ+mux activations, calibrated on the first 9 images of the
+calibration directory (training images, none from Kodak), and written to
+``fxlic/zoo/<name>.fxq``.  Deterministic: the same weights give byte-identical .fxq files.
 """
 from __future__ import annotations
 
@@ -19,13 +23,15 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ZOO = ["hp5-mse-q0", "hp5-mse-q1", "hp5-mse-q2", "fact-mse-q1"]
-DEFAULT = "hp5-mse-q2"
+ZOO = ["hp5-mse-q0", "hp5-mse-q1", "hp5-mse-q2", "fact-mse-q1", "hp5-msssim-q1", "hp5-msssim-q2"]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights-dir", default=os.path.join(HERE, "weights"))
+    ap.add_argument("--weights-dir", default=os.path.join(HERE, "weights"),
+                    help="where the pre-WCFT exports (<name>-nowcft.safetensors) live")
+    ap.add_argument("--from", dest="src_dir", default=None, metavar="OUT",
+                    help="install OUT/<name>.safetensors and OUT/<name>-nowcft.safetensors first")
     ap.add_argument("--calib", default=os.path.join(ROOT, "..", "shared", "data", "train", "CBSD68"))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "fxlic", "zoo"))
     ap.add_argument("--n-calib", type=int, default=9)
@@ -36,18 +42,25 @@ def main(argv=None) -> int:
 
     made = 0
     for name in args.names or ZOO:
-        src = os.path.join(args.weights_dir, f"{name}.safetensors")
-        if not os.path.exists(src):
-            print(f"skip {name}: {src} not found")
+        pkg = os.path.join(args.out_dir, f"{name}.float.safetensors")
+        if args.src_dir:
+            src = os.path.join(args.src_dir, f"{name}.safetensors")
+            if not os.path.exists(src):
+                print(f"skip {name}: {src} not found")
+                continue
+            shutil.copyfile(src, pkg)
+            nowcft = os.path.join(args.src_dir, f"{name}-nowcft.safetensors")
+            if os.path.exists(nowcft):
+                shutil.copyfile(nowcft, os.path.join(args.weights_dir, f"{name}-nowcft.safetensors"))
+        if not os.path.exists(pkg):
+            print(f"skip {name}: {pkg} not found")
             continue
         out = os.path.join(args.out_dir, f"{name}.fxq")
-        rc = fxlic_main(["quantize", "--weights", src, "--calib", args.calib, "--out", out,
+        rc = fxlic_main(["quantize", "--weights", pkg, "--calib", args.calib, "--out", out,
                          "--n-calib", str(args.n_calib), "-q"])
         if rc:
             return rc
         made += 1
-        if name == DEFAULT:
-            shutil.copyfile(src, os.path.join(args.out_dir, f"{name}.float.safetensors"))
         print(f"{name}: {out} ({os.path.getsize(out):,} bytes)")
     print(f"{made} model(s) written to {args.out_dir}")
     return 0 if made else 1

@@ -16,8 +16,17 @@ Compression with Quantized Weights and Activations":
   with the straight-through gradient mask of Eq 22;
 * checkpoints (atomic) and exact resume, CSV log, safetensors export and a
   small float evaluation (``--eval DIR``).
+* fast paths, one recipe on every machine: ``--amp auto`` runs the conv transforms
+  under bf16 autocast where the device has native bf16 (CUDA; AVX-512 BF16 / AMX
+  CPUs; AVX2-only CPUs stay fp32) while y, z, scales/means, x_hat, the entropy
+  models, the likelihoods and the loss stay fp32; ``--device cuda``; the training
+  set as one uint8 pack file (``--pack OUT.npz``, crops cut on the device); and
+  ``--minutes`` that resolves the step counts from a timed warm-up to fill a wall
+  budget (WCFT included).
 
-See docs/TRAINING.md for the commands used to produce tools/weights/.
+See docs/TRAINING.md for the commands used to produce the shipped weights
+(fxlic/zoo/*.float.safetensors, tools/weights/*-nowcft.safetensors) and
+tools/train_campaign.py for one budgeted run of every shipped model (CPU or GPU).
 """
 from __future__ import annotations
 
@@ -52,13 +61,20 @@ LIKELIHOOD_BOUND = 1e-9
 # ----------------------------------------------------------------------------
 # WCFT clip (torch mirror of fxlic.quant.wcft.wcft_clip)
 # ----------------------------------------------------------------------------
-def wcft_bound_torch(w, beta=1.0, bits=8, alpha=0.5, out_dim=0):
+def channel_maxabs(w, out_dim=0):
+    """max|w| per output channel (float64)."""
+    wt = w.detach().transpose(0, out_dim).double()
+    return wt.abs().reshape(wt.shape[0], -1).max(dim=1).values
+
+
+def wcft_bound_torch(w, beta=1.0, bits=8, alpha=0.5, out_dim=0, maxabs=None):
     """Per-output-channel bound of Eq 21 (float64, inf for all-zero channels).
 
     ``out_dim`` is the output-channel axis: 0 for Conv2d, 1 for ConvTranspose2d.
+    ``maxabs`` (default: the current max|w|) is the max|w| whose exponent
+    floor(log2 max|w|) the bound uses: ``--wcft-exponent first`` passes round 1's.
     """
-    wt = w.detach().transpose(0, out_dim).double()
-    m = wt.abs().reshape(wt.shape[0], -1).max(dim=1).values
+    m = channel_maxabs(w, out_dim) if maxabs is None else maxabs.double()
     _, e = torch.frexp(m)
     f = (e - 1).double()
     bound = torch.pow(2.0, f) * beta - torch.pow(2.0, f - (bits - 1)) / alpha
@@ -106,7 +122,7 @@ if torch is not None:
             return pass_through.type(grad.dtype) * grad, None
 
     def lower_bound(x, b):
-        return _LowerBound.apply(x, torch.tensor([float(b)], dtype=x.dtype))
+        return _LowerBound.apply(x, torch.tensor([float(b)], dtype=x.dtype, device=x.device))
 
     class EntropyBottleneck(nn.Module):
         """Factorized density of Balle et al. 2018, as compressai.entropy_models.EntropyBottleneck."""
@@ -185,10 +201,11 @@ if torch is not None:
     class Codec(nn.Module):
         """The float model built from an Architecture's LayerSpec list."""
 
-        def __init__(self, arch: Architecture, ha_input: str = "y"):
+        def __init__(self, arch: Architecture, ha_input: str = "y", amp: bool = False):
             super().__init__()
             self.arch = arch
             self.ha_input = ha_input
+            self.amp = amp  # bf16 autocast for the conv transforms (set by set_amp)
             self.layers = nn.ModuleDict()
             self.acts = nn.ModuleDict()
             for l in arch.layers:
@@ -226,7 +243,12 @@ if torch is not None:
                     inp = t["y"] if self.ha_input == "y" else t["y_hat"]
                 else:
                     inp = t[src]
-                out = self.acts[l.name](self.layers[l.name](inp))
+                # conv transforms in bf16 under --amp; what the entropy models, the
+                # quantization noise and the loss read (y, z, scales/means, x_hat) is fp32
+                with torch.autocast(inp.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    out = self.acts[l.name](self.layers[l.name](inp))
+                if l.out in ("y", "z", "ms", "pixel"):
+                    out = out.float()
                 t[l.name] = out
                 if l.out == "y":
                     t["y"] = out
@@ -273,8 +295,8 @@ if torch is not None:
 
     def ms_ssim(x, y, data_range=1.0):
         """5-scale MS-SSIM (Wang et al.), window 11 sigma 1.5; needs H, W >= 161."""
-        weights = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], dtype=x.dtype)
-        win = _gauss_win().to(x.dtype)
+        weights = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], dtype=x.dtype, device=x.device)
+        win = _gauss_win().to(x.device, x.dtype)
         mcs = []
         for i in range(5):
             ssim, cs = _ssim(x, y, win, data_range)
@@ -302,34 +324,121 @@ def load_rgb(path):
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-class CropSampler:
-    """All training images in memory; random crops with random h/v flips."""
+PACK_SHORT_SIDE = 288   # every training image is resized to this short side ...
+PACK_MAX_ASPECT = 1.5   # ... and centre-cropped to at most 1.5:1 (the 148 images: 52 MB)
 
-    def __init__(self, data_dir, crop, seed):
-        self.files = list_images(data_dir)
-        if not self.files:
-            raise SystemExit(f"no images under {data_dir}")
-        self.images = [load_rgb(f) for f in self.files]
-        self.images = [im for im in self.images if im.shape[0] >= crop and im.shape[1] >= crop]
-        if not self.images:
-            raise SystemExit(f"no image is at least {crop}x{crop}")
+
+def pack_image(im, short=PACK_SHORT_SIDE, max_aspect=PACK_MAX_ASPECT):
+    """One training image as it enters the pack: resized (Lanczos, antialiased) so that
+    its short side is ``short`` (never upscaled), then centre-cropped to ``max_aspect``.
+    Downscaling also attenuates the JPEG artefacts of the Sun-Hays images."""
+    from PIL import Image
+    h, w = im.shape[:2]
+    s = min(h, w)
+    if s > short:
+        f = short / s
+        nh, nw = max(short, round(h * f)), max(short, round(w * f))
+        if h <= w:
+            nh = short
+        else:
+            nw = short
+        im = np.asarray(Image.fromarray(im).resize((nw, nh), Image.LANCZOS), dtype=np.uint8)
+        h, w = im.shape[:2]
+    s = min(h, w)
+    L = int(s * max_aspect)
+    if w > L:
+        x0 = (w - L) // 2
+        im = im[:, x0:x0 + L]
+    elif h > L:
+        y0 = (h - L) // 2
+        im = im[y0:y0 + L]
+    return np.ascontiguousarray(im)
+
+
+class PackedImages:
+    """The training set as one flat uint8 array plus an (n, 3) index of (offset, h, w).
+
+    Built from a directory (every image through :func:`pack_image`) or read from a pack
+    file written by ``--pack OUT.npz`` (uncompressed npz, no pickle), so a directory and
+    its pack give identical training data.  The flat array can live on any torch device,
+    where the crops are then cut (``--device cuda``: pixels never leave the GPU)."""
+
+    def __init__(self, flat, index, names=()):
+        self.flat = np.ascontiguousarray(flat, dtype=np.uint8)
+        self.index = np.asarray(index, dtype=np.int64).reshape(-1, 3)
+        self.names = list(names)
+
+    @classmethod
+    def from_dir(cls, d):
+        files = list_images(d)
+        if not files:
+            raise SystemExit(f"no images under {d}")
+        ims = [pack_image(load_rgb(f)) for f in files]
+        index, off = [], 0
+        for im in ims:
+            index.append((off, im.shape[0], im.shape[1]))
+            off += im.size
+        return cls(np.concatenate([im.reshape(-1) for im in ims]), index,
+                   [os.path.relpath(f, d) for f in files])
+
+    @classmethod
+    def load(cls, path):
+        if os.path.isdir(path):
+            return cls.from_dir(path)
+        if not os.path.isfile(path):
+            raise SystemExit(f"--data {path}: no such directory or pack file")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                flat, index = z["flat"], z["index"]
+                names = [str(n) for n in z["names"]] if "names" in z else []
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(f"--data {path}: not a training pack ({e})")
+        if flat.dtype != np.uint8 or index.ndim != 2 or index.shape[1] != 3 or \
+                (index[:, 0] + index[:, 1] * index[:, 2] * 3 > flat.size).any() or (index < 0).any():
+            raise SystemExit(f"--data {path}: inconsistent pack (index outside the pixel array)")
+        return cls(flat, index, names)
+
+    def save(self, path):
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, flat=self.flat, index=self.index, names=np.array(self.names))
+        os.replace(tmp, path)
+
+    def __len__(self):
+        return len(self.index)
+
+
+class CropSampler:
+    """Random crops with random h/v flips from a :class:`PackedImages` set.
+
+    Positions come from a PCG64 generator seeded with ``--seed`` on the host (its state
+    is checkpointed, so resume is exact); the pixels are cut from the pack's copy on
+    ``device``."""
+
+    def __init__(self, data, crop, seed, device="cpu"):
+        pack = data if isinstance(data, PackedImages) else PackedImages.load(data)
+        keep = [i for i, (_, h, w) in enumerate(pack.index) if h >= crop and w >= crop]
+        if not keep:
+            raise SystemExit(f"no training image is at least {crop}x{crop}")
+        self.index = pack.index[keep]
+        self.flat = torch.from_numpy(pack.flat).to(device)
+        self.device = device
         self.crop = crop
         self.rng = np.random.Generator(np.random.PCG64(seed))
 
     def batch(self, n):
         c = self.crop
-        out = np.empty((n, c, c, 3), dtype=np.uint8)
-        for i in range(n):
-            im = self.images[int(self.rng.integers(len(self.images)))]
-            y0 = int(self.rng.integers(im.shape[0] - c + 1))
-            x0 = int(self.rng.integers(im.shape[1] - c + 1))
-            p = im[y0:y0 + c, x0:x0 + c]
+        out = []
+        for _ in range(n):
+            off, h, w = (int(v) for v in self.index[int(self.rng.integers(len(self.index)))])
+            y0 = int(self.rng.integers(h - c + 1))
+            x0 = int(self.rng.integers(w - c + 1))
+            p = self.flat[off:off + h * w * 3].view(h, w, 3)[y0:y0 + c, x0:x0 + c]
             if self.rng.random() < 0.5:
-                p = p[:, ::-1]
+                p = p.flip(1)
             if self.rng.random() < 0.5:
-                p = p[::-1]
-            out[i] = p
-        x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+                p = p.flip(0)
+            out.append(p)
+        x = torch.stack(out).permute(0, 3, 1, 2).float().div_(255.0)
         return x.contiguous()
 
     def state(self):
@@ -438,6 +547,65 @@ def phase_of(step, steps, wcft, wcft_steps):
     return ("wcft", r) if r < len(wcft) else ("done", -1)
 
 
+BUDGET_WARMUP = 8      # steps timed (after 2 untimed ones) to resolve a --minutes plan
+BUDGET_SAFETY = 0.95   # fraction of the remaining budget the plan may fill
+BUDGET_REPLAN = 0.10   # the plan is resolved again (longer timing window) at this fraction
+
+
+def resolve_plan(args, n_rounds, step, wall, rate):
+    """--minutes: the step counts that fill what is left of the budget at ``rate`` steps/s.
+    WCFT keeps ``--wcft-steps`` per round, or ``--wcft-frac`` of all steps."""
+    left = max(0.0, args.minutes * 60.0 - wall) * BUDGET_SAFETY
+    T = step + int(rate * left)
+    ws = args.wcft_steps or (max(1, int(T * args.wcft_frac)) if n_rounds else 0)
+    steps = max(step, T - n_rounds * ws)
+    lr_drop = int(steps * args.lr_drop_frac) if args.lr_drop_frac else args.lr_drop
+    return {"steps": steps, "wcft_steps": ws, "lr_drop": lr_drop, "rate": round(rate, 4)}
+
+
+def apply_plan(args, plan):
+    args.steps, args.wcft_steps, args.lr_drop = plan["steps"], plan["wcft_steps"], plan["lr_drop"]
+
+
+def resolve_device(name):
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise SystemExit(f"--device {name}: {e}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available in this torch build or machine")
+    return dev
+
+
+def cpu_has_native_bf16():
+    """AVX-512 BF16 or AMX-BF16 in /proc/cpuinfo (AVX2-only machines: False)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def use_bf16(device, amp):
+    if amp == "fp32":
+        return False
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    if amp == "bf16":
+        return True
+    return bool(native)
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, bf16 {'native' if cpu_has_native_bf16() else 'emulated'})"
+
+
 def lr_at(args, step):
     if step >= args.steps:
         return args.wcft_lr
@@ -497,7 +665,8 @@ def evaluate(model, d, limit=0, log=print):
     for f in files:
         im = load_rgb(f)
         H, W = im.shape[:2]
-        x = torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float().div(255.0).to(
+            next(model.parameters()).device)
         ph, pw = (-H) % mult, (-W) % mult
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
         out = model(xp, mode="round")
@@ -533,7 +702,21 @@ def main(argv=None):
     p.add_argument("--msssim", action="store_true", help="distortion 1-MS-SSIM (loss lambda*(1-msssim)+bpp)")
     p.add_argument("--ha-input", default="y", choices=("y", "y_hat"),
                    help="what HA0 reads during training (default y, as CompressAI)")
-    p.add_argument("--data", default="/work/shared/data/train")
+    p.add_argument("--data", default="/work/shared/data/train",
+                   help="training images: a directory or a pack file written by --pack")
+    p.add_argument("--pack", default=None, metavar="OUT.npz",
+                   help="write --data as one uint8 pack file (for --device cuda runs) and exit")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="bf16 autocast for the conv transforms (entropy models and loss stay fp32); "
+                        "auto: bf16 where the device supports it natively (CUDA, AVX-512 BF16 / AMX)")
+    p.add_argument("--minutes", type=float, default=0.0,
+                   help="wall budget: after a timed warm-up, --steps (and --wcft-steps, --lr-drop) "
+                        "are resolved so that the run, WCFT included, ends within it")
+    p.add_argument("--lr-drop-frac", type=float, default=0.0,
+                   help="with --minutes: lr/10 from this fraction of the resolved training steps")
+    p.add_argument("--wcft-frac", type=float, default=0.04,
+                   help="with --minutes and no --wcft-steps: steps per WCFT round as a fraction of the budget")
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=0, help="normal training steps (I_1)")
@@ -546,6 +729,9 @@ def main(argv=None):
     p.add_argument("--wcft", default="", help="WCFT betas, e.g. 1 or 1,1.4142,1")
     p.add_argument("--wcft-steps", type=int, default=0, help="fine-tuning steps per WCFT round (I_3)")
     p.add_argument("--wcft-lr", type=float, default=1e-5)
+    p.add_argument("--wcft-exponent", default="recompute", choices=("recompute", "first"),
+                   help="rounds 2+: floor(log2 max|w|) of the current weights (Eq 21 'at that "
+                        "moment', default) or kept from round 1 (docs/TRAINING.md, WCFT rounds)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-name", default=None)
@@ -570,15 +756,28 @@ def main(argv=None):
     if torch is None:
         raise SystemExit("tools/train.py needs torch (pip install torch==2.13.0)")
     torch.set_num_threads(args.threads)
+    if args.pack:
+        pack = PackedImages.load(args.data)
+        pack.save(args.pack)
+        print(f"packed {len(pack)} images from {args.data}: {pack.flat.size / 2 ** 20:.1f} MiB -> {args.pack}")
+        return
+    device = resolve_device(args.device)
+    amp = use_bf16(device, args.amp)
 
     if args.weights:
         model, meta = load_weights(args.weights, args.ha_input)
         print(f"{args.weights}: {model.arch.name}, lambda {meta.get('fxlic.lambda')}")
-        evaluate(model, args.eval or "/work/shared/data/kodak", args.eval_limit)
+        evaluate(model.to(device), args.eval or "/work/shared/data/kodak", args.eval_limit)
         return
 
     seed_all(args.seed)
     arch, model = build(args)
+    if args.crop % arch.pad_multiple:
+        raise SystemExit(f"--crop {args.crop}: must be a multiple of {arch.pad_multiple} for {arch.name}")
+    if args.msssim and args.crop < 161:
+        raise SystemExit(f"--crop {args.crop}: 5-scale MS-SSIM needs crops of at least 161 (use 192 or 256)")
+    model.amp = amp
+    model.to(device)
     wcft = parse_wcft(args.wcft)
     total = args.steps + len(wcft) * args.wcft_steps
     run = args.run_name or f"{args.arch}-l{args.lam}"
@@ -593,11 +792,13 @@ def main(argv=None):
         logf.flush()
 
     opt, aux_opt = make_optimizers(model, args.lr, args.aux_lr, args.eb_lr_mult)
-    data = CropSampler(args.data, args.crop, args.seed)
+    data = CropSampler(args.data, args.crop, args.seed, device)
     step = 0
     wall = 0.0
     init_info = {}
     wcft_state = {"round": -1, "bounds": {}, "masks": {}}
+    plan = {}            # --minutes: the resolved steps (kept in the checkpoint)
+    px_seen = [0, 0.0]   # pixels trained and seconds spent in this process (kpix/s)
     nowcft_done = False
     if args.resume and os.path.exists(ckpt_path):
         ck = load_checkpoint(ckpt_path)
@@ -609,6 +810,11 @@ def main(argv=None):
         step, wall = ck["step"], ck["wall"]
         data.set_state(ck["data_rng"])
         torch.set_rng_state(ck["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in ck:
+            torch.cuda.set_rng_state(ck["cuda_rng"], device)
+        if ck.get("budget_plan"):  # a --minutes run resumes with the steps it resolved
+            plan.update(ck["budget_plan"])
+            apply_plan(args, plan)
         set_np_rng_state(ck["np_rng"])
         random.setstate(ck["py_rng"])
         wcft_state = ck["wcft"]
@@ -645,15 +851,21 @@ def main(argv=None):
     provenance = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv),
                   "seed": args.seed, "crop": args.crop, "batch": args.batch,
                   "lr": args.lr, "lr_drop": args.lr_drop, "wcft_lr": args.wcft_lr,
+                  "wcft_exponent": args.wcft_exponent,
                   "init": args.init, "init_entropy": args.init_entropy, "torch": torch.__version__,
                   "arch": arch.name,
-                  "lambda": args.lam, "msssim": args.msssim, "ha_input": args.ha_input}
+                  "lambda": args.lam, "msssim": args.msssim, "ha_input": args.ha_input,
+                  "device": device_name(device), "amp": "bf16" if amp else "fp32"}
 
     def prov(steps_done, rounds):
         d = dict(provenance)
         d.update({"steps": steps_done, "train_steps": min(steps_done, args.steps),
                   "wcft_rounds": rounds, "wcft_steps_per_round": args.wcft_steps if rounds else 0,
-                  "wall_seconds": round(wall, 1)})
+                  "wall_seconds": round(wall, 1),
+                  "kpix_per_s": round(px_seen[0] / max(px_seen[1], 1e-9) / 1e3, 1),
+                  "lr_drop": args.lr_drop})
+        if plan:
+            d["budget"] = {"minutes": args.minutes, **plan}
         if init_info:
             d["init_from"] = init_info
         return d
@@ -664,7 +876,8 @@ def main(argv=None):
                      "data_rng": data.state(), "torch_rng": torch.get_rng_state(),
                      "np_rng": np_rng_state(), "py_rng": random.getstate(),
                      "wcft": wcft_state, "nowcft_done": nowcft_done, "arch_kind": arch.kind,
-                     "init_info": init_info,
+                     "init_info": init_info, "budget_plan": plan,
+                     **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                      "args": vars(args)}, ckpt_path)
 
     convs = {name: (m, od) for name, m, od in model.conv_layers()}
@@ -673,9 +886,15 @@ def main(argv=None):
         beta = wcft[r]
         wcft_state["round"] = r
         wcft_state["bounds"], wcft_state["masks"] = {}, {}
+        ref = wcft_state.setdefault("ref_max", {})
         with torch.no_grad():
             for name, (m, od) in convs.items():
-                b = wcft_bound_torch(m.weight, beta, out_dim=od)
+                if args.wcft_exponent == "first":  # round 1's exponent in every round
+                    if r == 0 or name not in ref:
+                        ref[name] = channel_maxabs(m.weight, od)
+                    b = wcft_bound_torch(m.weight, beta, out_dim=od, maxabs=ref[name])
+                else:  # Eq 21 "at that moment": the exponent of the current weights
+                    b = wcft_bound_torch(m.weight, beta, out_dim=od)
                 clipped, mask = wcft_clip_torch(m.weight, beta, out_dim=od, bound=b)
                 m.weight.copy_(clipped)
                 wcft_state["bounds"][name] = b
@@ -706,7 +925,8 @@ def main(argv=None):
             opt.step()
             times.append(time.time() - t0)
         t = sum(times[2:]) / args.bench
-        log(f"bench {arch.name} crop {args.crop} batch {args.batch} threads {args.threads}: "
+        log(f"bench {arch.name} crop {args.crop} batch {args.batch} threads {args.threads} "
+            f"{'bf16' if amp else 'fp32'} on {device_name(device)}: "
             f"{t:.3f} s/step, {1 / t:.3f} steps/s, {args.batch * args.crop ** 2 / t / 1e3:.1f} kpix/s")
         return
 
@@ -721,8 +941,41 @@ def main(argv=None):
     last_save = time.time()
     acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0}
     model.train()
+    budget = args.minutes * 60.0
+    if budget and not plan:
+        args.steps = 1 << 40  # training phase until the plan is resolved
+    step0, t_start, t_warm = step, time.time(), None
     t_prev = time.time()
-    while step < total:
+    while True:
+        if budget and not plan:
+            if step - step0 == 2:  # the first 2 steps (allocation, autotuning) are not timed
+                t_warm = time.time()
+            elif step - step0 == BUDGET_WARMUP:
+                rate = (BUDGET_WARMUP - 2) / max(time.time() - t_warm, 1e-9)
+                plan.update(resolve_plan(args, len(wcft), step, wall, rate))
+                apply_plan(args, plan)
+                log(f"budget {args.minutes:g} min at {rate:.3f} steps/s: {args.steps} training steps "
+                    f"(lr drop at {args.lr_drop or 'none'}), {len(wcft)} WCFT round(s) of {args.wcft_steps}")
+        if budget and plan and not plan.get("replanned") and step < args.steps \
+                and time.time() - t_start > BUDGET_REPLAN * budget:
+            # once, at 10 % of the budget: the warm-up rate is refined with a longer window
+            rate = (step - step0 - 2) / max(time.time() - t_warm, 1e-9)
+            plan.update(resolve_plan(args, len(wcft), step, wall, rate), replanned=True)
+            apply_plan(args, plan)
+            log(f"budget re-planned at {rate:.3f} steps/s: {args.steps} training steps "
+                f"(lr drop at {args.lr_drop or 'none'}), WCFT rounds of {args.wcft_steps}")
+        total = args.steps + len(wcft) * args.wcft_steps
+        if budget and plan.get("replanned") and step < args.steps:
+            # guard: the measured rate fell (a shared machine); end the training phase early
+            rate_now = (step - step0) / max(time.time() - t_start, 1e-9)
+            if wall + (total - step) / rate_now > budget:
+                new = max(step, args.steps - int((wall + (total - step) / rate_now - budget) * rate_now) - 1)
+                if new < args.steps:
+                    args.steps = plan["steps"] = new
+                    plan["shortened"] = True
+                    total = args.steps + len(wcft) * args.wcft_steps
+        if step >= total:
+            break
         phase, r = phase_of(step, args.steps, wcft, args.wcft_steps)
         if phase == "wcft":
             if not nowcft_done:
@@ -766,6 +1019,8 @@ def main(argv=None):
         step += 1
         now = time.time()
         wall += now - t_prev
+        px_seen[0] += x.shape[0] * x.shape[2] * x.shape[3]
+        px_seen[1] += now - t_prev
         t_prev = now
         acc["loss"] += float(loss.detach())
         acc["bpp"] += float(bpp.detach())
@@ -789,6 +1044,9 @@ def main(argv=None):
         if stop:
             save()
             log(f"signal {stop[0]}: checkpoint written at step {step}; continue with --resume")
+            if budget and args.export:  # a budgeted run (nothing may persist) keeps what it has
+                provenance["phase_complete"] = False
+                export(model, args.export, args.lam, prov(step, max(0, wcft_state["round"] + 1)), args.fp16)
             return
     if step >= total and total > 0:
         save()

@@ -1,0 +1,158 @@
+"""tools/train.py's fast paths (issue 15): the packed training set, bf16 autocast, the
+--minutes wall budget, --device checks, and tools/train_campaign.py on a tiny budget.
+Everything runs on the CPU on synthetic images; nothing here needs a GPU or ../shared."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+safetensors = pytest.importorskip("safetensors")
+
+from tool_loader import load_tool  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tr():
+    return load_tool("train")
+
+
+@pytest.fixture(scope="module")
+def img_dir(tmp_path_factory):
+    from PIL import Image
+    d = tmp_path_factory.mktemp("train_imgs")
+    rng = np.random.default_rng(3)
+    for i, (h, w) in enumerate([(80, 120), (400, 300), (64, 64)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([(xx * 3 + i * 40) % 256, (yy * 2) % 256, (xx + yy) % 256], -1)
+        im = np.clip(base + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(im).save(d / f"im{i}.png")
+    return d
+
+
+def _meta(path):
+    from safetensors import safe_open
+    with safe_open(str(path), framework="np") as f:
+        return json.loads(f.metadata()["fxlic.provenance"])
+
+
+def test_pack_file_equals_directory(tr, img_dir, tmp_path):
+    a = tr.PackedImages.from_dir(str(img_dir))
+    p = str(tmp_path / "pack.npz")
+    a.save(p)
+    b = tr.PackedImages.load(p)
+    np.testing.assert_array_equal(a.flat, b.flat)
+    np.testing.assert_array_equal(a.index, b.index)
+    assert b.names == ["im0.png", "im1.png", "im2.png"]
+    # the 400x300 image is resized to the pack's short side and cropped to 1.5:1
+    _, h, w = (int(v) for v in a.index[1])
+    assert min(h, w) == tr.PACK_SHORT_SIDE and max(h, w) <= int(tr.PACK_SHORT_SIDE * tr.PACK_MAX_ASPECT)
+    # crops from the two sources are identical for the same seed
+    s1 = tr.CropSampler(a, 32, seed=5)
+    s2 = tr.CropSampler(p, 32, seed=5)
+    for _ in range(3):
+        assert torch.equal(s1.batch(2), s2.batch(2))
+
+
+def test_pack_errors_are_one_line(tr, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(SystemExit, match="not a training pack"):
+        tr.PackedImages.load(str(bad))
+    np.savez(tmp_path / "inc.npz", flat=np.zeros(10, np.uint8), index=np.array([[0, 8, 8]]))
+    with pytest.raises(SystemExit, match="inconsistent pack"):
+        tr.PackedImages.load(str(tmp_path / "inc.npz"))
+    with pytest.raises(SystemExit, match="no such directory or pack file"):
+        tr.PackedImages.load(str(tmp_path / "missing"))
+
+
+def test_bf16_autocast_keeps_entropy_inputs_fp32(tr):
+    from fxlic.model.arch import ARCHITECTURES
+    torch.manual_seed(0)
+    model = tr.Codec(ARCHITECTURES["hyperprior5"](8))
+    x = torch.rand(1, 3, 64, 64)
+    ref = model(x, mode="round")
+    model.amp = True
+    out = model(x, mode="round")
+    assert out["x_hat"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
+    # bf16 transforms: close to fp32, not equal (an 8-bit mantissa)
+    assert torch.allclose(out["x_hat"], ref["x_hat"], atol=0.05)
+
+
+def test_cpu_bf16_detection_reads_cpuinfo(tr):
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    assert tr.cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert tr.use_bf16(torch.device("cpu"), "fp32") is False
+    assert tr.use_bf16(torch.device("cpu"), "bf16") is True
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_unavailable_is_a_one_line_error(tr, img_dir, tmp_path):
+    with pytest.raises(SystemExit, match="CUDA is not available"):
+        tr.main(["--device", "cuda", "--data", str(img_dir), "--ckpt-root", str(tmp_path)])
+
+
+def test_bad_crop_is_refused(tr, img_dir, tmp_path):
+    with pytest.raises(SystemExit, match="multiple of 64"):
+        tr.main(["--crop", "100", "--N", "8", "--data", str(img_dir), "--ckpt-root", str(tmp_path)])
+
+
+def test_minutes_budget_resolves_steps_and_exports(tr, img_dir, tmp_path):
+    out = tmp_path / "b.safetensors"
+    tr.main(["--arch", "factorized", "--N", "8", "--crop", "32", "--batch", "1", "--threads", "1",
+             "--data", str(img_dir), "--ckpt-root", str(tmp_path), "--run-name", "b", "--log-every", "1000",
+             "--minutes", "0.05", "--wcft", "1", "--lr-drop-frac", "0.8", "--amp", "bf16",
+             "--export", str(out)])
+    pv = _meta(out)
+    plan = pv["budget"]
+    assert plan["minutes"] == 0.05 and plan["steps"] > tr.BUDGET_WARMUP
+    assert pv["train_steps"] == plan["steps"] and pv["wcft_rounds"] == 1
+    assert pv["steps"] == plan["steps"] + plan["wcft_steps"]
+    assert pv["lr_drop"] == int(plan["steps"] * 0.8)
+    assert pv["amp"] == "bf16" and pv["kpix_per_s"] > 0
+    assert pv["wall_seconds"] < 0.05 * 60 * 1.5
+
+
+def test_campaign_dry_run_covers_every_recipe(tmp_path, capsys):
+    camp = load_tool("train_campaign")
+    assert camp.main(["--out", str(tmp_path), "--dry-run", "--data", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(camp.RECIPES)
+    for r, line in zip(camp.RECIPES, lines):
+        assert f"--run-name {r['name']}" in line and "--minutes 8.0" in line
+        assert ("--msssim" in line) == bool(r.get("msssim"))
+        # every recipe continues from committed weights (its own, or its init_from model's)
+        assert "--init " in line, r["name"]
+
+
+def test_campaign_tiny_budget_on_cpu(img_dir, tmp_path):
+    camp = load_tool("train_campaign")
+    rc = camp.main(["--out", str(tmp_path), "--minutes", "0.04", "--N", "8", "--crop", "64",
+                    "--batch", "1", "--scratch", "--only", "hp5-mse-q2,fact-mse-q1",
+                    "--data", str(img_dir), "--threads", "1"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "campaign.json").read_text())
+    for name in ("hp5-mse-q2", "fact-mse-q1"):
+        run = summary["runs"][name]
+        assert run["exit"] == 0 and run["export"] == f"{name}.safetensors" and run["steps"] > 0
+        assert (tmp_path / f"{name}-nowcft.safetensors").is_file()
+
+
+def test_wcft_exponent_first_keeps_round_one_range(tr, img_dir, tmp_path):
+    """--wcft-exponent first: round 2 (beta sqrt 2) loosens round 1's range instead of halving it."""
+    from safetensors.numpy import load_file
+    outs = {}
+    for mode in ("recompute", "first"):
+        out = tmp_path / f"{mode}.safetensors"
+        tr.main(["--arch", "factorized", "--N", "8", "--crop", "32", "--batch", "1", "--threads", "1",
+                 "--data", str(img_dir), "--ckpt-root", str(tmp_path), "--run-name", mode,
+                 "--log-every", "1000", "--steps", "2", "--wcft", "1,1.4142", "--wcft-steps", "1",
+                 "--wcft-lr", "0", "--wcft-exponent", mode, "--export", str(out)])
+        outs[mode] = load_file(str(out))
+        assert _meta(out)["wcft_exponent"] == mode
+    convs = [k for k in outs["first"] if k.endswith(".weight")]
+    # same start, lr 0: recompute clips harder in round 2 (half the range x sqrt 2)
+    for k in convs:
+        assert np.abs(outs["recompute"][k]).max() < np.abs(outs["first"][k]).max(), k
