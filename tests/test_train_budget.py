@@ -110,7 +110,10 @@ def test_minutes_budget_resolves_steps_and_exports(tr, img_dir, tmp_path):
     assert plan["minutes"] == 0.05 and plan["steps"] > tr.BUDGET_WARMUP
     assert pv["train_steps"] == plan["steps"] and pv["wcft_rounds"] == 1
     assert pv["steps"] == plan["steps"] + plan["wcft_steps"]
-    assert pv["lr_drop"] == int(plan["steps"] * 0.8)
+    # the lr drop follows the plan; the guard may end training earlier (a loaded machine)
+    assert pv["lr_drop"] == plan["lr_drop"]
+    assert int(plan["steps"] * 0.8) <= plan["lr_drop"] <= plan["steps"]
+    assert plan["steps"] <= plan["planned_steps"]
     assert pv["amp"] == "bf16" and pv["kpix_per_s"] > 0
     assert pv["wall_seconds"] < 0.05 * 60 * 1.5
 

@@ -560,11 +560,14 @@ def resolve_plan(args, n_rounds, step, wall, rate):
     ws = args.wcft_steps or (max(1, int(T * args.wcft_frac)) if n_rounds else 0)
     steps = max(step, T - n_rounds * ws)
     lr_drop = int(steps * args.lr_drop_frac) if args.lr_drop_frac else args.lr_drop
-    return {"steps": steps, "wcft_steps": ws, "lr_drop": lr_drop, "rate": round(rate, 4)}
+    return {"steps": steps, "planned_steps": steps, "wcft_steps": ws, "lr_drop": lr_drop,
+            "rate": round(rate, 4)}
 
 
 def apply_plan(args, plan):
     args.steps, args.wcft_steps, args.lr_drop = plan["steps"], plan["wcft_steps"], plan["lr_drop"]
+    if args.lr_drop_frac and args.lr_drop >= args.steps:  # a plan shortened before the lr drop
+        args.lr_drop = plan["lr_drop"] = int(args.steps * args.lr_drop_frac)
 
 
 def resolve_device(name):
@@ -965,7 +968,7 @@ def main(argv=None):
             log(f"budget re-planned at {rate:.3f} steps/s: {args.steps} training steps "
                 f"(lr drop at {args.lr_drop or 'none'}), WCFT rounds of {args.wcft_steps}")
         total = args.steps + len(wcft) * args.wcft_steps
-        if budget and plan.get("replanned") and step < args.steps:
+        if budget and plan.get("replanned") and step < args.steps and step - step0 >= BUDGET_WARMUP:
             # guard: the measured rate fell (a shared machine); end the training phase early
             rate_now = (step - step0) / max(time.time() - t_start, 1e-9)
             if wall + (total - step) / rate_now > budget:
@@ -973,6 +976,8 @@ def main(argv=None):
                 if new < args.steps:
                     args.steps = plan["steps"] = new
                     plan["shortened"] = True
+                    if args.lr_drop_frac:  # the lr drop moves with the shortened plan
+                        args.lr_drop = plan["lr_drop"] = max(step, int(new * args.lr_drop_frac))
                     total = args.steps + len(wcft) * args.wcft_steps
         if step >= total:
             break

@@ -1,14 +1,70 @@
 """``fxlic vectors --model M --image I --out DIR``: write a conformance case
 (docs/VECTORS.md): every layer's integer input, accumulator and output, the
 layer parameters, the entropy-coder side, the bitstream and the reconstruction,
-as .npy and $readmemh .mem files with a manifest."""
+as .npy and $readmemh .mem files with a manifest.
+
+Before anything is computed the size of the case is known exactly (except the
+bitstream, a few % at most): it is printed, and a case over ``--max-bytes``
+(default 256 MB) is refused unless ``--force``.  ``--crop``, ``--layers``,
+``--tensors``, ``--mem`` and the ``--no-*`` options make it smaller.
+
+``fxlic vectors --check DIR``: manifest, sizes and sha256 of every file of a
+case, model, unit or suite directory (exit status 1 naming the first bad file).
+"""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 import tempfile
 
 from ..errors import CliError
+
+#: default --max-bytes: a case larger than this needs --force
+DEFAULT_MAX_BYTES = 256 * 10 ** 6
+_UNITS = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12,
+          "ki": 2 ** 10, "mi": 2 ** 20, "gi": 2 ** 30, "ti": 2 ** 40}
+
+
+def parse_size(arg: str) -> int:
+    """``123``, ``500k``, ``256M``, ``1G`` (powers of 1000), ``64Mi``/``64MiB`` (1024);
+    a trailing ``B`` is allowed."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*", str(arg))
+    if not m:
+        raise CliError(f"--max-bytes: {arg!r} is not a size (e.g. 256M, 1G, 64MiB, 500000000)")
+    v = float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+    if v < 1:
+        raise CliError("--max-bytes must be at least 1 byte")
+    return int(v)
+
+
+def parse_crop(arg: str):
+    """``WxH`` (centred) or ``WxH+X+Y`` (top-left corner at column X, row Y)
+    -> (w, h, x or None, y or None)."""
+    m = re.fullmatch(r"\s*(\d+)[xX](\d+)(?:\+(\d+)\+(\d+))?\s*", arg)
+    if not m:
+        raise CliError(f"--crop: {arg!r} is not WxH or WxH+X+Y (e.g. 256x256 or 256x128+64+32)")
+    w, h = int(m.group(1)), int(m.group(2))
+    if w < 1 or h < 1:
+        raise CliError(f"--crop: {arg!r}: width and height must be at least 1")
+    x = int(m.group(3)) if m.group(3) is not None else None
+    y = int(m.group(4)) if m.group(4) is not None else None
+    return w, h, x, y
+
+
+def crop_image(pixels, crop):
+    """The (3, h, w) crop of (3, H, W) pixels and its manifest entry."""
+    w, h, x, y = crop
+    _, H, W = pixels.shape
+    if w > W or h > H:
+        raise CliError(f"--crop: {w}x{h} is larger than the {W}x{H} image")
+    if x is None:
+        x, y = (W - w) // 2, (H - h) // 2
+    if x + w > W or y + h > H:
+        raise CliError(f"--crop: {w}x{h}+{x}+{y} reaches outside the {W}x{H} image")
+    meta = {"crop": {"x": x, "y": y, "width": w, "height": h, "source_width": W, "source_height": H}}
+    return pixels[:, y:y + h, x:x + w].copy(), meta
 
 
 def _mem_arg(arg):
@@ -26,19 +82,65 @@ def _mem_arg(arg):
     return frozenset(cats)
 
 
+class BarProgress:
+    """tqdm bars on stderr for the two phases of write_case (running, writing)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def phase(self, name, total, unit):
+        self.close()
+        if self.enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=name, unit=unit, unit_scale=(unit == "B"),
+                            unit_divisor=1000, file=sys.stderr, leave=False, mininterval=0.2)
+
+    def update(self, n=1):
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_check(args) -> int:
+    from ..vectors.check import IntegrityError, check_tree
+
+    root = args.check
+    try:
+        s = check_tree(root)
+    except IntegrityError as e:
+        raise CliError(str(e)) from None
+    if not args.quiet:
+        print(f"{root}: OK: {s.manifests} manifest{'s' if s.manifests != 1 else ''}, {s.files} files, "
+              f"{s.bytes:,} bytes; every size and sha256 matches")
+    return 0
+
+
 def run(args) -> int:
+    if args.check is not None:
+        if args.image or args.out:
+            raise CliError("--check DIR takes no --image / --out")
+        return run_check(args)
+    if not args.image or not args.out:
+        raise CliError("--image and --out are required (or --check DIR)")
     from ..io.modelfile import model_hash
-    from ..vectors.writer import Options, parse_layers, write_case
+    from ..vectors.writer import Options, parse_layers, parse_tensors, plan_case, write_case
     from .common import load_model_arg, read_image_arg
 
     out = args.out
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise CliError(f"{out}: exists and is not an empty directory (vectors are written to a new "
                        f"directory so that no stale file is left in a case)")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise CliError(f"{out}: directory {parent} does not exist")
+    crop = parse_crop(args.crop) if args.crop else None
+    max_bytes = parse_size(args.max_bytes) if args.max_bytes is not None else DEFAULT_MAX_BYTES
     pixels = read_image_arg(args.image)
+    image_meta = None
+    if crop:
+        pixels, image_meta = crop_image(pixels, crop)
     model = load_model_arg(args.model)
     names = [s.name for s in model.arch.layers]
     try:
@@ -47,35 +149,83 @@ def run(args) -> int:
         raise CliError(f"--layers: {e}") from None
     opts = Options(layers=layers, mem=_mem_arg(args.mem), acc=not args.no_acc,
                    inputs=not args.no_inputs, dec_tables=not args.no_dec_tables, backend=args.backend)
+    _, H, W = pixels.shape
+    if args.tensors not in (None, "all"):
+        every = []
+        plan_case(model, H, W, opts, None, tensors=every)
+        try:
+            opts.tensors = parse_tensors(args.tensors, every)
+        except ValueError as e:
+            raise CliError(f"--tensors: {e}") from None
+    plan = plan_case(model, H, W, opts, None)
+    total = sum(plan.values())
+    mbytes = sum(v for k, v in plan.items() if k.startswith("model/"))
+    if not args.quiet:
+        print(f"{out}: estimated {total:,} bytes in {len(plan)} files ({total - mbytes:,} case + "
+              f"{mbytes:,} model/) for {W}x{H}" + (f" (crop of {args.image})" if crop else ""), flush=True)
+    if total > max_bytes and not args.force:
+        raise CliError(f"the case would be about {total:,} bytes, over --max-bytes {max_bytes:,}: write less "
+                       f"(--crop WxH, --layers, --tensors, --mem none, --no-acc, --no-dec-tables, "
+                       f"--no-inputs) or pass --force")
     model_name = os.path.basename(args.model)[:-4] if args.model and args.model.endswith(".fxq") else \
         (args.model or model.arch.name)
     image_name = os.path.splitext(os.path.basename(args.image))[0]
-    tmp = tempfile.mkdtemp(prefix=".fxlic-vectors-", dir=parent)
+    parent = os.path.dirname(os.path.abspath(out))
     try:
-        man = write_case(model, pixels, tmp, opts, model_name=model_name, image_name=image_name)
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".fxlic-vectors-", dir=parent)
+    except OSError as e:
+        raise CliError(f"{out}: cannot create the output directory ({e.strerror})") from None
+    show = args.progress if args.progress is not None else (not args.quiet and sys.stderr.isatty())
+    bar = BarProgress(show)
+    try:
+        man = write_case(model, pixels, tmp, opts, model_name=model_name, image_name=image_name,
+                         image_meta=image_meta, progress=bar)
+        bar.close()
         if os.path.isdir(out):
             os.rmdir(out)
         os.replace(tmp, out)
+    except OSError as e:
+        bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CliError(f"{out}: cannot write the case ({e.strerror or e})") from None
     except BaseException:
+        bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if not args.quiet:
         n = len(man["files"])
         size = sum(f["bytes"] for f in man["files"].values())
-        print(f"{out}: case of {args.image} ({pixels.shape[2]}x{pixels.shape[1]}) with model "
+        print(f"{out}: case of {args.image} ({W}x{H}{', cropped' if crop else ''}) with model "
               f"{model_name} ({model_hash(model)[7:19]}): {len(layers)} layers dumped, {n} files, "
               f"{size:,} bytes (+ model/)")
     return 0
 
 
 def register(sub):
-    s = sub.add_parser("vectors", help="write golden per-layer test vectors for one image (for ports and RTL)")
+    s = sub.add_parser(
+        "vectors", help="write golden per-layer test vectors for one image (for ports and RTL)",
+        description="Write a conformance case (docs/VECTORS.md 2) for one model and image, or check "
+                    "the integrity of a vectors directory (--check). The size is estimated and printed "
+                    "before anything is written; a case over --max-bytes is refused unless --force.")
     s.add_argument("--model", help="shipped model name or .fxq path (default: the shipped default)")
-    s.add_argument("--image", required=True, help="input image (PNG/JPEG/PPM)")
-    s.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    s.add_argument("--image", help="input image (PNG/JPEG/PPM); required unless --check")
+    s.add_argument("--out", help="output directory (must not exist or be empty; missing parent "
+                                 "directories are created); required unless --check")
+    s.add_argument("--check", metavar="DIR",
+                   help="only check DIR (a case, model, unit or suite directory): manifest, sizes, sha256 "
+                        "of every file, tensor headers, no unlisted file; exit 1 naming the first bad file")
+    s.add_argument("--crop", metavar="WxH[+X+Y]",
+                   help="use a W x H crop of the image: centred, or with its top-left corner at column X, "
+                        "row Y (recorded in the manifest's image.crop)")
     s.add_argument("--layers", default="all",
                    help="layers with per-layer tensors: all (default), none, or a comma list of names "
                         "or patterns, e.g. AT0,HS*")
+    s.add_argument("--tensors", default="all", metavar="LIST",
+                   help="which case tensors to write: all (default) or a comma list of names or patterns, "
+                        "matched against the full name (layers/HS0/acc, entropy/y_sym, layers/ST*/out) "
+                        "or its last part (out, acc, in, dec_table, y, z, mu, x, image, recon, y_sym...); "
+                        "stream.fxl, the rANS substreams, the PNGs and case.txt are always written")
     s.add_argument("--mem", default="all",
                    help="which tensors also get a $readmemh .mem file: all (default), none, or a comma "
                         "list of image,act,acc,weights,params,dec,entropy,tables")
@@ -84,6 +234,14 @@ def register(sub):
                    help="do not repeat a layer's input when it is another tensor of the case (alias in "
                         "the manifest)")
     s.add_argument("--no-dec-tables", action="store_true", help="do not write the per-layer decode tables (I1)")
+    s.add_argument("--max-bytes", metavar="SIZE", default=None,
+                   help="refuse a case estimated larger than SIZE (default 256M = 256,000,000 bytes; "
+                        "k/M/G are powers of 1000, Ki/Mi/Gi of 1024)")
+    s.add_argument("--force", action="store_true", help="write the case even if it is over --max-bytes")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bars on stderr (default: when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     s.add_argument("--backend", choices=("numba", "reference"), default="numba")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=run)

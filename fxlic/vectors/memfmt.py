@@ -85,16 +85,46 @@ def npy_bytes(a: np.ndarray) -> bytes:
     64-byte boundary, ending in a newline)."""
     a = np.asarray(a)
     a = a if a.flags.c_contiguous else a.copy(order="C")
-    dt = a.dtype
-    if dt.byteorder == ">":
+    if a.dtype.byteorder == ">":
         raise ValueError("big-endian arrays are not written")
+    return _npy_header(a.dtype, a.shape) + a.tobytes()
+
+
+def _npy_header(dt, shape) -> bytes:
+    """The 10-byte preamble and the padded header dict of ``npy_bytes``."""
+    dt = np.dtype(dt)
     descr = dt.str if dt.itemsize > 1 else "|" + dt.str[1:]
-    shape = "(" + "".join(f"{int(s)}, " for s in a.shape)
-    shape = (shape[:-2] + ",)") if a.ndim == 1 else (shape[:-2] + ")" if a.ndim else "()")
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    s = "(" + "".join(f"{int(n)}, " for n in shape)
+    s = (s[:-2] + ",)") if len(shape) == 1 else (s[:-2] + ")" if len(shape) else "()")
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, s)
     total = 10 + len(header) + 1
     header += " " * (64 - total % 64) + "\n"  # as np.save (1..64 spaces)
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + a.tobytes()
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1")
+
+
+def npy_size(shape, dtype: str) -> int:
+    """Exact size in bytes of ``npy_bytes`` of an array of ``shape`` and ``dtype``."""
+    dt = DTYPES[dtype] if isinstance(dtype, str) else np.dtype(dtype)
+    count = 1
+    for n in shape:
+        count *= int(n)
+    return len(_npy_header(dt, tuple(shape))) + count * dt.itemsize
+
+
+def mem_size(shape, dtype: str) -> int:
+    """Exact size in bytes of ``mem_bytes``: elements x (hex digits + 1)."""
+    count = 1
+    for n in shape:
+        count *= int(n)
+    return count * (mem_layout(dtype)["hex_digits"] + 1)
+
+
+def png_size(height: int, width: int) -> int:
+    """Exact size in bytes of ``png_bytes`` of a (3, height, width) image."""
+    raw = height * (1 + 3 * width)
+    blocks = max(1, -(-raw // 65535))
+    z = 2 + 5 * blocks + raw + 4
+    return 8 + (12 + 13) + (12 + z) + 12
 
 
 def read_npy(data: bytes) -> np.ndarray:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..spec import SPEC_VERSION
-from .memfmt import as_dtype, mem_bytes, mem_layout, npy_bytes
+from .memfmt import as_dtype, mem_bytes, mem_layout, mem_size, npy_bytes, npy_size, png_bytes, png_size
 
 FORMAT = "fxlic-vectors"
 FORMAT_VERSION = 1
@@ -28,10 +28,11 @@ class VectorDir:
     """Writes the files of one case / unit / model directory and remembers, for
     the manifest, the sha256 of every file and the description of every tensor."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, on_write=None):
         self.root = root
         self.files = {}
         self.tensors = {}
+        self.on_write = on_write  # called with the size of every file written (progress)
         os.makedirs(root, exist_ok=True)
 
     def write(self, rel: str, data: bytes, **meta) -> None:
@@ -42,6 +43,12 @@ class VectorDir:
         with open(path, "wb") as f:
             f.write(data)
         self.files[rel] = {"bytes": len(data), "sha256": sha256_hex(data), **meta}
+        if self.on_write is not None:
+            self.on_write(len(data))
+
+    def png(self, rel: str, pixels, **meta) -> None:
+        """An 8-bit RGB preview (memfmt.png_bytes)."""
+        self.write(rel, png_bytes(pixels), **meta)
 
     def tensor(self, name: str, a, dtype: str, mem: bool = True, axes=None, **meta) -> np.ndarray:
         """``name.npy`` (and ``name.mem`` if ``mem``) of an integer array stored
@@ -91,3 +98,51 @@ def load_manifest(root: str) -> dict:
         raise ValueError(f"{path}: vectors format version {m.get('format_version')} "
                          f"(this fxlic reads {FORMAT_VERSION})")
     return m
+
+
+class SizingDir(VectorDir):
+    """A VectorDir that writes nothing and only records what the files would
+    be: the exact size of every ``.npy``, ``.mem``, PNG, text and manifest file
+    (``fxlic vectors`` size estimate).  Tensors may be shape-only stand-ins
+    (``np.broadcast_to``): their values are not looked at."""
+
+    def __init__(self, root: str, on_write=None):
+        self.root = root
+        self.files = {}
+        self.tensors = {}
+        self.on_write = None
+
+    def _record(self, rel: str, size: int, **meta) -> None:
+        if rel in self.files:
+            raise ValueError(f"{rel} written twice")
+        self.files[rel] = {"bytes": int(size), "sha256": "0" * 64, **meta}
+
+    def write(self, rel: str, data: bytes, **meta) -> None:
+        self._record(rel, len(data), **meta)
+
+    def png(self, rel: str, pixels, **meta) -> None:
+        _, h, w = np.shape(pixels)
+        self._record(rel, png_size(h, w), **meta)
+
+    def tensor(self, name: str, a, dtype: str, mem: bool = True, axes=None, **meta):
+        shape = tuple(int(s) for s in np.shape(a))
+        files = [name + ".npy"]
+        self._record(name + ".npy", npy_size(shape, dtype))
+        entry = {"dtype": dtype, "shape": list(shape), "order": "C",
+                 "axes": list(axes) if axes is not None else [f"d{i}" for i in range(len(shape))]}
+        if mem:
+            self._record(name + ".mem", mem_size(shape, dtype))
+            files.append(name + ".mem")
+            entry["mem"] = mem_layout(dtype)
+        entry["files"] = files
+        entry.update(meta)
+        self.tensors[name] = entry
+        return a
+
+    def manifest(self, head: dict) -> dict:
+        m = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec_version": SPEC_VERSION}
+        m.update(head)
+        m["files"] = {k: self.files[k] for k in sorted(self.files)}
+        m["tensors"] = {k: self.tensors[k] for k in sorted(self.tensors)}
+        self.manifest_bytes = len(json_bytes(m))
+        return m

@@ -41,11 +41,56 @@ class Options:
     inputs: bool = True  # layers/<L>/in for every layer (False: an alias of the producer's out)
     dec_tables: bool = True  # layers/<L>/dec_table
     backend: str = "numba"
+    tensors: tuple = None  # name / glob patterns of the case tensors to write; None = all
 
     def as_dict(self) -> dict:
-        return {"layers": "all" if self.layers is None else list(self.layers),
-                "mem": sorted(self.mem), "acc": self.acc, "inputs": self.inputs,
-                "dec_tables": self.dec_tables}
+        d = {"layers": "all" if self.layers is None else list(self.layers),
+             "mem": sorted(self.mem), "acc": self.acc, "inputs": self.inputs,
+             "dec_tables": self.dec_tables}
+        if self.tensors is not None:  # only when used: default manifests stay as they were
+            d["tensors"] = list(self.tensors)
+        return d
+
+    def wants(self, name: str) -> bool:
+        """Whether the case tensor ``name`` is selected (``tensors``)."""
+        return self.tensors is None or tensor_matches(name, self.tensors)
+
+
+def tensor_matches(name: str, patterns) -> bool:
+    """A pattern matches a tensor's full name (``layers/HS0/acc``, ``entropy/y_sym``,
+    ``layers/HS*/out``) or its last component (``acc``, ``y_sym``)."""
+    last = name.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(last, p) for p in patterns)
+
+
+def parse_tensors(arg, names) -> tuple:
+    """``all`` | comma list of tensor names / glob patterns -> the patterns
+    (None for all).  Raises ValueError for a pattern that matches no tensor."""
+    if arg is None or arg == "all":
+        return None
+    pats = tuple(p.strip() for p in arg.split(",") if p.strip())
+    if not pats:
+        raise ValueError("empty list (use all or a comma list of tensor names / patterns)")
+    for p in pats:
+        if not any(tensor_matches(n, (p,)) for n in names):
+            short = sorted({n.rsplit("/", 1)[-1] for n in names})
+            raise ValueError(f"no tensor matches {p!r} (names: {', '.join(short)}; or full names such as "
+                             f"layers/AT0/out, entropy/y_sym)")
+    return pats
+
+
+class NoProgress:
+    """What ``write_case`` reports progress to: ``phase(name, total, unit)``
+    starts a phase, ``update(n)`` advances it, ``close()`` ends the last."""
+
+    def phase(self, name: str, total: int, unit: str) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def parse_layers(arg, names) -> tuple:
@@ -92,14 +137,16 @@ def arch_text(model: IntModel) -> str:
 
 
 def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str = None,
-                    extra: dict = None, files: dict = None) -> dict:
+                    extra: dict = None, files: dict = None, on_write=None, dir_class=VectorDir) -> dict:
     """Every integer parameter of ``model`` once: the stored fields of each layer
-    (SPEC W1, A2, O), the derived shifts, mean-reduction and entropy tables."""
+    (SPEC W1, A2, O), the derived shifts, mean-reduction and entropy tables.
+    ``on_write``: called with the size of each file; ``dir_class`` SizingDir
+    only sizes the files (``plan_model_dir``)."""
     from ..io.modelfile import model_hash
 
     opts = opts or Options()
     mem = opts.mem
-    D = VectorDir(root)
+    D = dir_class(root, on_write=on_write)
     D.text("arch.txt", arch_text(model))
     for rel in sorted(files or {}):
         D.write(rel, files[rel])
@@ -160,16 +207,27 @@ def _layer_entry(model: IntModel, spec) -> dict:
 # ---------------------------------------------------------------------------
 
 class _Recorder:
-    def __init__(self):
+    def __init__(self, progress=None):
         self.layers = {}
+        self.progress = progress
 
     def __call__(self, name, inp, acc, out):
         self.layers[name] = (np.asarray(inp), np.asarray(acc), np.asarray(out))
+        if self.progress is not None:
+            self.progress.update(1)
 
 
-def run_case(model: IntModel, pixels: np.ndarray, backend: str = "numba") -> dict:
+def layer_runs(model: IntModel) -> int:
+    """How many layer executions ``run_case`` records (h_s runs on both sides)."""
+    n = len(model.arch.layers)
+    if model.arch.kind == "hyperprior":
+        n += sum(1 for l in model.arch.layers if l.name[:2] == "HS")
+    return n
+
+
+def run_case(model: IntModel, pixels: np.ndarray, backend: str = "numba", progress=None) -> dict:
     """Compress and decompress ``pixels`` recording every layer; returns the
-    integers a case consists of."""
+    integers a case consists of.  ``progress``: advanced once per layer run."""
     from ..bitstream.container import unpack
     from ..codec import compress, decompress
     from ..model.int_forward import image_mu, pad_to_multiple
@@ -177,7 +235,7 @@ def run_case(model: IntModel, pixels: np.ndarray, backend: str = "numba") -> dic
     pixels = np.asarray(pixels)
     pm = model.arch.pad_multiple
     padded = pad_to_multiple(pixels, pm)
-    enc, dec = _Recorder(), _Recorder()
+    enc, dec = _Recorder(progress), _Recorder(progress)
     data, stats = compress(model, pixels, backend, hook=enc)
     recon = decompress(model, data, backend, hook=dec)
     for n in dec.layers:
@@ -226,6 +284,16 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
     return e
 
 
+def _entropy_side_shapes(model: IntModel, r: dict) -> dict:
+    """The entropy side as shape-only stand-ins (sizing)."""
+    ys = np.shape(r["y"])
+    e = {k: _stub(ys) for k in ("y_hat", "y_sym", "y_idx")}
+    if model.arch.kind == "hyperprior":
+        e.update({k: _stub(ys) for k in ("means", "scale_q", "y_base")})
+        e.update({k: _stub(np.shape(r["z"])) for k in ("z_sym", "z_idx")})
+    return e
+
+
 ENTROPY_DOC = {
     "y_hat": "y the entropy coder sees: stored y + mu (SPEC M1)",
     "z_sym": "z symbols (= z_hat), coded with table z_idx",
@@ -238,16 +306,30 @@ ENTROPY_DOC = {
 }
 
 
+def _case_text(arch, model_dir, H, W, Hp, Wp, chosen) -> str:
+    return "\n".join([
+        "# fxlic vectors case (docs/VECTORS.md): KEY VALUE lines",
+        f"model_dir {model_dir or '-'}",
+        f"kind {arch.kind}",
+        f"height {H}", f"width {W}", f"padded_height {Hp}", f"padded_width {Wp}",
+        f"layers {' '.join(chosen) if chosen else '-'}",
+    ]) + "\n"
+
+
 def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = None,
                model_dir: str = None, model_name: str = None, image_name: str = None,
-               extra: dict = None) -> dict:
+               extra: dict = None, image_meta: dict = None, progress=None,
+               _run: dict = None, _dir=VectorDir) -> dict:
     """Write one conformance case into ``root``.  ``model_dir``: path (relative to
     ``root``) of an existing model directory of the same model; None writes it
     to ``root/model``; "" writes none (the model is known by its hash only).
-    Returns the manifest."""
+    ``image_meta``: extra fields of the manifest's ``image`` (e.g. ``crop``).
+    ``progress`` (NoProgress): phase "running" (one step per layer run), then
+    phase "writing" (bytes; its total is only an estimate).  Returns the manifest."""
     from ..io.modelfile import model_hash
 
     opts = opts or Options()
+    progress = progress or NoProgress()
     mem = opts.mem
     arch = model.arch
     names = [s.name for s in arch.layers]
@@ -255,24 +337,38 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
     unknown = [n for n in chosen if n not in names]
     if unknown:
         raise ValueError(f"unknown layers {unknown}")
-    D = VectorDir(root)
+    sizing = _dir is not VectorDir
+    if _run is not None:
+        r = _run
+    else:
+        progress.phase("running", layer_runs(model), "layer")
+        r = run_case(model, pixels, opts.backend, progress)
+        if not sizing and not isinstance(progress, NoProgress):
+            est = plan_case(model, np.shape(pixels)[1], np.shape(pixels)[2], opts, model_dir, r)
+            progress.phase("writing", sum(est.values()), "B")
+    D = _dir(root, on_write=progress.update)
     if model_dir is None:
-        write_model_dir(model, os.path.join(root, "model"), opts, model_name)
+        write_model_dir(model, os.path.join(root, "model"), opts, model_name, on_write=progress.update,
+                        dir_class=_dir)
         model_dir = "model"
-    r = run_case(model, pixels, opts.backend)
-    px = np.asarray(pixels, dtype=np.uint8)
+    want = opts.wants
+    px = np.asarray(pixels) if sizing else np.asarray(pixels, dtype=np.uint8)
     _, H, W = px.shape
     _, Hp, Wp = r["padded"].shape
     im = "image" in mem
-    D.write("image.png", png_bytes(px))
-    D.tensor("image", px, "uint8", im, CHW, what="input image, 8-bit RGB", stages=["encoder"])
-    D.tensor("x", r["padded"], "uint8", im, CHW, what="integer input tensor: the image padded (P1)",
-             stages=["encoder"])
+    D.png("image.png", px)
+    if want("image"):
+        D.tensor("image", px, "uint8", im, CHW, what="input image, 8-bit RGB", stages=["encoder"])
+    if want("x"):
+        D.tensor("x", r["padded"], "uint8", im, CHW, what="integer input tensor: the image padded (P1)",
+                 stages=["encoder"])
     act = "act" in mem
-    D.tensor("mu", r["mu"], "int8", act, ("C",), what="mean-reduction offsets (M2; 0 if not reduced)",
-             stages=["encoder"])
-    D.tensor("y", r["y"], "int8", act, CHW, what="stored y (O3): y_hat - mu", stages=["decoder", "encoder"])
-    if "z" in r:
+    if want("mu"):
+        D.tensor("mu", r["mu"], "int8", act, ("C",), what="mean-reduction offsets (M2; 0 if not reduced)",
+                 stages=["encoder"])
+    if want("y"):
+        D.tensor("y", r["y"], "int8", act, CHW, what="stored y (O3): y_hat - mu", stages=["decoder", "encoder"])
+    if "z" in r and want("z"):
         D.tensor("z", r["z"], "int8", act, CHW, what="z_hat (O3)", stages=["decoder", "encoder"])
     layer_entries = []
     for spec in arch.layers:
@@ -293,54 +389,150 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
             continue
         st = layer_stages(n)
         p = f"layers/{n}/"
-        if not opts.inputs and src_t in D.tensors:
+        if not want(p + "in"):
+            pass
+        elif not opts.inputs and src_t in D.tensors:
             D.alias(p + "in", src_t, layer=n, what="input codes", stages=st)
         else:
             src_dt = D.tensors[src_t]["dtype"] if src_t in D.tensors else _src_dtype(model, spec)
             D.tensor(p + "in", inp, src_dt, act, CHW, layer=n, what="input codes", stages=st)
-        if opts.acc:
+        if opts.acc and want(p + "acc"):
             D.tensor(p + "acc", acc, "int32", "acc" in mem, CHW, layer=n, rule="A1",
                      what="int32 accumulator incl. bias (C1/C2)", stages=st)
-        D.tensor(p + "out", out, OUT_DTYPE[L.out_kind], act, CHW, layer=n, rule=OUT_RULE[L.out_kind],
-                 what="output codes", stages=st, required=True)
-        if opts.dec_tables:
+        if want(p + "out"):
+            D.tensor(p + "out", out, OUT_DTYPE[L.out_kind], act, CHW, layer=n, rule=OUT_RULE[L.out_kind],
+                     what="output codes", stages=st, required=True)
+        if opts.dec_tables and want(p + "dec_table"):
             D.tensor(p + "dec_table", tables, "int64", "dec" in mem, ("C", "INDEX"),
                      layer=n, rule="I1", stages=st,
                      what=f"aligned input level of code q of channel c at INDEX = q + {offset}")
     # entropy side
     ent_mem = "entropy" in mem
-    e = _entropy_side(model, r)
+    e = _entropy_side_shapes(model, r) if sizing else _entropy_side(model, r)
     for k in ("z_sym", "z_idx", "y_hat", "means", "scale_q", "y_base", "y_idx", "y_sym"):
-        if k in e:
+        if k in e and want("entropy/" + k):
             a = e[k]
             D.tensor("entropy/" + k, a, "int32", ent_mem, CHW, what=ENTROPY_DOC[k], stages=["decoder", "encoder"])
     D.write("stream.fxl", r["stream"], what="the .fxl bitstream (docs/BITSTREAM.md)", stages=["encoder"])
     if r["z_stream"]:
         D.write("entropy/z.rans", r["z_stream"], what="z substream (docs/ENTROPY.md 5)")
     D.write("entropy/y.rans", r["y_stream"], what="y substream (docs/ENTROPY.md 5)")
-    D.write("recon.png", png_bytes(r["recon"]))
-    D.tensor("recon", r["recon"], "uint8", im, CHW, what="reconstruction, cropped to H x W",
-             stages=["decoder"])
+    D.png("recon.png", r["recon"])
+    if want("recon"):
+        D.tensor("recon", r["recon"], "uint8", im, CHW, what="reconstruction, cropped to H x W",
+                 stages=["decoder"])
     st = r["stats"]
     mrel = model_dir.replace(os.sep, "/") or None
-    D.text("case.txt", "\n".join([
-        "# fxlic vectors case (docs/VECTORS.md): KEY VALUE lines",
-        f"model_dir {mrel or '-'}",
-        f"kind {arch.kind}",
-        f"height {H}", f"width {W}", f"padded_height {Hp}", f"padded_width {Wp}",
-        f"layers {' '.join(chosen) if chosen else '-'}",
-    ]) + "\n")
+    D.text("case.txt", _case_text(arch, mrel, H, W, Hp, Wp, chosen))
+    image = {"name": image_name or "image", "height": H, "width": W, "padded_height": Hp,
+             "padded_width": Wp, "pad_multiple": arch.pad_multiple}
+    if image_meta:
+        image.update(image_meta)
     head = {"kind": "case",
             "model": {"name": model_name or arch.name, "hash": model_hash(model), "dir": mrel,
                       "architecture": arch.name, "arch_kind": arch.kind, "N": arch.N, "M": arch.M},
-            "image": {"name": image_name or "image", "height": H, "width": W, "padded_height": Hp,
-                      "padded_width": Wp, "pad_multiple": arch.pad_multiple},
+            "image": image,
             "layers": layer_entries,
             "stream": {"bytes": st.bytes_total, "z_bytes": st.bytes_z, "y_bytes": st.bytes_y},
             "options": opts.as_dict()}
     if extra:
         head.update(extra)
     return D.manifest(head)
+
+
+# ---------------------------------------------------------------------------
+# size of a case before it is written (fxlic vectors: estimate and budget)
+# ---------------------------------------------------------------------------
+
+def _stub(shape, dtype=np.int64):
+    """A shape-only stand-in array: no memory, every value 0."""
+    return np.broadcast_to(np.zeros((), dtype), tuple(int(s) for s in shape))
+
+
+def shapes(model: IntModel, height: int, width: int) -> dict:
+    """Shapes of x and of every layer's input and output for an H x W image
+    (SPEC P1, layer geometry: LayerSpec.out_hw)."""
+    from ..model.int_forward import pad_to_multiple  # noqa: F401  (same rule, documented there)
+
+    arch = model.arch
+    pm = arch.pad_multiple
+    Hp, Wp = -(-height // pm) * pm, -(-width // pm) * pm
+    t = {"x": (3, Hp, Wp)}
+    layers = {}
+    for spec in arch.layers:
+        src = t[spec.src]
+        ho, wo = spec.out_hw(src[1], src[2])
+        out = (spec.cout, ho, wo)
+        layers[spec.name] = (src, out)
+        t[spec.name] = out
+        if spec.out == "y":
+            t["y"] = t["y_hat"] = out
+        elif spec.out == "z":
+            t["z_hat"] = out
+    return {"x": (3, Hp, Wp), "layers": layers, "y": t.get("y"), "z": t.get("z_hat")}
+
+
+class _Stats:
+    def __init__(self, z, y):
+        self.bytes_z, self.bytes_y = z, y
+        self.bytes_total = z + y + 200
+
+
+def estimate_stream_bytes(model: IntModel, height: int, width: int):
+    """A generous guess of the (z, y) substream sizes before coding (they are
+    at most a few % of a case): 1 byte per 8 y and per 4 z elements, 8-byte minimum."""
+    sh = shapes(model, height, width)
+    ny = int(np.prod(sh["y"]))
+    nz = int(np.prod(sh["z"])) if sh["z"] is not None else 0
+    z = max(8, nz // 4) if model.arch.kind == "hyperprior" else 0
+    return z, max(8, ny // 8)
+
+
+def plan_case(model: IntModel, height: int, width: int, opts: Options = None, model_dir: str = None,
+              run: dict = None, tensors: list = None) -> dict:
+    """``{relative path: bytes}`` of every file ``write_case`` writes for an
+    H x W image with these options (``model/...`` for the model directory),
+    without running the model: exact for every ``.npy``, ``.mem``, PNG and
+    text file, estimated for the bitstream and its substreams (``run``, a
+    ``run_case`` result, makes those exact too) and, to a few bytes, for the
+    manifests.  ``tensors``: a list that receives the names of the case's tensors."""
+    from .store import SizingDir
+
+    opts = opts or Options()
+    if run is None:
+        sh = shapes(model, height, width)
+        M = model.arch.M
+        r = {"pixels": _stub((3, height, width), np.uint8), "padded": _stub(sh["x"], np.uint8),
+             "mu": np.zeros(M, np.int64), "y": _stub(sh["y"]),
+             "layers": {n: (_stub(i), _stub(o), _stub(o)) for n, (i, o) in sh["layers"].items()},
+             "recon": _stub((3, height, width), np.uint8)}
+        if model.arch.kind == "hyperprior":
+            r["z"] = _stub(sh["z"])
+            ms = [l.name for l in model.arch.layers if l.out == "ms"][0]
+            r["ms"] = _stub(sh["layers"][ms][1])
+        zb, yb = estimate_stream_bytes(model, height, width)
+        r["z_stream"], r["y_stream"] = b"\0" * zb, b"\0" * yb
+        r["stats"] = _Stats(zb, yb)
+        r["stream"] = b"\0" * r["stats"].bytes_total
+    else:
+        r = run
+    dirs = []
+
+    class Dir(SizingDir):
+        def __init__(self, root, on_write=None):
+            super().__init__(root, on_write)
+            dirs.append(self)
+
+    write_case(model, r["pixels"], "", opts, model_dir, _run=r, _dir=Dir)
+    if tensors is not None:
+        tensors.extend(sorted(dirs[0].tensors))
+    out = {}
+    for d in dirs:
+        pre = (d.root.strip("/") + "/") if d.root.strip("/") else ""
+        for rel, info in d.files.items():
+            out[pre + rel] = info["bytes"]
+        out[pre + "manifest.json"] = d.manifest_bytes
+    return out
 
 
 def _src_dtype(model: IntModel, spec) -> str:
