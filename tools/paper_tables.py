@@ -1,11 +1,23 @@
 #!/usr/bin/env python
-"""Regenerate docs/RESULTS.md and docs/figures/*.png (issue 9) with one command:
+"""Regenerate docs/RESULTS.md and docs/figures/*.png with one command, or
+the headline table in minutes with --quick:
 
     pip install '.[eval]'
-    python tools/paper_tables.py --jobs 2            # computes what the cache lacks, then writes the report
-    python tools/paper_tables.py --report-only       # rewrite the report from the cache only
+    export FXLIC_KODAK=/path/to/kodak                 # the 24 Kodak PNGs (or --kodak DIR)
+    python tools/paper_tables.py --quick              # headline table on 6 Kodak images, < 10 min on 2 cores
+    export FXLIC_CALIB=/path/to/CBSD68                # calibration images (or --calib DIR)
+    python tools/paper_tables.py --jobs 2             # the full report: computes what the cache lacks
+    python tools/paper_tables.py --report-only        # rewrite the report from the cache only
 
-It evaluates on the Kodak images (../shared/data/kodak by default):
+--quick evaluates the shipped models (fxlic/zoo/*.fxq, real .fxl bitstreams),
+their float models (found by sha256 in --weights-dir or fxlic/zoo) and the
+classical codecs JPEG, JPEG 2000, WebP, AVIF and HEVC intra (those installed)
+on --images Kodak images spread over the set (default 6), in one process
+pool with one progress bar, and writes the headline tables, the RD figures
+and CompressAI-layout JSON files to --out-dir (default ./paper-tables-quick);
+it quantizes nothing, so it needs no calibration images.
+
+The full run evaluates on the Kodak images:
   * every float model of --weights-dir (ideal bpp, float32 forward) and its
     integer model (real .fxl bitstreams, numba backend) on --images images;
   * classical codecs (Pillow JPEG, imagecodecs JPEG 2000 / WebP / AVIF / JPEG XL,
@@ -16,9 +28,13 @@ It evaluates on the Kodak images (../shared/data/kodak by default):
     Lin et al.'s scheme, the bit-depth of y (Table V);
 and counts Table IX (memory) and Table X (energy) from the layer list.
 
-Every per-image result is cached (fxlic.eval.cache; --cache, default
-~/.cache/fxlic-eval), integer models are quantized into <cache>/models unless
-the shipped fxlic/zoo/<name>.fxq was made from the same weights.
+Inputs (each a flag or an environment variable, checked before anything runs):
+--kodak / FXLIC_KODAK, --calib / FXLIC_CALIB (full run, only when a model must
+be quantized), --weights-dir / FXLIC_WEIGHTS (float models besides the shipped
+fxlic/zoo/*.float.safetensors, and the *-nowcft exports; default tools/weights), --cache /
+FXLIC_EVAL_CACHE (default ~/.cache/fxlic-eval).  Every per-image result is
+cached (fxlic.eval.cache); integer models are quantized into <cache>/models
+unless the shipped fxlic/zoo/<name>.fxq was made from the same weights.
 """
 from __future__ import annotations
 
@@ -28,44 +44,40 @@ import json
 import math
 import os
 import sys
+import time
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from fxlic.errors import CliError  # noqa: E402
 from fxlic.eval import bd, counts  # noqa: E402
+from fxlic.eval import paper as P  # noqa: E402
 from fxlic.eval.cache import Cache, default_dir  # noqa: E402
 from fxlic.eval.codecs import CODECS, available  # noqa: E402
 from fxlic.eval.runner import evaluate, msssim_db, summarize  # noqa: E402
 
-#: (name, label): every model with weights in --weights-dir is evaluated
+#: (name, label): the preferred order; every other model with weights in
+#: --weights-dir is evaluated too (after these)
 MODELS = [("hp5-mse-q0", "hyperprior"), ("hp5-mse-q1", "hyperprior"), ("hp5-mse-q2", "hyperprior"),
           ("hp5-mse-q3", "hyperprior"), ("fact-mse-q1", "factorized")]
-#: the shipped hyperprior RD set (the paper's three N=128 MSE lambdas); other
-#: models are compared point by point
+#: the hyperprior RD set when no hyperprior model is shipped (the paper's three
+#: N=128 MSE lambdas); otherwise the shipped hyperprior models form the curve
 HP5 = ["hp5-mse-q0", "hp5-mse-q1", "hp5-mse-q2"]
 TABLE_I_VARIANTS = ["lw-lq", "lw-nlq", "lloyd", "cw-lq", "cw-nlq"]
 LIN_VARIANTS = ["lin-lq", "lin-nlq"]
 DEFAULT_CODECS = "jpeg,jpeg2000,webp,avif,jpegxl,hevc"
+#: --quick: the headline anchors and the number of Kodak images
+QUICK_CODECS = "jpeg,jpeg2000,webp,avif,hevc"
+QUICK_IMAGES = 6
 
-# ---------------------------------------------------------------- the paper's numbers
-PAPER_TABLE_I = {"origin": (32.32, 0.529), "lw-lq": (28.81, 0.770), "lw-nlq": (32.08, 0.555),
-                 "lloyd": (32.18, 0.537), "cw-lq": (31.60, 0.569), "cw-nlq": (32.25, 0.539)}
-PAPER_LAMBDAS = [0.001625, 0.00325, 0.0075, 0.015, 0.03, 0.05]
-PAPER_VI_HYPER = {"w": ([-0.009, -0.031, -0.043, -0.068, -0.142, -0.147], [0.001, 0.001, 0.006, 0.002, 0.004, 0.006]),
-                  "a": ([-0.020, -0.006, -0.028, -0.025, -0.053, -0.077], [0.002, 0.001, 0.003, 0.010, 0.012, 0.010]),
-                  "wa": ([-0.031, -0.037, -0.070, -0.091, -0.198, -0.222],
-                         [0.003, 0.002, 0.009, 0.010, 0.018, 0.015])}
-PAPER_VI_FACT = {"w": ([-0.014, -0.017, -0.084, -0.071, -0.152, -0.166], [0.0001, 0.004, 0.005, 0.003, 0.002, 0.002]),
-                 "a": ([-0.007, -0.009, -0.015, -0.020, -0.040, -0.061],
-                       [0.0001, 0.0001, 0.0004, 0.001, 0.001, 0.001]),
-                 "wa": ([-0.020, -0.025, -0.098, -0.091, -0.194, -0.224],
-                        [0.0002, 0.004, 0.005, 0.004, 0.003, 0.003])}
-PAPER_VII_HYPER_WO = ([-0.030, -0.039, -0.231, -0.280, -0.429, -0.625], [0.001, 0.005, 0.008, 0.009, 0.028, 0.021])
-PAPER_VII_FACT_WO = ([-0.012, -0.119, -0.279, -0.145, -0.485, -0.716], [0.000, 0.001, 0.001, 0.006, 0.012, 0.010])
-PAPER_VIII_HYPER_LQ = ([-0.019, -0.009, -0.042, -0.051, -0.131, -0.161], [0.002, 0.001, 0.003, 0.011, 0.015, 0.013])
-PAPER_VIII_FACT_LQ = ([-0.008, -0.014, -0.031, -0.037, -0.082, -0.142], [0.0001, 0.0002, 0.001, 0.001, 0.002, 0.002])
+# ---------------------------------------------------------------- the paper's numbers (citations, fxlic/eval/paper.py)
+PAPER_TABLE_I = P.TABLE_I
+PAPER_LAMBDAS = P.LAMBDAS
+PAPER_VI_HYPER, PAPER_VI_FACT = P.TABLE_VI_HYPER, P.TABLE_VI_FACT
+PAPER_VII_HYPER_WO, PAPER_VII_FACT_WO = P.TABLE_VII_HYPER_WO, P.TABLE_VII_FACT_WO
+PAPER_VIII_HYPER_LQ, PAPER_VIII_FACT_LQ = P.TABLE_VIII_HYPER_LQ, P.TABLE_VIII_FACT_LQ
 
 
 def paper_at(lam, table):
@@ -88,6 +100,11 @@ def sgn(v, nd=3, none="–"):
     return f(v, "{:+.%df}" % nd, none)
 
 
+def with_unit(v, nd, unit, none="n/a"):
+    """Signed value with its unit, or ``none`` alone (no dangling unit)."""
+    return none if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{sgn(v, nd)} {unit}"
+
+
 def md_table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -99,36 +116,119 @@ def md_table(header, rows):
 MISSING = object()
 
 
+def float_models(wdir: str) -> dict:
+    """name -> float weights: the shipped float models (fxlic/zoo/NAME.float.safetensors)
+    and ``wdir/NAME.safetensors`` (which wins for a name in both); MODELS' order
+    first, then the rest by name.  ``wdir/NAME-nowcft.safetensors`` are the
+    exports before WCFT (Table VII), not models of their own."""
+    from fxlic.io.modelfile import ZOO_DIR
+    found = {}
+    for d, suffix in ((ZOO_DIR, ".float.safetensors"), (wdir, ".safetensors")):
+        if not d or not os.path.isdir(d):
+            continue
+        for fn in sorted(os.listdir(d)):
+            if fn.endswith(suffix) and not fn.endswith("-nowcft.safetensors"):
+                name = fn[:-len(suffix)]
+                if d == wdir and name.endswith(".float"):
+                    name = name[:-len(".float")]
+                found[name] = os.path.join(d, fn)
+    known = [n for n, _ in MODELS if n in found]
+    return {n: found[n] for n in known + sorted(set(found) - set(known))}
+
+
+def shipped_models(wdir: str) -> list:
+    """The shipped models: [(name, .fxq path, float weights path or None)], the
+    float model found by the sha256 the .fxq records, among the .safetensors
+    files of ``wdir`` and fxlic/zoo."""
+    from fxlic.io.floatfile import file_sha256
+    from fxlic.io.modelfile import ZOO_DIR, ModelFileError, list_zoo, read_model_file
+    cands = {}
+    for d in (wdir, ZOO_DIR):
+        if d and os.path.isdir(d):
+            for f in sorted(os.listdir(d)):
+                if f.endswith(".safetensors"):
+                    cands.setdefault(os.path.join(d, f), None)
+    shas = {}
+    out = []
+    for fxq in list_zoo():
+        try:
+            im, _ = read_model_file(fxq)
+        except ModelFileError as e:
+            print(f"paper_tables: note: {e}; left out", file=sys.stderr)
+            continue
+        want = ((im.meta or {}).get("float_model") or {}).get("sha256")
+        found = None
+        for c in cands:
+            if want and shas.setdefault(c, file_sha256(c)) == want:
+                found = c
+                break
+        out.append((os.path.basename(fxq)[:-4], fxq, found))
+    return out
+
+
+def spread(items: list, n: int) -> list:
+    """``n`` items evenly spaced over ``items`` (all of them if n >= len)."""
+    if n >= len(items):
+        return list(items)
+    return [items[(k * len(items)) // n] for k in range(n)]
+
+
 class Ctx:
-    def __init__(self, args):
-        from fxlic.io.images import list_images
+    def __init__(self, args, images):
+        from fxlic.io.floatfile import load_weights
+        from fxlic.io.modelfile import read_model_file
         self.args = args
         self.cache = Cache(args.cache)
-        self.images = list_images(args.kodak, args.images)
+        self.images = images
         self.abl_images = self.images[:args.ablation_images]
         self.model_dir = os.path.join(args.cache, "models")
-        self.weights = {}  # name -> path
+        self.weights = {}  # name -> float weights path
         self.nowcft = {}
-        for name, _ in MODELS:
-            p = os.path.join(args.weights_dir, name + ".safetensors")
-            if os.path.exists(p):
-                self.weights[name] = p
-            p2 = os.path.join(args.weights_dir, name + "-nowcft.safetensors")
-            if os.path.exists(p2):
-                self.nowcft[name] = p2
+        self.shipped = {}  # name -> shipped .fxq (--quick: the models evaluated)
+        self.models = []  # (name, architecture kind), in report order
         self.meta = {}
-        from fxlic.io.floatfile import load_weights
-        for name, p in list(self.weights.items()) + [(n + "-nowcft", p) for n, p in self.nowcft.items()]:
-            fm = load_weights(p)
-            self.meta[name] = {"lambda": fm.meta.get("lambda"), "provenance": fm.meta.get("provenance") or {},
-                               "arch": fm.arch.name, "sha256": fm.meta.get("sha256")}
+        if args.quick:
+            for name, fxq, w in shipped_models(args.weights_dir):
+                self.shipped[name] = fxq
+                im, _ = read_model_file(fxq)
+                fmeta = (im.meta or {}).get("float_model") or {}
+                self.models.append((name, im.arch.kind))
+                if w:
+                    self.weights[name] = w
+                self.meta[name] = {"lambda": fmeta.get("lambda"), "provenance": fmeta.get("provenance") or {},
+                                   "arch": im.arch.name, "sha256": fmeta.get("sha256")}
+            # hyperprior models first, each kind by rate (lambda)
+            self.models.sort(key=lambda m: (m[1] != "hyperprior", self.lam(m[0]) or 0.0, m[0]))
+        else:
+            for name, w in float_models(args.weights_dir).items():
+                self.weights[name] = w
+                p2 = os.path.join(args.weights_dir, name + "-nowcft.safetensors")
+                if os.path.exists(p2):
+                    self.nowcft[name] = p2
+            for name, p in list(self.weights.items()) + [(n + "-nowcft", p) for n, p in self.nowcft.items()]:
+                fm = load_weights(p)
+                self.meta[name] = {"lambda": fm.meta.get("lambda"), "provenance": fm.meta.get("provenance") or {},
+                                   "arch": fm.arch.name, "sha256": fm.meta.get("sha256"), "kind": fm.arch.kind}
+            self.models = [(n, self.meta[n]["kind"]) for n in self.weights]
         self.compute = not args.report_only
         self.int_paths = {}
         self.planning = False
         self.pending = []
+        self.computed = 0  # per-image results computed in this run
+        self.cached = 0  # and found in the cache
+        self.seen = set()  # task keys already counted
 
     def lam(self, name):
         return self.meta.get(name, {}).get("lambda")
+
+    def kind(self, name):
+        return dict(self.models).get(name)
+
+    def is_shipped(self, name):
+        """True when the model's integer model is a shipped fxlic/zoo file."""
+        from fxlic.io.modelfile import ZOO_DIR
+        p = self.int_model(name)
+        return p is not None and os.path.dirname(os.path.abspath(p)) == os.path.abspath(ZOO_DIR)
 
     def run(self, tasks, desc):
         if self.planning:  # collect now, compute in one pool with flush()
@@ -139,7 +239,13 @@ class Ctx:
     def flush(self, desc):
         tasks, self.pending = self.pending, []
         if tasks and self.compute:
+            from fxlic.eval.runner import task_key
+            new = {task_key(t) for t in tasks} - self.seen
+            self.seen |= new
+            cached = sum(1 for k in new if self.cache.get(k) is not None)
             evaluate(tasks, self.cache, self.args.jobs, not self.args.quiet, desc, keep_going=True)
+            self.computed += len(new) - cached
+            self.cached += cached
 
     # integer model files
     def act_model(self, name, act="nlq-mux"):
@@ -149,6 +255,9 @@ class Ctx:
 
     def int_model(self, name, scheme="cw-nlq", act="nlq-mux", mr=True, nowcft=False):
         from fxlic.eval.models import model_path, zoo_match
+        default = (scheme, act, mr) == ("cw-nlq", "nlq-mux", True) and not nowcft
+        if default and name in self.shipped:
+            return self.shipped[name]
         w = (self.nowcft if nowcft else self.weights).get(name)
         if w is None:
             return None
@@ -156,7 +265,7 @@ class Ctx:
         if key in self.int_paths:
             return self.int_paths[key]
         p = None
-        if (scheme, act, mr) == ("cw-nlq", "nlq-mux", True) and not nowcft:
+        if default:
             p = zoo_match(w)
         if p is None:
             p = model_path(w, self.model_dir, scheme, act, mr)
@@ -165,34 +274,48 @@ class Ctx:
         self.int_paths[key] = p
         return p
 
-    def build(self, specs):
-        """specs: list of (name, nowcft, [(scheme, act, mr), ...]); builds missing .fxq (in parallel)."""
-        from fxlic.eval.models import build_models, model_path, zoo_match
-        jobs = []
+    def missing_models(self, specs):
+        """The (weights, variant) pairs of ``specs`` (as for build) that are neither shipped nor built."""
+        from fxlic.eval.models import model_path, zoo_match
+        out = []
         for name, nowcft, variants in specs:
             w = (self.nowcft if nowcft else self.weights).get(name)
             if w is None:
                 continue
-            need = []
             for v in variants:
                 if v == ("cw-nlq", "nlq-mux", True) and not nowcft and zoo_match(w):
                     continue
                 if not os.path.exists(model_path(w, self.model_dir, *v)):
-                    need.append(v)
-            if need:
-                jobs.append((w, self.args.calib, self.model_dir, need))
+                    out.append((w, v))
+        return out
+
+    def build(self, specs):
+        """specs: list of (name, nowcft, [(scheme, act, mr), ...]); builds missing .fxq (in parallel)."""
+        from fxlic.eval.models import build_models
+        need = {}
+        for w, v in self.missing_models(specs):
+            need.setdefault(w, []).append(v)
+        jobs = [(w, self.args.calib, self.model_dir, vs) for w, vs in need.items()]
         if not jobs or not self.compute:
             return
-        print(f"quantizing {sum(len(j[3]) for j in jobs)} integer model(s) of {len(jobs)} float model(s)",
-              file=sys.stderr)
-        if self.args.jobs <= 1 or len(jobs) == 1:
-            for j in jobs:
-                build_models(*j)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-            with ProcessPoolExecutor(min(self.args.jobs, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
-                list(ex.map(build_models, *zip(*jobs)))
+        from tqdm import tqdm
+        n = sum(len(j[3]) for j in jobs)
+        bar = tqdm(total=len(jobs), desc=f"quantizing {n} integer model(s) (calibration + build)", unit="model",
+                   file=sys.stderr, disable=self.args.quiet, dynamic_ncols=True)
+        try:
+            if self.args.jobs <= 1 or len(jobs) == 1:
+                for j in jobs:
+                    build_models(*j)
+                    bar.update(1)
+            else:
+                import multiprocessing as mp
+                from concurrent.futures import ProcessPoolExecutor, as_completed
+                with ProcessPoolExecutor(min(self.args.jobs, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
+                    for f in as_completed([ex.submit(build_models, *j) for j in jobs]):
+                        f.result()
+                        bar.update(1)
+        finally:
+            bar.close()
         self.int_paths.clear()
 
     def int_recs(self, name, images, desc=None, **kw):
@@ -243,7 +366,7 @@ def loss(test, base, rate="bpp"):
 # ---------------------------------------------------------------- compute plan
 
 def compute_all(ctx):
-    names = [n for n, _ in MODELS if n in ctx.weights]
+    names = [n for n, _ in ctx.models if n in ctx.weights]
     imgs, abl = ctx.images, ctx.abl_images
     ctx.planning = True
     # P1 integer models of the shipped configuration
@@ -339,18 +462,26 @@ def section_models(ctx):
                      "wall time (own)", "weights sha256", "integer model (content hash)"], rows)
 
 
+def _summ(recs):
+    s = summarize([r for r in recs if r is not None])
+    return s if s.get("n") else None
+
+
 def main_rd(ctx):
-    """Per model: float and integer summaries over all images (or what exists)."""
+    """Per model: float and integer summaries over all images (paired over the
+    images both have; either alone when the other is missing)."""
     res = {}
-    for name, kind in MODELS:
-        if name not in ctx.weights:
-            continue
+    for name, kind in ctx.models:
         fr = ctx.float_recs(name, ctx.images)
         ir = ctx.int_recs(name, ctx.images)
         fi, ii = paired(fr, ir)
-        res[name] = {"float": summarize(fi) if fi else None, "int": summarize(ii) if ii else None,
-                     "float_all": summarize([r for r in fr if r]), "int_all": summarize([r for r in ir if r]),
-                     "n": len(fi)}
+        if fi:
+            fl, it, n = summarize(fi), summarize(ii), len(fi)
+        else:
+            fl, it = _summ(fr), _summ(ir)
+            n = (it or fl or {"n": 0})["n"]
+        res[name] = {"float": fl, "int": it, "float_all": summarize([r for r in fr if r]),
+                     "int_all": summarize([r for r in ir if r]), "n": n, "kind": kind}
     return res
 
 
@@ -358,15 +489,18 @@ def section_main(ctx, rd):
     rows = []
     for name, r in rd.items():
         fl, it = r["float"], r["int"]
-        if not fl or not it:
+        if not fl and not it:
             rows.append([name, f"{r['n']}", "–"] + ["pending"] * 8)
             continue
+        d = "–"
+        if fl and it:
+            d = (f"{it['psnr'] - fl['psnr']:+.3f} dB / {it['bpp'] - fl['bpp']:+.4f} bpp "
+                 f"({100 * (it['bpp'] / fl['bpp'] - 1):+.1f} %)")
+        fl, it = fl or {}, it or {}
         rows.append([name, str(r["n"]), f(ctx.lam(name), "{:g}"),
-                     f(fl["bpp"], "{:.4f}"), f(fl["psnr"], "{:.2f}"), f(fl["msssim"], "{:.4f}"),
-                     f(it["bpp"], "{:.4f}"), f(it.get("est_bpp"), "{:.4f}"), f(it["psnr"], "{:.2f}"),
-                     f(it["msssim"], "{:.4f}"),
-                     f"{it['psnr'] - fl['psnr']:+.3f} dB / {it['bpp'] - fl['bpp']:+.4f} bpp "
-                     f"({100 * (it['bpp'] / fl['bpp'] - 1):+.1f} %)"])
+                     f(fl.get("bpp"), "{:.4f}"), f(fl.get("psnr"), "{:.2f}"), f(fl.get("msssim"), "{:.4f}"),
+                     f(it.get("bpp"), "{:.4f}"), f(it.get("est_bpp"), "{:.4f}"), f(it.get("psnr"), "{:.2f}"),
+                     f(it.get("msssim"), "{:.4f}"), d])
     t = md_table(["model", "images", "lambda", "float bpp (ideal)", "float PSNR", "float MS-SSIM",
                   "int bpp (.fxl file)", "int bpp (estimate)", "int PSNR", "int MS-SSIM", "int - float"], rows)
     times = []
@@ -378,19 +512,34 @@ def section_main(ctx, rd):
     return t, times
 
 
-def curves(ctx, rd, metric):
+def rd_set(ctx, rd):
+    """The hyperprior models that form the RD curve: the shipped ones (HP5 if none is shipped)."""
+    hp = [n for n, k in ctx.models if k == "hyperprior" and n in rd and ctx.is_shipped(n)]
+    if not hp:
+        hp = [n for n in HP5 if n in rd]
+    return sorted(hp, key=lambda n: (rd[n]["int"] or rd[n]["float"] or {}).get("bpp", 0.0))
+
+
+def curves(ctx, rd, metric, plot=False):
+    """The hyperprior RD set as one curve per kind (float / int), every other
+    model as single points; ``plot``: only shipped models unless --all-models."""
     out = []
-    hp = [n for n in HP5 if n in rd and rd[n]["float"] and rd[n]["int"]]
-    if hp:
-        for kind in ("float", "int"):
+    hp = rd_set(ctx, rd)
+    for kind in ("float", "int"):
+        names = [n for n in hp if rd[n][kind] and metric in rd[n][kind]]
+        if names:
             out.append({"label": f"fxlic {'8-bit integer' if kind == 'int' else 'float32'} hyperprior-5 "
-                                 f"({', '.join(hp)})", "kind": kind, "bpp": [rd[n][kind]["bpp"] for n in hp],
-                        "q": [rd[n][kind][metric] for n in hp], "names": hp})
+                                 f"({', '.join(names)})", "kind": kind, "arch_kind": "hyperprior",
+                        "bpp": [rd[n][kind]["bpp"] for n in names], "q": [rd[n][kind][metric] for n in names],
+                        "names": names})
     for n in rd:
-        if n not in HP5 and rd[n]["float"] and rd[n]["int"]:
-            for kind in ("float", "int"):
+        if n in hp or (plot and not ctx.args.all_models and not ctx.is_shipped(n)):
+            continue
+        for kind in ("float", "int"):
+            if rd[n][kind] and metric in rd[n][kind]:
                 out.append({"label": f"fxlic {'integer' if kind == 'int' else 'float32'} {n}", "kind": kind,
-                            "bpp": [rd[n][kind]["bpp"]], "q": [rd[n][kind][metric]], "names": [n]})
+                            "arch_kind": rd[n].get("kind"), "bpp": [rd[n][kind]["bpp"]],
+                            "q": [rd[n][kind][metric]], "names": [n]})
     return out
 
 
@@ -401,7 +550,8 @@ def classical_curves(ctx, metric):
         for q, recs in ctx.classical(c, ctx.images):
             if complete(recs):
                 s = summarize(recs)
-                pts.append((s["bpp"], s[metric], q))
+                if metric in s:
+                    pts.append((s["bpp"], s[metric], q))
         if pts:
             out.append({"label": CODECS[c].label, "kind": "classical", "codec": c, "bpp": [p[0] for p in pts],
                         "q": [p[1] for p in pts], "quality": [p[2] for p in pts]})
@@ -459,28 +609,76 @@ def section_classical(ctx):
         for q, recs in ctx.classical(c, ctx.images):
             if complete(recs):
                 s = summarize(recs)
-                rows.append([c, str(q), f(s["bpp"], "{:.4f}"), f(s["psnr"], "{:.2f}"), f(s["msssim"], "{:.4f}"),
-                             f(s["msssim_db"], "{:.2f}")])
+                rows.append([c, str(q), f(s["bpp"], "{:.4f}"), f(s["psnr"], "{:.2f}"), f(s.get("msssim"), "{:.4f}"),
+                             f(s.get("msssim_db"), "{:.2f}")])
     return md_table(["codec", "quality", "bpp", "PSNR", "MS-SSIM", "MS-SSIM dB"], rows)
 
 
+def figure_caption(ctx, metric):
+    shown = "every model" if ctx.args.all_models else \
+        "only the shipped models (fxlic/zoo; --all-models draws the others too, as the tables list them)"
+    return (f"fxlic's integer and float models and the classical codecs on {len(ctx.images)} Kodak image(s); "
+            f"{shown}. " + P.RD_POINTS_CAPTION[metric])
+
+
 def figures(ctx, rd):
+    """The RD figures; returns [(path, caption)]."""
     from fxlic.eval.plots import rd_plot
     os.makedirs(ctx.args.figures, exist_ok=True)
     out = []
     for metric, fn, title in (("psnr", "rd_psnr.png", "Kodak, PSNR"), ("msssim_db", "rd_msssim.png",
                                                                           "Kodak, MS-SSIM")):
-        cs = curves(ctx, rd, metric) + classical_curves(ctx, metric)
+        cs = curves(ctx, rd, metric, plot=True) + classical_curves(ctx, metric)
         if not cs:
             continue
-        ours = [(b, q) for c in cs if c["kind"] != "classical" for b, q in zip(c["bpp"], c["q"])]
+        cs += P.rd_points(metric)
+        ours = [(b, q) for c in cs if c["kind"] in ("int", "float") for b, q in zip(c["bpp"], c["q"])]
         xmax = max(1.0, 1.5 * max(b for b, _ in ours)) if ours else 2.0
-        inside = [q for c in cs for b, q in zip(c["bpp"], c["q"]) if b <= xmax]
+        inside = [q for c in cs for b, q in zip(c["bpp"], c["q"]) if b <= xmax and math.isfinite(q)]
         ylim = (min(inside) - 1.0, max(inside) + 1.0) if inside else None
         p = os.path.join(ctx.args.figures, fn)
-        rd_plot(cs, p, metric, f"{title} ({len(ctx.images)} images)", xlim=(0, xmax), ylim=ylim)
-        out.append(p)
+        cap = figure_caption(ctx, metric)
+        rd_plot(cs, p, metric, f"{title} ({len(ctx.images)} images)", xlim=(0, xmax), ylim=ylim, caption=cap)
+        out.append((p, cap))
     return out
+
+
+def export_results(ctx, rd, directory, per_image=True):
+    """CompressAI-layout JSON per curve (fxlic/eval/export.py) in directory/compressai,
+    and the per-image rows of the RD runs in directory/per_image.csv."""
+    from fxlic import __version__
+    from fxlic.eval import export
+    from fxlic.eval.codecs import library_version
+    n = len(ctx.images)
+    docs, rows = [], []
+    hp = rd_set(ctx, rd)
+    for kind in ("int", "float"):
+        groups = [("hyperprior5", [m for m in hp if rd[m][kind]])] + \
+            [(m, [m]) for m in rd if m not in hp and rd[m][kind]]
+        for gname, names in groups:
+            if not names:
+                continue
+            recs = {m: (ctx.int_recs if kind == "int" else ctx.float_recs)(m, ctx.images) for m in names}
+            what = ("8-bit integer codec (numba backend), bpp of the real .fxl bitstream" if kind == "int" else
+                    "Inference (estimation): float32 forward, ideal bpp (-log2 p)")
+            label = f"fxlic-{kind}-{gname}"
+            docs.append(export.compressai_doc(label, f"fxlic {__version__} {what}; Kodak, {n} image(s); "
+                                              f"models {', '.join(names)}", [recs[m] for m in names]))
+            for m in names:
+                rows += export.per_image_rows(label, m, recs[m])
+    for c in ctx.args.codecs:
+        pts = [(q, r) for q, r in ctx.classical(c, ctx.images) if complete(r)]
+        if not pts:
+            continue
+        lib = library_version(CODECS[c].library)
+        docs.append(export.compressai_doc(CODECS[c].label, f"{CODECS[c].label}, {lib}, bpp of the whole file; "
+                                          f"Kodak, {n} image(s)", [r for _, r in pts]))
+        for q, r in pts:
+            rows += export.per_image_rows(CODECS[c].label, f"q={q}", r)
+    paths = export.write_compressai(os.path.join(directory, "compressai"), docs)
+    if per_image:
+        export.write_per_image_csv(os.path.join(directory, "per_image.csv"), rows)
+    return paths
 
 
 def section_table_i(ctx):
@@ -527,7 +725,7 @@ def section_lin_all(ctx):
 
 def section_vi(ctx):
     rows = []
-    for name, kind in MODELS:
+    for name, kind in ctx.models:
         if name not in ctx.weights:
             continue
         base = ctx.float_recs(name, ctx.abl_images)
@@ -555,7 +753,7 @@ def section_vi(ctx):
 
 def section_vii(ctx):
     rows = []
-    for name, kind in MODELS:
+    for name, kind in ctx.models:
         if name not in ctx.weights or name not in ctx.nowcft:
             continue
         lam = ctx.lam(name)
@@ -584,7 +782,7 @@ def section_vii(ctx):
 
 def section_viii(ctx):
     rows = []
-    for name, kind in MODELS:
+    for name, kind in ctx.models:
         if name not in ctx.weights:
             continue
         lam = ctx.lam(name)
@@ -606,6 +804,27 @@ def section_viii(ctx):
                      "paper LQ → NLQ", "integer codec loss, LQ activations", "integer codec loss, NLQ + mux"], rows)
 
 
+def viii_note(ctx):
+    """The LQ vs NLQ+mux difference measured here against the paper's (computed)."""
+    diffs = []
+    for name, _ in ctx.models:
+        base = ctx.float_recs(name, ctx.abl_images)
+        i_lq = loss(ctx.int_recs(name, ctx.abl_images, act="lq"), base, rate="est_bpp")
+        i_nlq = loss(ctx.int_recs(name, ctx.abl_images), base, rate="est_bpp")
+        if i_lq and i_nlq:
+            diffs.append((name, i_nlq[0] - i_lq[0]))
+    paper = [b - a for t0, t1 in ((PAPER_VIII_HYPER_LQ, PAPER_VI_HYPER["a"]), (PAPER_VIII_FACT_LQ, PAPER_VI_FACT["a"]))
+             for a, b in zip(t0[0], t1[0])]
+    if not diffs:
+        return "NLQ + mux vs LQ on the integer codec: pending.\n"
+    cells = ", ".join(f"{n} {d:+.3f} dB" for n, d in diffs)
+    return (f"PSNR gain of NLQ + mux over LQ on the integer codec (NLQ loss minus LQ loss): {cells}. The paper's "
+            f"MSE models gain {min(paper):+.3f} to {max(paper):+.3f} dB (its Table VIII against Table VI, MSE "
+            "columns), the most at its highest lambdas, whose activation ranges are widest. The ReLU ranges get "
+            "headroom above the calibrated maximum (docs/CALIBRATION.md), so both variants clip rarely; NLQ's "
+            "finer steps near zero are what it adds.\n")
+
+
 def signed_bits(lo, hi):
     b = 1
     while lo < -(1 << (b - 1)) or hi > (1 << (b - 1)) - 1:
@@ -617,7 +836,7 @@ def section_v(ctx):
     from fxlic.io.modelfile import load_model
     from fxlic.quant.meanreduce import mu_from_pixels
     rows = []
-    for name, _ in MODELS:
+    for name, _ in ctx.models:
         p = ctx.int_model(name)
         if name not in ctx.weights or p is None:
             continue
@@ -677,7 +896,7 @@ def section_ix(ctx):
         ]
     tab = md_table(["part", "item", "count", "fxlic MB", "paper MB"], rows)
     ex = []
-    for name, _ in MODELS:
+    for name, _ in ctx.models:
         p = ctx.int_model(name)
         if p is None:
             continue
@@ -718,8 +937,8 @@ def section_summary(ctx, rd):
                        f"integer {it['bpp']:.4f} bpp (.fxl; estimate {it.get('est_bpp', float('nan')):.4f}) / "
                        f"{it['psnr']:.2f} dB: {it['psnr'] - fl['psnr']:+.3f} dB, "
                        f"{100 * (it.get('est_bpp', it['bpp']) / fl['bpp'] - 1):+.2f} % bits (estimate), "
-                       f"{100 * (it['bpp'] / fl['bpp'] - 1):+.2f} % (file); MS-SSIM {fl['msssim']:.4f} → "
-                       f"{it['msssim']:.4f}.")
+                       f"{100 * (it['bpp'] / fl['bpp'] - 1):+.2f} % (file); MS-SSIM {f(fl.get('msssim'), '{:.4f}')} → "
+                       f"{f(it.get('msssim'), '{:.4f}')}.")
     for metric, unit in (("psnr", "PSNR"), ("msssim_db", "MS-SSIM")):
         ours = curves(ctx, rd, metric)
         anchors = {c["codec"]: c for c in classical_curves(ctx, metric)}
@@ -736,20 +955,43 @@ def section_summary(ctx, rd):
                            "more bits do not buy more quality between them (short, uneven training). BD values "
                            f"below use the rising part only (without {', '.join(dropped)}; the bjontegaard "
                            "interpolation needs a monotone curve); per-model differences are given as well.")
+            if fl:
                 r = bd.bd_rate(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
                 q = bd.bd_quality(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
                 out.append(f"* hyperprior-5 integer vs float ({unit}): BD-rate "
                            f"{sgn(r, 2, 'n/a')} %, BD-{unit} {sgn(q, 3, 'n/a')} dB.")
-            for c in ("jpeg", "hevc"):
+            ahead, behind, na = [], [], []
+            for c in ctx.args.codecs:  # every anchor, in the order of --codecs
+                if c not in anchors:
+                    continue
+                a = anchors[c]
+                r = bd.bd_rate(a["bpp"], a["q"], t["bpp"], t["q"])
+                ov = bd.overlap(a["bpp"], a["q"], t["bpp"], t["q"])
+                pts = [f"{n} {with_unit(pr, 1, '% bits')} / {with_unit(pq, 2, 'dB')}"
+                       for n, pr, pq in _point_deltas(t, a)]
+                word = "n/a" if r is None else ("fewer bits than the anchor" if r < 0 else
+                                                "more bits than the anchor")
+                (na if r is None else ahead if r < 0 else behind).append(f"{a['label']} ({sgn(r, 1, 'n/a')} %)"
+                                                                        if r is not None else a["label"])
+                out.append(f"* hyperprior-5 integer vs {a['label']} ({unit}): BD-rate {sgn(r, 1, 'n/a')} % "
+                           f"({word})" + (f" over {unit} {ov[0]:.2f}–{ov[1]:.2f}" if ov else "")
+                           + "; per model at equal quality / equal rate: " + ", ".join(pts) + ".")
+            if ahead or behind:
+                out.append(f"* **Standing ({unit}, BD-rate of the integer hyperprior-5 curve):** ahead of "
+                           f"{', '.join(ahead) or 'no anchor'}; behind {', '.join(behind) or 'no anchor'}"
+                           + (f"; no overlap with {', '.join(na)}" if na else "") + ".")
+        for t in ours:  # single-point models against every anchor
+            if t["kind"] != "int" or len(t["bpp"]) != 1:
+                continue
+            cells = []
+            for c in ctx.args.codecs:
                 if c in anchors:
-                    a = anchors[c]
-                    r = bd.bd_rate(a["bpp"], a["q"], t["bpp"], t["q"])
-                    ov = bd.overlap(a["bpp"], a["q"], t["bpp"], t["q"])
-                    pts = [f"{n} {sgn(pr, 1, 'n/a')} % bits / {sgn(pq, 2, 'n/a')} dB"
-                           for n, pr, pq in _point_deltas(t, a)]
-                    out.append(f"* hyperprior-5 integer vs {a['label']} ({unit}): BD-rate {sgn(r, 1, 'n/a')} %"
-                               + (f" over {unit} {ov[0]:.2f}–{ov[1]:.2f}" if ov else "")
-                               + "; per model at equal quality / equal rate: " + ", ".join(pts) + ".")
+                    r = bd.point_rate_delta(anchors[c]["bpp"], anchors[c]["q"], t["bpp"][0], t["q"][0])
+                    cells.append(f"{anchors[c]['label']} {sgn(r, 1, 'n/a (outside)')}" + (" %" if r is not None
+                                                                                           else ""))
+            if cells:
+                out.append(f"* {t['label']} ({unit}), bits at equal quality against each anchor: "
+                           + "; ".join(cells) + ".")
     return "\n".join(out) if out else "Pending: no model has both float and integer results yet."
 
 
@@ -771,12 +1013,12 @@ def write_report(ctx, command):
       f"ablations (Tables I, VI-VIII, Lin et al.) on the first {K} ({', '.join(os.path.basename(i) for i in ctx.abl_images)}), "
       "as the captions say.\n")
     a("**Read this first.** The paper's models were trained for about 10^6 iterations on ImageNet crops; "
-      "fxlic's float models were trained on one 2-core CPU for about 5.5 hours in total (batch 4 at 128x128; "
-      "each model's steps are in the Models table below) on 148 images "
-      "(68 CBSD68 + 80 CSun_Hays80, docs/TRAINING.md). Their absolute rate-distortion performance is far below "
-      "the paper's (see the comparison with JPEG below); what the tables can compare is the *quantization loss* (integer vs "
-      "float of the same weights), which does not require well-trained weights but does depend on them: badly "
-      "converged weights and activations have different ranges than the paper's.\n")
+      "fxlic's float models were trained on a CPU budget for far fewer steps on a small training set (each "
+      "model's steps and wall time are in the Models table below; docs/TRAINING.md has the data and the stages). "
+      "Their absolute rate-distortion performance is far below the paper's (the Summary states the standing "
+      "against every classical codec measured); what the tables can compare is the *quantization loss* "
+      "(integer vs float of the same weights), which does not require well-trained weights but does depend on "
+      "them: badly converged weights and activations have different ranges than the paper's.\n")
     a("Conventions: bpp of the integer models is the size of the real `.fxl` file (header, CRC and both "
       "substreams) over the pixel count; *estimated* bpp is the entropy model's -log2 p of the same symbols "
       "(the counterpart of the float model's ideal bpp, used for the loss tables so the coder's overhead is "
@@ -797,17 +1039,16 @@ def write_report(ctx, command):
     a(main_tab)
     a("")
     if times:
-        a("Integer codec time per image (numba backend, this shared 2-core machine, "
+        a(f"Integer codec time per image (numba backend, the {os.cpu_count()}-core machine of this run, "
           "parallel workers): " + "; ".join(times) + ".\n")
-    for p in figs:
-        a(f"![{os.path.basename(p)}](figures/{os.path.basename(p)})\n")
+    a(figure_md(ctx, figs))
     a("### BD-rate / BD-PSNR (bjontegaard package, piecewise cubic 'pchip' interpolation)\n")
     a("With three hyperprior rate points the test curve is short: BD values are computed over the overlap "
       "of the two curves only (the 'overlap' column); outside it nothing is claimed. The factorized model is a "
       "single point and gets the rate difference at its own quality against the interpolated anchor.\n")
     a(section_bd(ctx, rd))
-    a("**Issue 7 quality bar (integer models vs Pillow JPEG):** see the `JPEG (Pillow, 4:2:0)` rows above. "
-      "A positive BD-rate means the integer model needs more bits than JPEG for the same PSNR.\n")
+    a("Reading the table: a negative BD-rate means the integer models need fewer bits than that anchor for the "
+      "same quality, a positive one more; the Summary above lists the standing against every anchor.\n")
     a("### Classical codecs (all images)\n")
     if ctx.args.skipped_codecs:
         a(f"Not measured in this run (library not installed): {', '.join(ctx.args.skipped_codecs)}.\n")
@@ -838,23 +1079,19 @@ def write_report(ctx, command):
       "(hyperprior or factorized, MSE).\n")
     a(section_vi(ctx))
     a("")
-    a(f"## Table VII (issue: 'Table III'): WCFT gain (first {K} images)\n")
+    a(f"## Table VII: WCFT gain (first {K} images)\n")
     a("The same training run exported just before the first WCFT round (`*-nowcft`) and after WCFT "
       "fine-tuning. Each loss is against the float model of the same export; the last column is what WCFT "
       "fine-tuning itself did to the float model.\n")
     a(section_vii(ctx))
     a("")
-    a(f"## Table VIII (issue: 'Table IV'): activation LQ vs NLQ with mux (first {K} images)\n")
+    a(f"## Table VIII: activation LQ vs NLQ with mux (first {K} images)\n")
     a("`build_int_model(act_quant='lq')` puts every main-path activation on the uniform mux-0 codebook; "
       "'nlq-mux' selects one of four NLQ codebooks per channel (Eq 24-27). A-only = activation simulation, "
       "integer codec = real bitstream (estimated bpp), both against the float model.\n")
     a(section_viii(ctx))
     a("")
-    a("Compare the two columns: on these weakly trained models the LQ / NLQ+mux differences are a few "
-      "hundredths of a dB either way, smaller than the paper's (up to 0.14 dB in its Table IV on converged "
-      "networks, whose per-channel activation ranges are wider). Since the ReLU ranges get one bit of "
-      "headroom above the calibrated maximum (docs/CALIBRATION.md), both variants clip rarely; NLQ's finer "
-      "steps near zero are what it adds.\n")
+    a(viii_note(ctx))
     a(f"## Table V: bit-depth of y with and without mean reduction (Kodak, {len(ctx.images)} images)\n")
     a("Bits of the two's-complement range of y_hat per channel over the Kodak images (float forward), and for "
       "the channels the integer model mean-reduces (chosen on the 9 calibration images, Eq 28-30), the range of "
@@ -867,6 +1104,8 @@ def write_report(ctx, command):
       "selects no channel for mean reduction and Eq 28-30 has nothing to do; the mechanism itself is exercised "
       "by the unit tests (tests/test_quant_misc.py) rather than by these models.\n")
     a("## Table IX: memory at 768 x 512 (MB = 10^6 bytes)\n")
+    a("Per layer, for any model and image size, with row-streaming line buffers and Table X energy: "
+      "`fxlic cost MODEL --size WxH` (docs/COST.md); the counts below are the same functions'.\n")
     a(ix_tab)
     a("")
     a("Counting rules. Encoder = g_a + h_a + h_s (13 layers), decoder = h_s + g_s (10 layers). Weights, "
@@ -898,13 +1137,14 @@ def write_report(ctx, command):
     a("## What differs from the paper, and why\n")
     fewer = [n for n, r in rd.items() if r["float"] and r["int"] and r["int"].get("est_bpp")
              and r["int"]["est_bpp"] < 0.99 * r["float"]["bpp"]]
-    a("* **Training budget and data.** About 5.5 hours on 2 CPU cores and 148 images instead of 10^6 "
-      "iterations on ImageNet: fxlic's float models are far from converged, so absolute PSNR / bpp (and the "
-      "comparisons with JPEG etc.) are not the paper's; only the paper's three N = 128 MSE lambdas of the "
-      "hyperprior (plus 0.015 at N = 128 for the 3-round WCFT) and one factorized model exist.\n"
+    lams = ", ".join(f"{n} (lambda {f(ctx.lam(n), '{:g}')})" for n, _ in ctx.models)
+    a("* **Training budget and data.** A CPU budget and a small training set (Models table, docs/TRAINING.md) "
+      "instead of 10^6 iterations on ImageNet: fxlic's float models are far from converged, so absolute PSNR / "
+      "bpp (and the comparisons with the classical codecs) are not the paper's; the models are "
+      f"{lams or 'none yet'}, all MSE-optimized, none for MS-SSIM.\n"
       "* **Fewer images for the ablations** (first "
-      f"{K} Kodak images) because every ablation is a full-resolution float forward in NumPy (~10-30 s per "
-      "image here) or an integer encode + decode (~15-25 s); the main RD rows use all images.\n"
+      f"{K} Kodak images) because every ablation is a full-resolution float forward in NumPy "
+      f"({ablation_cost(ctx)}); the main RD rows use all images.\n"
       "* **Calibration**: 9 CBSD68 images (first in name order, centre crop 512), as the paper's 'nine training "
       "images'.\n"
       "* **Integer models that need fewer bits than their float model** "
@@ -918,34 +1158,253 @@ def write_report(ctx, command):
       "under-trained network has a different dynamic range per channel than the paper's, so the sign and "
       "size of individual entries can differ even where the method is the same.\n")
     a("## Regenerate\n")
-    a("```\npip install '.[eval]'\npython tools/paper_tables.py --jobs 2\n```\n"
-      "Options: `--images N` (main RD), `--ablation-images K`, `--codecs LIST`, `--cache DIR`, `--report-only`.")
+    a(regenerate_md(ctx))
+    exported = export_results(ctx, rd, ctx.args.figures, per_image=False)
     os.makedirs(os.path.dirname(os.path.abspath(ctx.args.out)), exist_ok=True)
     with open(ctx.args.out, "w") as fh:
         fh.write("\n".join(L) + "\n")
     with open(os.path.join(ctx.args.figures, "results.json"), "w") as fh:
         json.dump({"main": rd, "images": [os.path.basename(i) for i in ctx.images]}, fh, indent=1, default=str)
-    print(f"wrote {ctx.args.out} and {len(figs)} figure(s)", file=sys.stderr)
+    print(f"wrote {ctx.args.out}, {len(figs)} figure(s) and {len(exported)} CompressAI-layout JSON file(s) in "
+          f"{os.path.join(ctx.args.figures, 'compressai')}", file=sys.stderr)
 
 
-def main(argv=None):
+def ablation_cost(ctx):
+    """Measured time of a float forward and of an integer encode + decode (this run's records)."""
+    fl, it = [], []
+    for n, _ in ctx.models:
+        fl += [r["seconds"] for r in ctx.float_recs(n, ctx.images) if r and r.get("seconds") is not None]
+        it += [r["encode_s"] + r["decode_s"] for r in ctx.int_recs(n, ctx.images) if r and "encode_s" in r]
+    if not fl or not it:
+        return "timings pending"
+    return (f"{np.mean(fl):.1f} s per image here on average, against {np.mean(it):.1f} s for an integer "
+            "encode + decode")
+
+
+def figure_md(ctx, figs):
+    """Markdown of the figures with their captions, paths relative to the report."""
+    base = os.path.dirname(os.path.abspath(ctx.args.out))
+    return "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(os.path.abspath(p), base)})\n\n*{cap}*\n"
+                     for p, cap in figs)
+
+
+def run_note(ctx):
+    """What this run measured: wall time, computed vs cached per-image results."""
+    wall = time.time() - ctx.args.t_start
+    if ctx.args.report_only:
+        return (f"This report was rewritten from the cache ({ctx.args.cache}) with --report-only in "
+                f"{wall / 60:.1f} min: nothing computed; results missing from the cache show as pending.")
+    import resource
+    cpu = sum(getattr(resource.getrusage(w), k) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for k in ("ru_utime", "ru_stime"))
+    load = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")
+    return (f"This report's run took {wall / 60:.1f} min wall ({cpu / 60:.1f} min CPU in this process and its "
+            f"workers) on a {os.cpu_count()}-core machine with --jobs {ctx.args.jobs}, 5-minute load average "
+            f"{load:.1f} at the end: {ctx.computed} per-image results computed, {ctx.cached} read from the "
+            f"cache ({ctx.args.cache}).")
+
+
+def regenerate_md(ctx):
+    return ("```\npip install '.[eval]'\n"
+            "export FXLIC_KODAK=/path/to/kodak     # the 24 Kodak PNGs (or --kodak DIR)\n"
+            "export FXLIC_CALIB=/path/to/CBSD68    # calibration images, for models not shipped (or --calib DIR)\n"
+            "python tools/paper_tables.py --jobs 2\n```\n\n"
+            "Quick check (the headline tables, the shipped models and their float models against JPEG, "
+            "JPEG 2000, WebP, AVIF and HEVC intra on 6 Kodak images; quantizes nothing, needs no calibration "
+            "images; writes ./paper-tables-quick/): `python tools/paper_tables.py --quick`.\n\n"
+            "Inputs, each a flag or an environment variable, checked before anything runs: `--kodak` / "
+            "`FXLIC_KODAK`, `--calib` / `FXLIC_CALIB`, `--weights-dir` / `FXLIC_WEIGHTS` (default tools/weights), "
+            "`--cache` / `FXLIC_EVAL_CACHE` (default ~/.cache/fxlic-eval). Options: `--images N` (main RD), "
+            "`--ablation-images K`, `--codecs LIST`, `--all-models` (figures: every model, not only the shipped "
+            "ones), `--report-only` (rewrite from the cache). The figures directory also receives one JSON per "
+            "curve in CompressAI's `eval_model` layout (`compressai/`).\n\n" + run_note(ctx))
+
+
+def write_quick_report(ctx, command):
+    """--quick: the headline tables and figures, CompressAI-layout JSON and
+    per-image CSV in --out-dir; the main table is printed too."""
+    rd = main_rd(ctx)
+    figs = figures(ctx, rd)
+    main_tab, times = section_main(ctx, rd)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    names = ", ".join(os.path.basename(i) for i in ctx.images)
+    L = []
+    a = L.append
+    a("# fxlic headline results (quick run)\n")
+    a(f"Generated {now} by `{command}`: the shipped models (fxlic/zoo) and their float models against "
+      f"{', '.join(CODECS[c].label for c in ctx.args.codecs) or 'no classical codec'} on {len(ctx.images)} "
+      f"Kodak image(s) spread over the set ({names}). A subset: averages move with the images chosen; the "
+      "full report (`python tools/paper_tables.py`, docs/RESULTS.md) uses all 24 images and adds the "
+      "ablations of the paper's tables.\n")
+    if ctx.args.skipped_codecs:
+        a(f"Not measured (library not installed): {', '.join(ctx.args.skipped_codecs)}.\n")
+    a("Conventions: integer bpp is the size of the real `.fxl` file over the pixel count (*estimate*: the entropy "
+      "model's -log2 p); float models: float32 forward, ideal bpp; classical codecs: the whole file. PSNR is RGB "
+      "8-bit, MS-SSIM dB = -10 log10(1 - MS-SSIM), both averaged over the images.\n")
+    a("## Summary (computed)\n")
+    a(section_summary(ctx, rd))
+    a("")
+    a(f"## Rate-distortion ({len(ctx.images)} Kodak images)\n")
+    a(main_tab)
+    a("")
+    if times:
+        a("Integer codec time per image: " + "; ".join(times) + ".\n")
+    a(figure_md(ctx, figs))
+    a("## BD-rate / BD-quality (bjontegaard, pchip)\n")
+    a(section_bd(ctx, rd))
+    a("## Classical codecs\n")
+    a(section_classical(ctx))
+    a("")
+    out_dir = os.path.dirname(os.path.abspath(ctx.args.out))
+    exported = export_results(ctx, rd, out_dir, per_image=True)
+    a("## Files\n")
+    a(f"`per_image.csv` (every image of every rate point) and `compressai/*.json` (one file per curve in "
+      "CompressAI's `eval_model` layout, to overlay with `python -m compressai.utils.plot` or published "
+      "CompressAI results).\n")
+    a(run_note(ctx))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(ctx.args.out, "w") as fh:
+        fh.write("\n".join(L) + "\n")
+    with open(os.path.join(ctx.args.figures, "results.json"), "w") as fh:
+        json.dump({"main": rd, "images": [os.path.basename(i) for i in ctx.images]}, fh, indent=1, default=str)
+    print(main_tab)
+    print()
+    print(section_summary(ctx, rd))
+    print(f"\nwrote {ctx.args.out}, {len(figs)} figure(s), per_image.csv and {len(exported)} CompressAI-layout "
+          f"JSON file(s) in {out_dir}", file=sys.stderr)
+
+
+def compute_quick(ctx):
+    """Every task of the headline tables in one pool and one progress bar."""
+    ctx.planning = True
+    for n, _ in ctx.models:
+        ctx.float_recs(n, ctx.images)
+        ctx.int_recs(n, ctx.images)
+    for c in ctx.args.codecs:
+        ctx.classical(c, ctx.images)
+    ctx.flush(f"quick: {len(ctx.images)} Kodak image(s)")
+    ctx.planning = False
+
+
+def build_specs(ctx):
+    """The integer models compute_all builds: [(name, nowcft, variants)]."""
+    names = [n for n, _ in ctx.models if n in ctx.weights]
+    return [(n, False, [("cw-nlq", "nlq-mux", True), ("cw-nlq", "lq", True)]) for n in names] + \
+        [(n, True, [("cw-nlq", "nlq-mux", True)]) for n in names if n in ctx.nowcft]
+
+
+def _makedirs(path, what):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"{what} {path}: cannot create ({e.strerror})") from None
+
+
+def check_inputs(args):
+    """Every input path, before anything runs; returns the test images."""
+    from fxlic.io.images import ImageError, list_images
+    if not args.kodak:
+        raise CliError("no Kodak images: pass --kodak DIR or set FXLIC_KODAK (the directory of the 24 Kodak PNGs)")
+    try:
+        every = list_images(args.kodak)
+    except ImageError as e:
+        raise CliError(f"--kodak: {e} (pass --kodak DIR or set FXLIC_KODAK)") from None
+    n = args.images if args.images is not None else (QUICK_IMAGES if args.quick else 24)
+    if n < 1 or args.ablation_images < 1:
+        raise CliError("--images and --ablation-images must be at least 1")
+    if args.jobs < 1:
+        raise CliError("--jobs must be at least 1")
+    if not os.path.isdir(args.weights_dir) and (args.weights_explicit or not args.quick):
+        raise CliError(f"--weights-dir {args.weights_dir}: no such directory (or set FXLIC_WEIGHTS)")
+    _makedirs(args.cache, "--cache")
+    _makedirs(os.path.dirname(os.path.abspath(args.out)), "--out: directory")
+    _makedirs(args.figures, "--figures")
+    return spread(every, n) if args.quick else every[:n]
+
+
+def check_calib(ctx):
+    """Full run: calibration images are needed only for models still to quantize."""
+    from fxlic.io.images import ImageError, list_images
+    missing = ctx.missing_models(build_specs(ctx))
+    if not missing:
+        return
+    why = f"{len(missing)} integer model(s) are neither shipped nor in the cache and must be quantized"
+    if not ctx.args.calib:
+        raise CliError(f"{why}: pass --calib DIR or set FXLIC_CALIB (calibration images, e.g. CBSD68)")
+    try:
+        list_images(ctx.args.calib)
+    except ImageError as e:
+        raise CliError(f"--calib: {e} ({why}; pass --calib DIR or set FXLIC_CALIB)") from None
+
+
+def parse_args(argv=None):
     shared = os.path.join(os.path.dirname(REPO), "shared", "data")
+
+    def fallback(env, path):
+        return os.environ.get(env) or (path if os.path.isdir(path) else None)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights-dir", default=os.path.join(REPO, "tools", "weights"))
-    p.add_argument("--kodak", default=os.path.join(shared, "kodak"))
-    p.add_argument("--calib", default=os.path.join(shared, "train", "CBSD68"))
-    p.add_argument("--images", type=int, default=24, help="Kodak images for the main RD (default 24)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"the headline tables only: shipped models, their float models, "
+                        f"{QUICK_CODECS.replace(',', ', ')} on {QUICK_IMAGES} Kodak images (minutes)")
+    p.add_argument("--weights-dir", default=None,
+                   help="float models (default $FXLIC_WEIGHTS or tools/weights)")
+    p.add_argument("--kodak", default=fallback("FXLIC_KODAK", os.path.join(shared, "kodak")),
+                   help="the Kodak images (default $FXLIC_KODAK)")
+    p.add_argument("--calib", default=fallback("FXLIC_CALIB", os.path.join(shared, "train", "CBSD68")),
+                   help="calibration images for models quantized here (default $FXLIC_CALIB)")
+    p.add_argument("--images", type=int, default=None,
+                   help=f"Kodak images for the main RD (default 24; --quick: {QUICK_IMAGES}, spread over the set)")
     p.add_argument("--ablation-images", type=int, default=6, help="images for the ablations (default 6)")
-    p.add_argument("--codecs", default=DEFAULT_CODECS)
-    p.add_argument("--cache", default=default_dir())
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--out", default=os.path.join(REPO, "docs", "RESULTS.md"))
-    p.add_argument("--figures", default=os.path.join(REPO, "docs", "figures"))
+    p.add_argument("--codecs", default=None, help=f"classical codecs (default {DEFAULT_CODECS}; "
+                                                  f"--quick: {QUICK_CODECS})")
+    p.add_argument("--cache", default=default_dir(), help="result cache (default $FXLIC_EVAL_CACHE or "
+                                                          "~/.cache/fxlic-eval)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default 1; --quick: the CPU count, "
+                                                          "at most 8)")
+    p.add_argument("--out", default=None, help="the report (default docs/RESULTS.md; --quick: "
+                                               "OUT_DIR/RESULTS-quick.md)")
+    p.add_argument("--figures", default=None, help="figures directory (default docs/figures; --quick: "
+                                                   "OUT_DIR/figures)")
+    p.add_argument("--out-dir", default="paper-tables-quick", help="--quick: where everything goes "
+                                                                   "(default ./paper-tables-quick)")
+    p.add_argument("--all-models", action="store_true", help="figures: every model, not only the shipped ones")
     p.add_argument("--report-only", action="store_true", help="no computation: report what the cache has")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
-    args.codecs = [c for c in args.codecs.split(",") if c]
+    args.weights_explicit = bool(args.weights_dir or os.environ.get("FXLIC_WEIGHTS"))
+    args.weights_dir = args.weights_dir or os.environ.get("FXLIC_WEIGHTS") or os.path.join(REPO, "tools", "weights")
+    if args.jobs is None:
+        args.jobs = max(1, min(8, os.cpu_count() or 1)) if args.quick else 1
+    if args.quick:
+        args.out = args.out or os.path.join(args.out_dir, "RESULTS-quick.md")
+        args.figures = args.figures or os.path.join(args.out_dir, "figures")
+    else:
+        args.out = args.out or os.path.join(REPO, "docs", "RESULTS.md")
+        args.figures = args.figures or os.path.join(REPO, "docs", "figures")
+    codecs = args.codecs if args.codecs is not None else (QUICK_CODECS if args.quick else DEFAULT_CODECS)
+    args.codecs = [c.strip() for c in codecs.split(",") if c.strip()]
+    bad = [c for c in args.codecs if c not in CODECS]
+    if bad:
+        raise CliError(f"unknown codec(s) {', '.join(bad)}; choose from {', '.join(CODECS)}")
+    return args
+
+
+def command_line(args):
+    cmd = "python tools/paper_tables.py" + (" --quick" if args.quick else "")
+    default_n = QUICK_IMAGES if args.quick else 24
+    if args.images is not None and args.images != default_n:
+        cmd += f" --images {args.images}"
+    if not args.quick and args.ablation_images != 6:
+        cmd += f" --ablation-images {args.ablation_images}"
+    return cmd
+
+
+def _main(argv=None):
+    t_start = time.time()
+    args = parse_args(argv)
+    args.t_start = t_start
+    images = check_inputs(args)
     args.skipped_codecs = []
     if not args.report_only:
         ok = {c: available(c) for c in args.codecs}
@@ -954,13 +1413,34 @@ def main(argv=None):
         if args.skipped_codecs:
             print(f"paper_tables: codec(s) {', '.join(args.skipped_codecs)} not installed, left out of the "
                   "report (pip install '.[eval]' installs them)", file=sys.stderr)
-    ctx = Ctx(args)
+    ctx = Ctx(args, images)
+    if args.quick:
+        if not ctx.models:
+            raise CliError("no shipped model in fxlic/zoo to evaluate")
+        missing = [n for n, _ in ctx.models if n not in ctx.weights]
+        if missing:
+            print(f"paper_tables: note: no float weights found for {', '.join(missing)} (looked in "
+                  f"{args.weights_dir} and fxlic/zoo); integer results only", file=sys.stderr)
+        if not args.report_only:
+            compute_quick(ctx)
+        write_quick_report(ctx, command_line(args))
+        return 0
     if not args.report_only:
+        check_calib(ctx)
         compute_all(ctx)
-    cmd = "python tools/paper_tables.py" + (f" --images {args.images}" if args.images != 24 else "") + \
-        (f" --ablation-images {args.ablation_images}" if args.ablation_images != 6 else "")
-    write_report(ctx, cmd)
+    write_report(ctx, command_line(args))
     return 0
+
+
+def main(argv=None):
+    try:
+        return _main(argv)
+    except CliError as e:
+        print(f"paper_tables: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

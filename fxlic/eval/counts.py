@@ -1,8 +1,10 @@
-"""Table IX (memory) and Table X (energy) from the layer list.
+"""Table IX (memory) and Table X (energy) from the layer list, as the
+report of tools/paper_tables.py uses them.
 
 Memory (MB = 10^6 bytes) at 768 x 512, encoder = g_a + h_a + h_s, decoder =
-h_s + g_s, counts from ``fxlic.io.modelfile.memory_counts``.  Energy per image
-from counted operations with the 45 nm figures of Table X (Horowitz 2014).
+h_s + g_s, counts from ``fxlic.io.modelfile.memory_counts`` (what ``fxlic
+info`` prints).  MACs and Table X energy come from ``fxlic.eval.cost`` (what
+``fxlic cost`` prints); this module only regroups them.
 """
 from __future__ import annotations
 
@@ -10,15 +12,13 @@ import math
 
 import numpy as np
 
+from ..io.modelfile import memory_counts, output_sizes  # noqa: F401 (re-exported)
 from ..model.arch import Architecture
+from .cost import PJ, layer_costs, op_pj  # noqa: F401 (PJ re-exported)
 
 MB = 1e6
 
-#: Table X, pJ per operation
-PJ = {"int8": {"add": 0.03, "mult": 0.2}, "int32": {"add": 0.1, "mult": 3.1},
-      "fp16": {"add": 0.4, "mult": 1.1}, "fp32": {"add": 0.9, "mult": 3.7}}
-
-#: the paper's Table IX (MB)
+#: the paper's Table IX (MB), as printed
 PAPER_IX = {
     "proposal": {"encoder": {"w": 3.942, "sf_w": 0.0014, "w_total": 3.943, "o": 19.771, "sf_o": 0.0018,
                              "o_total": 19.773},
@@ -26,31 +26,6 @@ PAPER_IX = {
                              "o_total": 20.252}},
     "baseline_fp32": {"encoder": {"w": 15.77, "o": 79.09}, "decoder": {"w": 11.90, "o": 81.99}},
 }
-
-
-def output_sizes(arch: Architecture, h: int, w: int) -> dict:
-    """Output (H, W) of every layer for an h x w input (as fxlic.io.modelfile)."""
-    size = {"x": (h, w)}
-    for l in arch.layers:
-        size[l.name] = l.out_hw(*size[l.src])
-        if l.out == "y":
-            size["y_hat"] = size["y"] = size[l.name]
-        elif l.out == "z":
-            size["z_hat"] = size["z"] = size[l.name]
-    return size
-
-
-def memory_counts(arch: Architecture, w: int = 768, h: int = 512) -> dict:
-    """Raw counts (as fxlic.io.modelfile.memory_counts): weights, weight
-    scale-factor channels, activations (every layer's output), channels."""
-    sizes = output_sizes(arch, h, w)
-    res = {}
-    for part, layers in (("encoder", arch.encoder), ("decoder", arch.decoder)):
-        res[part] = {"weights": sum(l.n_weights for l in layers),
-                     "weight_sf": sum(l.cout for l in layers),
-                     "activations": sum(l.cout * sizes[l.name][0] * sizes[l.name][1] for l in layers),
-                     "act_sf": sum(l.cout for l in layers)}
-    return res
 
 
 def table_ix(arch: Architecture, w: int = 768, h: int = 512) -> dict:
@@ -95,21 +70,13 @@ def exponent_bits(im) -> dict:
 
 
 def macs(arch: Architecture, w: int = 768, h: int = 512) -> dict:
-    """MACs and output counts per layer group at w x h."""
-    size = {"x": (h, w)}
+    """MACs and output counts per layer group (AT, HA, HS, ST) at w x h, and
+    for the encoder and the decoder (from ``fxlic.eval.cost.layer_costs``)."""
     res = {}
-    for l in arch.layers:
-        hin, win = size[l.src]
-        ho, wo = l.out_hw(hin, win)
-        size[l.name] = (ho, wo)
-        if l.out == "y":
-            size["y_hat"] = size["y"] = (ho, wo)
-        elif l.out == "z":
-            size["z_hat"] = (ho, wo)
-        g = l.name[:2]
-        d = res.setdefault(g, {"macs": 0, "outputs": 0})
-        d["macs"] += l.macs(hin, win)
-        d["outputs"] += l.cout * ho * wo
+    for r in layer_costs(arch, w, h):
+        d = res.setdefault(r["name"][:2], {"macs": 0, "outputs": 0})
+        d["macs"] += r["macs"]
+        d["outputs"] += r["outputs"]
     tot = lambda gs: {k: sum(res.get(g, {}).get(k, 0) for g in gs) for k in ("macs", "outputs")}  # noqa: E731
     return {"groups": res, "encoder": tot(("AT", "HA", "HS")), "decoder": tot(("HS", "ST"))}
 
@@ -118,10 +85,6 @@ def energy(counts: dict, mode: str) -> float:
     """Energy (J) of one part: MACs x (mult + add) + outputs x add (bias).
     ``int``: 8-bit multiply, 32-bit accumulate (the paper's model of the
     fixed-point MAC; shifts and table look-ups are not priced); ``fp32``,
-    ``fp16``: both operations in that format."""
-    if mode == "int":
-        mul, add = PJ["int8"]["mult"], PJ["int32"]["add"]
-    else:
-        mul, add = PJ[mode]["mult"], PJ[mode]["add"]
-    pj = counts["macs"] * (mul + add) + counts["outputs"] * add
-    return pj * 1e-12
+    ``fp16``: both operations in that format (``fxlic.eval.cost.op_pj``)."""
+    mac, add = op_pj("int8" if mode == "int" else mode)
+    return (counts["macs"] * mac + counts["outputs"] * add) * 1e-12
