@@ -2,7 +2,8 @@
 
 Each command lives in ``fxlic/commands/<name>.py`` with ``register(subparsers)``;
 a command raises ``CliError`` for anything the user did wrong, which is
-printed as one line with a non-zero exit (no traceback).
+printed as one line with a non-zero exit (no traceback).  A closed stdout
+(``fxlic models | head -3``) ends the command quietly with status 141.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .spec import SPEC_VERSION
 
 #: command modules, in the order ``fxlic --help`` lists them
 COMMANDS = ["demo", "compress", "decompress", "models", "info", "quantize", "vectors", "verify",
-            "selfcheck", "eval"]
+            "selfcheck", "eval", "cost"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,19 +38,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # `fxlic models | head -3`: the reader left; stop quietly
+        return _broken_pipe()
+
+
+def _run(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return rc
     except CliError as e:
         print(f"fxlic {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _broken_pipe() -> int:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise
+    again, and exit with 128 + SIGPIPE as a killed writer would."""
+    import os
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a descriptor (tests)
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bitstream.container import BitstreamError, Header, pack, unpack
+from .bitstream.container import BitstreamError, Header, check_pixels, pack, unpack
 from .entropy import gaussian as G
 from .model.int_forward import encode, hyper_decode, pad_to_multiple, synthesize
 from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
@@ -41,12 +41,12 @@ class CodecStats:
 
 
 def _tables(model: IntModel):
-    ent = model.entropy
-    fact = G.FactorizedTables.from_arrays({k[5:]: v for k, v in ent.items() if k.startswith("fact.")})
-    gauss = None
-    if model.arch.kind == "hyperprior":
-        gauss = G.GaussianTables.from_arrays({k[6:]: v for k, v in ent.items() if k.startswith("gauss.")})
-    return fact, gauss
+    """(factorized, Gaussian or None) tables, after the one model check
+    (fxlic.io.modelcheck, run once per model content; raises ModelError)."""
+    from .io.modelcheck import checked_tables
+
+    t = checked_tables(model)
+    return t.fact, t.gauss
 
 
 def model_id(model: IntModel) -> bytes:
@@ -59,8 +59,8 @@ def means_scales(model: IntModel, ms: np.ndarray):
     """SPEC E1: mean_q (2^-F, F = the tables' mean_frac_bits) and scale_q
     (2^-S, S = scale_frac_bits) from the HS5 codes, by R2 shifts."""
     M = model.arch.M
-    ent = model.entropy
-    S, F = (int(v) for v in np.asarray(ent["gauss.frac_bits"]).reshape(-1)[:2])
+    gauss = _tables(model)[1]
+    S, F = gauss.scale_frac_bits, gauss.mean_frac_bits
     hs5 = [l for l in model.arch.layers if l.out == "ms"][0].name
     e = model.layer(hs5).out_exp
     ms = np.asarray(ms, np.int64)
@@ -78,12 +78,12 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     if pixels.ndim != 3 or pixels.shape[0] != 3 or pixels.dtype != np.uint8:
         raise ValueError("compress expects a (3, H, W) uint8 image")
     _, H, W = pixels.shape
+    fact, gauss = _tables(model)
     padded = pad_to_multiple(pixels, model.arch.pad_multiple)
     if _tiled(hook, padded[0].size):
         enc = encode_tiled(model, padded, backend, progress=getattr(hook, "band", None))
     else:
         enc = encode(model, padded, backend, hook)
-    fact, gauss = _tables(model)
     y_hat = enc.y + enc.mu[:, None, None]
     coder = "reference" if backend == "reference" else "numba"
     if model.arch.kind == "hyperprior":
@@ -105,9 +105,21 @@ def read_header(data: bytes) -> Header:
     return unpack(data)[0]
 
 
-def decompress(model: IntModel, data: bytes, backend="numba", hook=None) -> np.ndarray:
-    """Bitstream -> (3, H, W) uint8.  Raises BitstreamError for anything wrong."""
+def decompress(model: IntModel, data: bytes, backend="numba", hook=None,
+               max_pixels: int = None) -> np.ndarray:
+    """Bitstream -> (3, H, W) uint8.  Raises BitstreamError for anything wrong
+    in the stream (a stream over ``max_pixels`` pixels included, checked from
+    the header before any work: container rule D1) and ModelError for a model
+    that fails fxlic.io.modelcheck."""
     hdr, zs, ys = unpack(data)
+    return decode_parts(model, hdr, zs, ys, backend, hook, max_pixels)
+
+
+def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="numba", hook=None,
+                 max_pixels: int = None) -> np.ndarray:
+    """``decompress`` of a stream already split by ``unpack`` / ``read_stream``."""
+    check_pixels(hdr, max_pixels)
+    fact, gauss = _tables(model)
     if hdr.model_id != model_id(model):
         raise BitstreamError("the stream was made with another model (model id "
                              f"{hdr.model_id.hex()} != {model_id(model).hex()})")
@@ -123,7 +135,6 @@ def decompress(model: IntModel, data: bytes, backend="numba", hook=None) -> np.n
         mu[c] = v
     pm = arch.pad_multiple
     Hp, Wp = -(-hdr.height // pm) * pm, -(-hdr.width // pm) * pm
-    fact, gauss = _tables(model)
     coder = "reference" if backend == "reference" else "numba"
     try:
         if arch.kind == "hyperprior":

@@ -30,10 +30,10 @@ def _model(arch=None, seed=0):
 @pytest.fixture(scope="module")
 def model():
     im = _model()
-    im.entropy = {"z/cdf": np.arange(-5, 19, dtype=np.int32).reshape(2, 12),
-                  "z/offset": np.array([-3, 4], np.int64),
-                  "y_scale_table": np.arange(7, dtype=np.uint16),
-                  "empty": np.zeros((0, 3), np.uint8)}
+    im.entropy.update({"z/cdf": np.arange(-5, 19, dtype=np.int32).reshape(2, 12),
+                       "z/offset": np.array([-3, 4], np.int64),
+                       "y_scale_table": np.arange(7, dtype=np.uint16),
+                       "empty": np.zeros((0, 3), np.uint8)})
     return im
 
 

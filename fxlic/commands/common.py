@@ -1,8 +1,8 @@
-"""Helpers shared by the CLI commands: model resolution, atomic output files."""
+"""Helpers shared by the CLI commands: model resolution, input checks and
+atomic output files (rules F1-F3 of fxlic.io.files)."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ..errors import CliError
 
@@ -26,14 +26,15 @@ def load_model_arg(arg):
         raise CliError(str(e)) from None
 
 
-def find_model_for_stream(data: bytes):
-    """The shipped model whose id matches the stream header, or None."""
-    from ..bitstream.container import BitstreamError
+def find_model_for_stream(stream):
+    """The shipped model whose id matches the stream header (a Header, or the
+    stream's bytes), or None."""
+    from ..bitstream.container import BitstreamError, Header
     from ..codec import model_id, read_header
     from ..io.modelfile import ModelFileError, list_zoo, load_model
 
     try:
-        mid = read_header(data).model_id
+        mid = stream.model_id if isinstance(stream, Header) else read_header(stream).model_id
     except BitstreamError as e:
         raise CliError(str(e)) from None
     for p in list_zoo():
@@ -46,42 +47,39 @@ def find_model_for_stream(data: bytes):
     return None
 
 
+def check_input_arg(path: str, kind: str = "a file") -> int:
+    """Rule F1 of fxlic.io.files as a CliError; returns the file size."""
+    from ..io.files import check_input
+
+    return check_input(path, CliError, kind)
+
+
 def read_input_file(path: str, max_bytes: int = 1 << 30) -> bytes:
-    if not os.path.exists(path):
-        raise CliError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise CliError(f"{path}: is a directory")
-    size = os.path.getsize(path)
+    size = check_input_arg(path)
     if size > max_bytes:
         raise CliError(f"{path}: {size} bytes is larger than any fxlic stream")
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(max_bytes + 1)
     except OSError as e:
         raise CliError(f"{path}: {e.strerror}") from None
 
 
-def write_atomic(path: str, data: bytes):
-    """Write via a temporary file in the same directory and rename: either the
-    whole file appears or nothing does."""
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.isdir(path):
-        raise CliError(f"{path}: is a directory")
-    if not os.path.isdir(d):
-        raise CliError(f"{path}: directory {d} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".fxlic-", suffix=".part")
-    except OSError as e:
-        raise CliError(f"{path}: cannot write ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise CliError(f"{path}: cannot write ({e.strerror})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def check_output_arg(path: str, inputs) -> None:
+    """Rule F2 of fxlic.io.files: ``-o`` must not name any of ``inputs``
+    ((label, path) pairs), by path, symbolic link or hard link."""
+    from ..io.files import check_output
+
+    check_output(path, inputs, CliError)
+
+
+def write_atomic(path: str, data: bytes, inputs=()):
+    """Rules F2-F3 of fxlic.io.files: never onto an input; the whole file
+    appears (mode 0666 minus the umask) or nothing does."""
+    from ..io.files import atomic_write
+
+    check_output_arg(path, inputs)
+    atomic_write(path, lambda f: f.write(data), CliError)
 
 
 def png_bytes(pixels) -> bytes:

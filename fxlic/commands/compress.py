@@ -1,10 +1,14 @@
-"""``fxlic compress IN -o OUT.fxl``: image -> bitstream through the integer pipeline."""
+"""``fxlic compress IN -o OUT.fxl``: image -> bitstream through the integer pipeline.
+
+``-o`` must not name the input image or the model file (rule F2 of
+fxlic.io.files); the output appears whole or not at all (F3).
+"""
 from __future__ import annotations
 
 import time
 
 from ..errors import CliError
-from .common import LayerProgress, load_model_arg, read_image_arg, write_atomic
+from .common import LayerProgress, check_output_arg, load_model_arg, read_image_arg, write_atomic
 
 LARGE = 2_000_000  # pixels from which a progress bar is shown
 
@@ -12,7 +16,10 @@ LARGE = 2_000_000  # pixels from which a progress bar is shown
 def run(args) -> int:
     from ..bitstream.container import BitstreamError
     from ..codec import compress
+    from ..model.intmodel import ModelError
 
+    inputs = [("input", args.input), ("--model file", args.model)]
+    check_output_arg(args.output, inputs)
     pixels = read_image_arg(args.input)
     model = load_model_arg(args.model)
     n_layers = len(model.arch.encoder)
@@ -20,12 +27,12 @@ def run(args) -> int:
     t0 = time.perf_counter()
     try:
         data, st = compress(model, pixels, args.backend, hook=prog)
-    except BitstreamError as e:
+    except (BitstreamError, ModelError) as e:
         raise CliError(str(e)) from None
     finally:
         prog.close()
     dt = time.perf_counter() - t0
-    write_atomic(args.output, data)
+    write_atomic(args.output, data, inputs)
     if not args.quiet:
         print(f"{args.input}: {pixels.shape[2]}x{pixels.shape[1]} -> {args.output}: "
               f"{st.bytes_total} bytes, {st.bpp:.4f} bpp (model {model.arch.name}, "
@@ -36,7 +43,7 @@ def run(args) -> int:
 def register(sub):
     s = sub.add_parser("compress", help="compress a PNG/JPEG/PPM image to an .fxl bitstream")
     s.add_argument("input", help="input image (8-bit RGB; grey is replicated, alpha dropped)")
-    s.add_argument("-o", "--output", required=True, help="output .fxl file")
+    s.add_argument("-o", "--output", required=True, help="output .fxl file (never the input)")
     s.add_argument("--model", help="shipped model name or .fxq path (default: the shipped default)")
     s.add_argument("--backend", choices=("numba", "reference"), default="numba")
     s.add_argument("-q", "--quiet", action="store_true")

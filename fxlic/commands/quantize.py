@@ -6,6 +6,11 @@ order; each is centre-cropped to at most ``--crop`` x ``--crop`` pixels (default
 512: the float forward of a full-size photo is slow, and the channel maxima of
 a 512 x 512 crop are representative) and padded to the architecture's pad
 multiple by edge replication, exactly as the codec pads its input.
+
+Bad input stops the command with one line and writes nothing: weights outside
+the value rules (V1, docs/MODEL_FORMAT.md part 1), calibration maxima that are
+NaN, infinite or outside [2^-48, 2^48] (Q1), a finished model that fails the
+loader's model check (fxlic.io.modelcheck), or ``--out`` naming an input (F2).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import sys
 import numpy as np
 
 from ..errors import CliError
+from .common import check_output_arg
 
 WEIGHT_SCHEMES = ("cw-nlq", "cw-lq", "lw-nlq", "lw-lq", "lloyd")
 
@@ -40,6 +46,29 @@ def _load_calibration(args, arch):
         sizes.append(list(px.shape[1:]))
         images.append(pad_to_multiple(px, arch.pad_multiple))
     return paths, images, sizes
+
+
+#: Q1: live calibration maxima outside [2^-48, 2^48] mean weights fxlic cannot
+#: represent with 8-bit codes and int32 biases (exponents beyond SPEC ranges)
+CAL_MIN, CAL_MAX = 2.0 ** -48, 2.0 ** 48
+
+
+def check_calibration(cal) -> None:
+    """Q1: every layer's calibration maxima are finite (NaN is an error, not a
+    dead channel) and, where non-zero, inside [CAL_MIN, CAL_MAX]."""
+    for name, m in cal.maxabs.items():
+        m = np.asarray(m, np.float64)
+        if not np.all(np.isfinite(m)):
+            raise CliError(f"calibration: layer {name} produced NaN or infinity on the calibration "
+                           f"images (weights out of range?)")
+        live = m[m > 0]
+        if live.size and (live.min() < CAL_MIN or live.max() > CAL_MAX):
+            v = live.min() if live.min() < CAL_MIN else live.max()
+            raise CliError(f"calibration: layer {name} outputs reach {v:.3g}, outside the "
+                           f"[2^-48, 2^48] fxlic quantizes (weights out of range?)")
+    for what in ("y_means", "y_maxabs", "y_maxdev", "x_means"):
+        if not np.all(np.isfinite(np.asarray(getattr(cal, what), np.float64))):
+            raise CliError(f"calibration: {what} is NaN or infinite (weights out of range?)")
 
 
 def clip_fractions(fm, im, images) -> dict:
@@ -81,6 +110,7 @@ def clip_fractions(fm, im, images) -> dict:
 def run(args) -> int:
     from .. import __version__
     from ..io.floatfile import WeightsError, load_weights
+    from ..io.modelcheck import check_model
     from ..io.modelfile import ModelFileError, format_layer_table, layer_rows, save_model
     from ..model.build import build_int_model, calibrate
     from ..model.intmodel import ModelError
@@ -95,23 +125,27 @@ def run(args) -> int:
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise CliError(f"--out: directory {out_dir} does not exist")
+    check_output_arg(out, [("--weights file", args.weights), ("--mapping file", args.mapping)])
     try:
         fm = load_weights(args.weights, args.format, arch_kind=args.arch, mapping=args.mapping)
     except WeightsError as e:
         raise CliError(str(e)) from None
     arch = fm.arch
     paths, images, sizes = _load_calibration(args, arch)
+    check_output_arg(out, [("calibration image", p) for p in paths])
     if not args.quiet:
         print(f"{os.path.basename(args.weights)}: {arch.name} ({fm.meta.get('format')}), "
               f"calibrating on {len(images)} image(s) of {args.calib}", file=sys.stderr)
     from tqdm import tqdm
     with tqdm(total=len(images), desc="calibration", unit="img", file=sys.stderr,
               disable=True if args.quiet else None) as bar:
-        cal = calibrate(fm, images, progress=bar.update)
+        with np.errstate(over="ignore", invalid="ignore"):  # Q1 reports it as one line
+            cal = calibrate(fm, images, progress=bar.update)
+    check_calibration(cal)
     try:
         im = build_int_model(fm, cal, weight_scheme=args.weight_quant, act_quant=args.act_quant,
                              mean_reduction=not args.no_mean_reduction, relu_headroom=args.relu_headroom)
-    except (ModelError, ValueError) as e:
+    except (ModelError, ValueError, OverflowError, FloatingPointError) as e:
         raise CliError(f"quantization failed: {e}") from None
     im.meta.update({
         "mean_reduction": not args.no_mean_reduction,
@@ -120,6 +154,10 @@ def run(args) -> int:
                         "sizes": sizes, "pad_multiple": arch.pad_multiple},
         "created_by": f"fxlic {__version__}",
     })
+    try:
+        check_model(im)  # the loader's pass: never write a model `fxlic` would refuse
+    except ModelError as e:
+        raise CliError(f"quantization failed: {e}") from None
     clip = None
     if args.clip_stats:
         clip = clip_fractions(fm, im, images)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..model.arch import ARCHITECTURES, Architecture
 from ..model.float_model import FloatModel, from_torch_layout, to_torch_layout
+from .files import check_input
 
 META_ARCH = "fxlic.arch"
 META_LAMBDA = "fxlic.lambda"
@@ -41,6 +43,12 @@ SIDECAR_SUFFIX = ".arch.json"
 
 #: largest safetensors JSON header accepted (bytes)
 MAX_HEADER = 64 << 20
+#: largest weights file read (bytes; N = M = 512 in float32 is < 400 MB)
+MAX_WEIGHTS_BYTES = 1 << 30
+#: V1: largest |value| of any float parameter fxlic quantizes
+MAX_ABS_PARAM = float(1 << 20)
+#: V1: smallest non-zero per-output-channel max |w| of a weight tensor
+MIN_CHANNEL_MAX = 2.0 ** -32
 
 EB = "entropy_bottleneck"
 GC_SCALE_TABLE = "gaussian_conditional.scale_table"
@@ -68,15 +76,26 @@ def file_sha256(path: str) -> str:
 
 
 def _check_readable(path: str):
-    if not os.path.exists(path):
-        raise WeightsError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise WeightsError(f"{path}: is a directory, expected a weights file")
+    check_input(path, WeightsError, "a weights file")
+
+
+def _st_shape(shape) -> list:
+    if not isinstance(shape, list) or len(shape) > 8 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < (1 << 40) for d in shape):
+        raise TypeError("bad shape")
+    return shape
 
 
 def read_safetensors(path: str):
-    """Parse a .safetensors file: (tensors {name: ndarray}, metadata {str: str})."""
-    _check_readable(path)
+    """Parse a .safetensors file: (tensors {name: ndarray}, metadata {str: str}).
+
+    S1: a tensor's byte count is computed with Python integers (no wrap-around:
+    a [2^32, 2^32] shape is 2^64 elements, not 0) and must equal its
+    ``data_offsets`` span inside the file, before any array is made."""
+    size = check_input(path, WeightsError, "a weights file")
+    if size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path}: {size:,} bytes, larger than any weights file fxlic reads "
+                           f"({MAX_WEIGHTS_BYTES:,})")
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 8:
@@ -97,17 +116,19 @@ def read_safetensors(path: str):
     tensors = {}
     for name, info in header.items():
         try:
-            code, shape, (lo, hi) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
-            lo, hi = int(lo), int(hi)
+            code, shape, (lo, hi) = info["dtype"], _st_shape(info["shape"]), info["data_offsets"]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)):
+                raise TypeError("bad offsets")
         except (TypeError, KeyError, ValueError):
             raise WeightsError(f"{path}: malformed safetensors entry for {name!r}") from None
-        if code not in _ST_DTYPES:
+        if not isinstance(code, str) or code not in _ST_DTYPES:
             raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {code}")
         dt = np.dtype(_ST_DTYPES[code])
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        if any(s < 0 for s in shape) or not (0 <= lo <= hi <= len(buf)) or hi - lo != count * dt.itemsize:
-            raise WeightsError(f"{path}: tensor {name!r} lies outside the file or has the wrong "
-                               f"size (truncated file?)")
+        nbytes = math.prod(shape) * dt.itemsize  # Python ints (S1)
+        if not (0 <= lo <= hi <= len(buf)) or hi - lo != nbytes:
+            raise WeightsError(f"{path}: tensor {name!r}: shape {shape} needs {nbytes:,} bytes, "
+                               f"data_offsets [{lo}, {hi}] give {hi - lo:,} (of {len(buf):,} in the "
+                               f"file)")
         a = np.frombuffer(buf[lo:hi], dtype=dt).reshape(shape)
         if code == "BF16":  # bfloat16 -> float32 (upper half of the float32 bits)
             a = (a.astype(np.uint32) << 16).view(np.float32)
@@ -271,13 +292,31 @@ def entropy_channels(arch: Architecture) -> int:
 
 
 def _float64(path, name, a) -> np.ndarray:
+    """V1: a float tensor, finite, every |value| <= MAX_ABS_PARAM (larger ones
+    are no trained weights and overflow the integer conversion)."""
     a = np.asarray(a)
     if a.dtype.kind != "f":
         raise WeightsError(f"{path}: tensor {name} has dtype {a.dtype}, expected a float type")
     out = a.astype(np.float64)
     if not np.all(np.isfinite(out)):
         raise WeightsError(f"{path}: tensor {name} contains NaN or infinity")
+    big = float(np.abs(out).max()) if out.size else 0.0
+    if big > MAX_ABS_PARAM:
+        raise WeightsError(f"{path}: tensor {name} holds |value| {big:.3g}, more than the 2^20 "
+                           f"fxlic quantizes (not trained weights?)")
     return out
+
+
+def check_weight_channels(path, name, w) -> None:
+    """V1: every output channel of weight tensor ``w`` (internal layout) is
+    all zero or has max |w| >= MIN_CHANNEL_MAX (2^-32): smaller (x1e-30,
+    denormal) channels need exponents outside the integer range."""
+    m = np.abs(w).reshape(w.shape[0], -1).max(axis=1) if w.size else np.zeros(0)
+    tiny = np.flatnonzero((m > 0) & (m < MIN_CHANNEL_MAX))
+    if tiny.size:
+        o = int(tiny[0])
+        raise WeightsError(f"{path}: tensor {name} output channel {o} has max |w| {m[o]:.3g}, "
+                           f"below the 2^-32 fxlic quantizes (zero it, or rescale the weights)")
 
 
 def check_entropy(path: str, arch: Architecture, ent: dict) -> dict:
@@ -338,6 +377,7 @@ def _layers_from_torch(path: str, arch: Architecture, tensors: dict, names: dict
             raise WeightsError(f"{path}: {wk} has shape {tuple(w.shape)}, expected {want} "
                                f"({layout} for {l.name}: {l.op} {l.k}x{l.k}, {l.cin}->{l.cout})")
         W[l.name] = from_torch_layout(l.op, w)
+        check_weight_channels(path, wk, W[l.name])
         if bk in tensors:
             b = _float64(path, bk, tensors[bk])
             if b.shape != (l.cout,):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -72,10 +71,9 @@ def read_image(path: str, warn=None) -> np.ndarray:
     if warn is None:
         def warn(msg):
             print(f"warning: {msg}", file=sys.stderr)
-    if not os.path.exists(path):
-        raise ImageError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ImageError(f"{path}: is a directory, expected an image file")
+    from .files import check_input
+
+    check_input(path, ImageError, "an image file")  # F1: loops, devices, directories
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -139,30 +137,17 @@ def read_image(path: str, warn=None) -> np.ndarray:
 
 def write_png(path: str, pixels) -> None:
     """Write (3, H, W) uint8 pixels as PNG atomically (temporary file + rename,
-    nothing left behind on error)."""
+    nothing left behind on error, mode 0666 minus the umask: fxlic.io.files F3)."""
     from PIL import Image
 
     a = np.asarray(pixels)
     if a.ndim != 3 or a.shape[0] != 3 or a.dtype != np.uint8 or a.shape[1] == 0 or a.shape[2] == 0:
         raise ImageError(f"write_png expects (3, H, W) uint8 pixels, got {a.dtype}{a.shape}")
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise ImageError(f"{path}: directory {d} does not exist")
-    if os.path.isdir(path):
-        raise ImageError(f"{path}: is a directory")
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(np.ascontiguousarray(a.transpose(1, 2, 0)), "RGB").save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ImageError(f"{path}: cannot write ({e})") from None
-        raise
+    from .files import atomic_write
+
+    def write(f):
+        Image.fromarray(np.ascontiguousarray(a.transpose(1, 2, 0)), "RGB").save(f, format="PNG")
+    atomic_write(path, write, ImageError)
 
 
 def list_images(directory: str, n: int = None) -> list:

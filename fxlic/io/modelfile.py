@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import zipfile
@@ -32,8 +33,10 @@ import numpy as np
 
 from .. import __version__
 from ..model.arch import Architecture
-from ..model.intmodel import IntLayer, IntModel, ModelError, accumulator_bound
-from ..spec import INT32_MAX, SPEC_VERSION
+from ..model.intmodel import IntLayer, IntModel, ModelError, accumulator_bound  # noqa: F401
+from ..spec import SPEC_VERSION
+from .files import check_input
+from .modelcheck import check_architecture, check_model, stamp
 
 MAGIC = "fxlic-model"
 FORMAT_VERSION = 1
@@ -41,6 +44,10 @@ HEADER = "header.json"
 HASH_PREFIX = "sha256:"
 MAX_HEADER_BYTES = 16 << 20
 MAX_MEMBERS = 1 << 16
+#: largest total of array data a model may declare (Z1; N = M = 512 needs < 100 MB)
+MAX_MODEL_BYTES = 256 << 20
+#: room for a .npy header in front of an array's data (npy 1.0 / 2.0)
+MAX_NPY_HEADER = (1 << 16) + 16
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 #: per-layer arrays: (name, dtype in the file)
@@ -216,55 +223,43 @@ def _parse_npy(data: bytes, name: str, want_dt: str, want_shape: tuple) -> np.nd
         raise ModelFileError(f"array {name}: Fortran order is not allowed")
     if tuple(shape) != tuple(want_shape):
         raise ModelFileError(f"array {name}: shape {tuple(shape)}, expected {tuple(want_shape)}")
-    count = int(np.prod(want_shape, dtype=np.int64)) if want_shape else 1
-    rest = data[f.tell():]
+    count = math.prod(int(s) for s in want_shape)  # Python ints: no wrap-around
+    rest = memoryview(data)[f.tell():]
     if len(rest) != count * dt.itemsize:
         raise ModelFileError(f"array {name}: {len(rest)} data bytes, expected {count * dt.itemsize}")
     a = np.frombuffer(rest, dtype=dt).reshape(want_shape)
     return a.astype(dt.newbyteorder("="), copy=True)
 
 
-def _read_zip(path: str):
-    """(header dict, {array name: raw .npy bytes}) with CRCs checked."""
-    if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path}: is a directory, expected a .fxq model file")
-    size = os.path.getsize(path)
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path}: not a fxlic model file (not a zip archive; truncated?)")
-    with zipfile.ZipFile(path) as z:
-        infos = z.infolist()
-        names = [i.filename for i in infos]
-        if len(infos) > MAX_MEMBERS:
-            raise ModelFileError(f"{path}: too many members ({len(infos)})")
-        if len(set(names)) != len(names):
-            raise ModelFileError(f"{path}: duplicate member names")
-        for i in infos:
-            if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise ModelFileError(f"{path}: member {i.filename} uses unsupported compression")
-            if i.flag_bits & 0x1:
-                raise ModelFileError(f"{path}: member {i.filename} is encrypted")
-            if i.file_size > max(size, 1) * 1100 or i.file_size > (4 << 30):
-                raise ModelFileError(f"{path}: member {i.filename} claims an implausible size")
-        if HEADER not in names:
-            raise ModelFileError(f"{path}: no {HEADER}: not a fxlic model file")
-        if z.getinfo(HEADER).file_size > MAX_HEADER_BYTES:
-            raise ModelFileError(f"{path}: {HEADER} is too large")
-        try:
-            header = json.loads(z.read(HEADER).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ModelFileError(f"{path}: {HEADER} is not valid JSON ({e})") from None
-        _check_header(path, header)
-        want = {f"{n}.npy" for n in header["arrays"]} | {HEADER}
-        extra = sorted(set(names) - want)
-        missing = sorted(want - set(names))
-        if missing:
-            raise ModelFileError(f"{path}: array {missing[0][:-4]} missing from the archive")
-        if extra:
-            raise ModelFileError(f"{path}: unexpected member {extra[0]} in the archive")
-        raw = {n: z.read(f"{n}.npy") for n in sorted(header["arrays"])}
-    return header, raw
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, path: str) -> bytes:
+    """Z1: a member is inflated only up to ``cap`` bytes, the size its header
+    entry allows; a larger declared size is refused before inflating."""
+    if info.file_size > cap:
+        raise ModelFileError(f"{path}: member {info.filename} declares {info.file_size:,} bytes, "
+                             f"more than the {cap:,} its header entry allows")
+    with z.open(info) as f:  # zipfile stops inflating at the declared file_size
+        data = f.read(cap + 1)
+    if len(data) != info.file_size:
+        raise ModelFileError(f"{path}: member {info.filename} is truncated")
+    return data
+
+
+def _open_zip(path: str, z: zipfile.ZipFile) -> dict:
+    """Z0: member table checks; returns {name: ZipInfo}."""
+    infos = z.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ModelFileError(f"{path}: too many members ({len(infos)})")
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"{path}: duplicate member names")
+    for i in infos:
+        if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{path}: member {i.filename} uses unsupported compression")
+        if i.flag_bits & 0x1:
+            raise ModelFileError(f"{path}: member {i.filename} is encrypted")
+    if HEADER not in names:
+        raise ModelFileError(f"{path}: no {HEADER}: not a fxlic model file")
+    return {i.filename: i for i in infos}
 
 
 def _check_header(path: str, h):
@@ -285,6 +280,7 @@ def _check_header(path: str, h):
             raise ModelFileError(f"{path}: header field {key!r} missing or of the wrong type")
     for n, d in h["arrays"].items():
         if not (isinstance(d, dict) and isinstance(d.get("dtype"), str) and isinstance(d.get("shape"), list)
+                and len(d["shape"]) <= 8
                 and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < (1 << 40)
                         for s in d["shape"])):
             raise ModelFileError(f"{path}: header entry of array {n!r} is malformed")
@@ -303,63 +299,95 @@ def read_model_file(path: str):
                              f"({e.__class__.__name__}: {e})") from None
 
 
-def _read_model_file(path: str):
-    header, raw = _read_zip(path)
-    try:
-        arch = Architecture.from_dict(header["architecture"])
-    except ValueError as e:
-        raise ModelFileError(f"{path}: {e}") from None
+def _array_plan(path: str, header: dict, arch: Architecture) -> dict:
+    """Array name -> (dtype, shape, data bytes) from header.json, checked
+    against the architecture and bounded in total (Z1) before any member is read."""
     fixed = expected_arrays(arch)
     declared = header["arrays"]
     for n in sorted(set(fixed) - set(declared)):
         raise ModelFileError(f"{path}: array {n} missing")
-    for n in sorted(set(declared) - set(fixed)):
-        if n.startswith("layers/"):
-            raise ModelFileError(f"{path}: array {n} belongs to no layer of {arch.name}")
-        if not n.startswith("entropy/"):
-            raise ModelFileError(f"{path}: unknown array {n}")
-        en = n[len("entropy/"):]
-        if not _ENTROPY_NAME.fullmatch(en) or ".." in en:
-            raise ModelFileError(f"{path}: bad entropy table name {en!r}")
-        if declared[n]["dtype"] not in ENTROPY_DTYPES:
-            raise ModelFileError(f"{path}: entropy table {en}: dtype {declared[n]['dtype']} "
-                                 f"is not an integer type")
-    arrays = {}
+    plan, total = {}, 0
     for n in sorted(declared):
+        if n not in fixed:
+            if n.startswith("layers/"):
+                raise ModelFileError(f"{path}: array {n} belongs to no layer of {arch.name}")
+            if not n.startswith("entropy/"):
+                raise ModelFileError(f"{path}: unknown array {n}")
+            en = n[len("entropy/"):]
+            if not _ENTROPY_NAME.fullmatch(en) or ".." in en:
+                raise ModelFileError(f"{path}: bad entropy table name {en!r}")
+            if declared[n]["dtype"] not in ENTROPY_DTYPES:
+                raise ModelFileError(f"{path}: entropy table {en}: dtype {declared[n]['dtype']} "
+                                     f"is not an integer type")
         dt, shape = fixed[n] if n in fixed else (declared[n]["dtype"], tuple(declared[n]["shape"]))
         if n in fixed and (declared[n]["dtype"] != dt or tuple(declared[n]["shape"]) != tuple(shape)):
             raise ModelFileError(f"{path}: array {n}: header says {declared[n]['dtype']}"
                                  f"{tuple(declared[n]['shape'])}, expected {dt}{tuple(shape)}")
+        nbytes = math.prod(shape) * np.dtype(dt).itemsize
+        total += nbytes
+        if total > MAX_MODEL_BYTES:
+            raise ModelFileError(f"{path}: arrays total more than {MAX_MODEL_BYTES:,} bytes "
+                                 f"(at array {n}); not a model fxlic runs")
+        plan[n] = (dt, shape, nbytes)
+    return plan
+
+
+def _read_model_file(path: str):
+    check_input(path, ModelFileError, "a .fxq model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a fxlic model file (not a zip archive; truncated?)")
+    with zipfile.ZipFile(path) as z:
+        members = _open_zip(path, z)
         try:
-            arrays[n] = _parse_npy(raw[n], n, dt, shape)
-        except ModelFileError as e:
+            header = json.loads(_read_member(z, members[HEADER], MAX_HEADER_BYTES, path).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            if isinstance(e, ModelFileError):
+                raise
+            raise ModelFileError(f"{path}: {HEADER} is not valid JSON ({e})") from None
+        _check_header(path, header)
+        try:
+            arch = Architecture.from_dict(header["architecture"])
+        except ValueError as e:
             raise ModelFileError(f"{path}: {e}") from None
+        try:
+            check_architecture(arch)  # K1 first: it bounds the sizes of every array
+        except ModelError as e:
+            raise ModelFileError(f"{path}: model refused: {e}") from None
+        plan = _array_plan(path, header, arch)
+        want = {f"{n}.npy" for n in plan} | {HEADER}
+        missing, extra = sorted(want - set(members)), sorted(set(members) - want)
+        if missing:
+            raise ModelFileError(f"{path}: array {missing[0][:-4]} missing from the archive")
+        if extra:
+            raise ModelFileError(f"{path}: unexpected member {extra[0]} in the archive")
+        arrays = {}
+        for n, (dt, shape, nbytes) in plan.items():
+            raw = _read_member(z, members[f"{n}.npy"], nbytes + MAX_NPY_HEADER, path)
+            try:
+                arrays[n] = _parse_npy(raw, n, dt, shape)
+            except ModelFileError as e:
+                raise ModelFileError(f"{path}: {e}") from None
     layers = {}
     for spec in arch.layers:
         g = {nm: arrays[f"layers/{spec.name}/{nm}"] for nm, _ in LAYER_ARRAYS}
         layers[spec.name] = IntLayer(spec, g["w_codes"], g["w_lut"], g["w_exp"], g["bias"],
                                      g["in_exp"], g["out_exp"], g["mux"])
     mask = arrays["mean_reduction/mask"]
-    a_q, b_q = arrays["mean_reduction/a_q"], arrays["mean_reduction/b_q"]
     if np.any(mask > 1):
         raise ModelFileError(f"{path}: mean-reduction mask holds values other than 0/1")
-    mask = mask.astype(bool)
-    for nm, a in (("a_q", a_q), ("b_q", b_q)):
-        if np.any(np.abs(a) > INT32_MAX):
-            raise ModelFileError(f"{path}: mean-reduction {nm} outside int32")
-        if np.any(a[~mask] != 0):
-            raise ModelFileError(f"{path}: mean-reduction {nm} non-zero on a channel not mean-reduced")
     entropy = {n[len("entropy/"):]: a for n, a in arrays.items() if n.startswith("entropy/")}
-    im = IntModel(arch, layers, mask, a_q, b_q, entropy, header["meta"])
+    im = IntModel(arch, layers, mask.astype(bool), arrays["mean_reduction/a_q"],
+                  arrays["mean_reduction/b_q"], entropy, header["meta"])
     try:
-        im.validate()
+        tables = check_model(im)
     except ModelError as e:
         raise ModelFileError(f"{path}: model refused: {e}") from None
-    file_arrays = {n: a.astype(a.dtype.newbyteorder("<")) for n, a in arrays.items()}
-    digest = _hash_of(arch, file_arrays)
+    digest = _hash_of(arch, {n: a.astype(a.dtype.newbyteorder("<"), copy=False)
+                             for n, a in arrays.items()})
     if digest != header["content_hash"]:
         raise ModelFileError(f"{path}: content hash mismatch (file {header['content_hash']}, "
                              f"computed {digest}): the file is corrupt or was edited")
+    stamp(im, digest, tables)
     return im, header
 
 
@@ -383,8 +411,10 @@ def list_zoo() -> list:
 
 
 def resolve_model(arg: str) -> str:
-    """A path, or the name of a shipped model (with or without .fxq)."""
-    if os.path.exists(arg):
+    """A path, or the name of a shipped model (with or without .fxq).  A path
+    that exists as a name (a dangling or looping symbolic link too) is returned
+    as it is, so the loader reports what is wrong with it (rule F1)."""
+    if os.path.lexists(arg):
         return arg
     for cand in (arg, arg + ".fxq"):
         p = os.path.join(ZOO_DIR, cand)

@@ -27,14 +27,58 @@ become the entropy-model parameters.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
 from ..model.arch import ARCHITECTURES, Architecture
 from ..model.float_model import LEAKY_SLOPE, FloatModel, from_torch_layout
-from .floatfile import (EB, WeightsError, _eb_rename, _meta_from, _validate, check_entropy,
-                        find_architecture)
+from .files import check_input
+from .floatfile import (EB, MAX_WEIGHTS_BYTES, WeightsError, _eb_rename, _float64, _meta_from,
+                        _validate, check_entropy, check_weight_channels, find_architecture)
+
+#: X1: largest tensor read (bytes), in the file or as external data
+MAX_TENSOR_BYTES = 256 << 20
+#: bytes per element of the float types fxlic reads (TensorProto data_type codes)
+_ITEMSIZE = {1: 4, 10: 2, 11: 8, 16: 2}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+def check_tensor_size(path: str, t, base: str, what: str) -> None:
+    """X1: a tensor's byte count (dims, Python ints) is bounded, and external
+    data must lie inside ``base``, in a regular file, with ``offset + length``
+    within that file and ``length`` equal to the byte count -- all checked
+    before a byte of it is read."""
+    dims = list(t.dims)
+    if any(d < 0 for d in dims):
+        raise WeightsError(f"{path}: {what}: tensor {t.name!r} has negative dims {dims}")
+    nbytes = math.prod(dims) * _ITEMSIZE.get(t.data_type, 8)
+    if nbytes > MAX_TENSOR_BYTES:
+        raise WeightsError(f"{path}: {what}: tensor {t.name!r} of shape {dims} needs {nbytes:,} "
+                           f"bytes, more than {MAX_TENSOR_BYTES:,}")
+    if t.data_location != 1:  # TensorProto.EXTERNAL
+        return
+    kv = {e.key: e.value for e in t.external_data}
+    loc = kv.get("location", "")
+    where = f"{path}: {what}: external data of tensor {t.name!r}"
+    full = os.path.realpath(os.path.join(base, loc))
+    if not loc or os.path.isabs(loc) or os.path.commonpath([full, os.path.realpath(base)]) != \
+            os.path.realpath(base):
+        raise WeightsError(f"{where}: location {loc!r} is not a file beside the model")
+    try:
+        size = check_input(os.path.join(base, loc), WeightsError, "an external-data file")
+    except WeightsError as e:
+        raise WeightsError(f"{where}: {e}") from None
+    try:
+        offset = int(kv.get("offset", 0))
+        length = int(kv.get("length", size - offset))
+    except ValueError:
+        raise WeightsError(f"{where}: offset / length are not integers") from None
+    if offset < 0 or length < 0 or offset + length > size:
+        raise WeightsError(f"{where}: bytes [{offset}, {offset + length}) lie outside {loc} "
+                           f"({size:,} bytes)")
+    if length != nbytes:
+        raise WeightsError(f"{where}: {length:,} bytes, the shape {dims} needs {nbytes:,}")
 
 CONV_OPS = {"Conv": "conv", "ConvTranspose": "tconv"}
 ACT_OPS = {"Relu": "relu", "LeakyRelu": "leaky"}
@@ -68,12 +112,11 @@ def _load_onnx(path: str, arch_kind: str, arch: Architecture) -> FloatModel:
         from onnx import numpy_helper
     except ImportError:
         raise WeightsError("reading ONNX needs the 'onnx' package (pip install onnx)") from None
-    if not os.path.exists(path):
-        raise WeightsError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise WeightsError(f"{path}: is a directory, expected an .onnx file")
+    size = check_input(path, WeightsError, "an .onnx file")
+    if size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path}: {size:,} bytes, larger than any weights file fxlic reads")
     try:
-        model = onnx.load(path)
+        model = onnx.load(path, load_external_data=False)  # X1: external data is checked first
     except Exception as e:  # protobuf decode errors have no common base class
         raise WeightsError(f"{path}: not a readable ONNX model ({e.__class__.__name__}: {e})") from None
     g = model.graph
@@ -84,14 +127,13 @@ def _load_onnx(path: str, arch_kind: str, arch: Architecture) -> FloatModel:
                    onnx.TensorProto.BFLOAT16)
         if t.data_type not in allowed:
             raise WeightsError(f"{path}: {what}: tensor {t.name!r} is not floating point")
+        base = os.path.dirname(os.path.abspath(path))
+        check_tensor_size(path, t, base, what)
         try:
-            a = numpy_helper.to_array(t, base_dir=os.path.dirname(os.path.abspath(path)))
+            a = numpy_helper.to_array(t, base_dir=base)
         except Exception as e:
             raise WeightsError(f"{path}: {what}: cannot read tensor {t.name!r} ({e})") from None
-        a = np.asarray(a).astype(np.float64)
-        if not np.all(np.isfinite(a)):
-            raise WeightsError(f"{path}: {what}: tensor {t.name!r} contains NaN or infinity")
-        return a
+        return _float64(path, f"{t.name!r} ({what})", np.asarray(a).astype(np.float64))
 
     inits = {t.name: t for t in g.initializer}
     for node in g.node:
@@ -233,6 +275,7 @@ def _load_onnx(path: str, arch_kind: str, arch: Architecture) -> FloatModel:
     for name, n in assigned.items():
         l = arch.layer(name)
         W[name] = from_torch_layout(l.op, info[id(n)]["w"])
+        check_weight_channels(path, f"{n.input[1]!r} (layer {name})", W[name])
         B[name] = info[id(n)]["b"]
     referenced = {i for n in nodes for i in n.input}
     ent = {}
