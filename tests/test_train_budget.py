@@ -110,10 +110,9 @@ def test_minutes_budget_resolves_steps_and_exports(tr, img_dir, tmp_path):
     assert plan["minutes"] == 0.05 and plan["steps"] > tr.BUDGET_WARMUP
     assert pv["train_steps"] == plan["steps"] and pv["wcft_rounds"] == 1
     assert pv["steps"] == plan["steps"] + plan["wcft_steps"]
-    # the lr drop follows the plan; the guard may end training earlier (a loaded machine)
+    # the lr drop follows the plan, which tracks the measured rate (a loaded machine)
     assert pv["lr_drop"] == plan["lr_drop"]
-    assert int(plan["steps"] * 0.8) <= plan["lr_drop"] <= plan["steps"]
-    assert plan["steps"] <= plan["planned_steps"]
+    assert 0 < plan["lr_drop"] <= plan["steps"]
     assert pv["amp"] == "bf16" and pv["kpix_per_s"] > 0
     assert pv["wall_seconds"] < 0.05 * 60 * 1.5
 
@@ -159,3 +158,12 @@ def test_wcft_exponent_first_keeps_round_one_range(tr, img_dir, tmp_path):
     # same start, lr 0: recompute clips harder in round 2 (half the range x sqrt 2)
     for k in convs:
         assert np.abs(outs["recompute"][k]).max() < np.abs(outs["first"][k]).max(), k
+
+
+def test_recent_rate_uses_the_last_window(tr):
+    pts = [(float(t), t) for t in range(0, 50)] + [(50.0 + 2 * k, 50 + k) for k in range(1, 300)]
+    rates = list(pts)
+    # the last BUDGET_TRACK_WINDOW steps ran at 0.5 steps/s; the first 50 at 1 step/s are dropped
+    assert tr.recent_rate(rates, pts[-1][1]) == pytest.approx(0.5)
+    assert len(rates) <= tr.BUDGET_TRACK_WINDOW + 2
+    assert tr.recent_rate([(1.0, 5)], 5) is None

@@ -550,6 +550,18 @@ def phase_of(step, steps, wcft, wcft_steps):
 BUDGET_WARMUP = 8      # steps timed (after 2 untimed ones) to resolve a --minutes plan
 BUDGET_SAFETY = 0.95   # fraction of the remaining budget the plan may fill
 BUDGET_REPLAN = 0.10   # the plan is resolved again (longer timing window) at this fraction
+BUDGET_TRACK_EVERY = 10     # then every this many steps the plan tracks the measured rate ...
+BUDGET_TRACK_WINDOW = 100   # ... over at most this many recent steps
+BUDGET_TOLERANCE = 0.02     # and changes when it is off by more than this fraction
+
+
+def recent_rate(rates, step):
+    """steps/s over the recorded (time, step) points of the last BUDGET_TRACK_WINDOW steps."""
+    while len(rates) > 2 and rates[1][1] <= step - BUDGET_TRACK_WINDOW:
+        rates.pop(0)
+    if len(rates) < 2 or rates[-1][0] <= rates[0][0]:
+        return None
+    return (rates[-1][1] - rates[0][1]) / (rates[-1][0] - rates[0][0])
 
 
 def resolve_plan(args, n_rounds, step, wall, rate):
@@ -948,6 +960,7 @@ def main(argv=None):
     if budget and not plan:
         args.steps = 1 << 40  # training phase until the plan is resolved
     step0, t_start, t_warm = step, time.time(), None
+    rates = []  # (time, step) after each step of this process, for the budget tracking
     t_prev = time.time()
     while True:
         if budget and not plan:
@@ -968,16 +981,22 @@ def main(argv=None):
             log(f"budget re-planned at {rate:.3f} steps/s: {args.steps} training steps "
                 f"(lr drop at {args.lr_drop or 'none'}), WCFT rounds of {args.wcft_steps}")
         total = args.steps + len(wcft) * args.wcft_steps
-        if budget and plan.get("replanned") and step < args.steps and step - step0 >= BUDGET_WARMUP:
-            # guard: the measured rate fell (a shared machine); end the training phase early
-            rate_now = (step - step0) / max(time.time() - t_start, 1e-9)
-            if wall + (total - step) / rate_now > budget:
-                new = max(step, args.steps - int((wall + (total - step) / rate_now - budget) * rate_now) - 1)
-                if new < args.steps:
-                    args.steps = plan["steps"] = new
-                    plan["shortened"] = True
-                    if args.lr_drop_frac:  # the lr drop moves with the shortened plan
-                        args.lr_drop = plan["lr_drop"] = max(step, int(new * args.lr_drop_frac))
+        if budget and plan.get("replanned") and step < args.steps and step - step0 >= BUDGET_WARMUP \
+                and step % BUDGET_TRACK_EVERY == 0:
+            # tracking: a shared machine changes speed; refit the training steps to the budget
+            # from the rate of the last BUDGET_TRACK_WINDOW steps (shorter or longer; the lr drop
+            # moves with them while it lies ahead)
+            rate_now = recent_rate(rates, step)
+            if rate_now:
+                fit = step + int((budget * BUDGET_SAFETY - wall) * rate_now) - len(wcft) * args.wcft_steps
+                fit = max(step, fit)
+                if abs(fit - args.steps) > BUDGET_TOLERANCE * max(args.steps, 1):
+                    plan["adjusted"] = plan.get("adjusted", 0) + 1
+                    args.steps = plan["steps"] = fit
+                    if args.lr_drop_frac and (args.lr_drop == 0 or args.lr_drop > step):
+                        args.lr_drop = plan["lr_drop"] = max(step, int(fit * args.lr_drop_frac))
+                    log(f"budget: {rate_now:.3f} steps/s over the last steps -> {args.steps} training "
+                        f"steps (lr drop at {args.lr_drop or 'none'})")
                     total = args.steps + len(wcft) * args.wcft_steps
         if step >= total:
             break
@@ -1023,6 +1042,7 @@ def main(argv=None):
         aux_opt.step()
         step += 1
         now = time.time()
+        rates.append((now, step))
         wall += now - t_prev
         px_seen[0] += x.shape[0] * x.shape[2] * x.shape[3]
         px_seen[1] += now - t_prev
