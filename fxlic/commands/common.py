@@ -1,50 +1,40 @@
-"""Helpers shared by the CLI commands: model resolution, input checks and
-atomic output files (rules F1-F3 of fxlic.io.files)."""
+"""Helpers shared by the CLI commands: model resolution (through the Python
+API, fxlic/api.py), input checks and atomic output files (rules F1-F3 of
+fxlic.io.files)."""
 from __future__ import annotations
 
-import os
-
+from ..api import DEFAULT_MODEL  # noqa: F401  (the model used when none is named)
 from ..errors import CliError
 
-#: the model `fxlic compress` and `fxlic demo` use when none is named
-DEFAULT_MODEL = "hp5-mse-q2"
 
-
-def load_model_arg(arg):
-    """A shipped model name or a .fxq path (default: DEFAULT_MODEL) -> IntModel."""
-    from ..io.modelfile import ModelFileError, list_zoo, load_model, resolve_model
+def load_codec_arg(arg):
+    """A shipped model name or a .fxq path (default: DEFAULT_MODEL) -> fxlic.api.Model."""
+    from ..api import NoShippedModel, load
+    from ..io.modelfile import ModelFileError
 
     try:
-        if arg is None:
-            zoo = list_zoo()
-            names = [os.path.basename(p)[:-4] for p in zoo]
-            if not zoo:
-                raise CliError("no shipped model is installed; pass --model PATH.fxq")
-            arg = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
-        return load_model(resolve_model(arg))
+        return load(arg)
+    except NoShippedModel:
+        raise CliError("no shipped model is installed; pass --model PATH.fxq") from None
     except ModelFileError as e:
         raise CliError(str(e)) from None
 
 
+def load_model_arg(arg):
+    """A shipped model name or a .fxq path (default: DEFAULT_MODEL) -> IntModel."""
+    return load_codec_arg(arg).int_model
+
+
 def find_model_for_stream(stream):
-    """The shipped model whose id matches the stream header (a Header, or the
-    stream's bytes), or None."""
-    from ..bitstream.container import BitstreamError, Header
-    from ..codec import model_id, read_header
-    from ..io.modelfile import ModelFileError, list_zoo, load_model
+    """The shipped fxlic.api.Model whose id matches the stream header (a
+    Header, or the stream's bytes), or None."""
+    from ..api import find_model
+    from ..bitstream.container import BitstreamError
 
     try:
-        mid = stream.model_id if isinstance(stream, Header) else read_header(stream).model_id
+        return find_model(stream)
     except BitstreamError as e:
         raise CliError(str(e)) from None
-    for p in list_zoo():
-        try:
-            im = load_model(p)
-        except ModelFileError:
-            continue
-        if model_id(im) == mid:
-            return im
-    return None
 
 
 def check_input_arg(path: str, kind: str = "a file") -> int:

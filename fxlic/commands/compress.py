@@ -1,32 +1,32 @@
 """``fxlic compress IN -o OUT.fxl``: image -> bitstream through the integer pipeline.
 
 ``-o`` must not name the input image or the model file (rule F2 of
-fxlic.io.files); the output appears whole or not at all (F3).
+fxlic.io.files); the output appears whole or not at all (F3).  The pipeline
+is the Python API's (``fxlic.api.Model.encode``).
 """
 from __future__ import annotations
 
 import time
 
 from ..errors import CliError
-from .common import LayerProgress, check_output_arg, load_model_arg, read_image_arg, write_atomic
+from .common import LayerProgress, check_output_arg, load_codec_arg, read_image_arg, write_atomic
 
 LARGE = 2_000_000  # pixels from which a progress bar is shown
 
 
 def run(args) -> int:
     from ..bitstream.container import BitstreamError
-    from ..codec import compress
     from ..model.intmodel import ModelError
 
     inputs = [("input", args.input), ("--model file", args.model)]
     check_output_arg(args.output, inputs)
     pixels = read_image_arg(args.input)
-    model = load_model_arg(args.model)
+    model = load_codec_arg(args.model)
     n_layers = len(model.arch.encoder)
     prog = LayerProgress(n_layers, pixels[0].size >= LARGE and not args.quiet, "encode")
     t0 = time.perf_counter()
     try:
-        data, st = compress(model, pixels, args.backend, hook=prog)
+        data, st = model.encode(pixels, args.backend, hook=prog)
     except (BitstreamError, ModelError) as e:
         raise CliError(str(e)) from None
     finally:

@@ -4,6 +4,7 @@ Every input is checked before any work and before anything is written (rules
 F1-F3 of fxlic.io.files): the stream's header against its file size and
 ``--max-pixels`` (container rules D1-D2), ``--original``'s size against the
 header, and ``-o`` against the inputs.  A failure leaves no output file.
+The pipeline is the Python API's (``fxlic.api.find_model``, ``Model.decode``).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 
 from ..errors import CliError
 from .common import (LayerProgress, check_input_arg, check_output_arg, find_model_for_stream,
-                     load_model_arg, png_bytes, read_image_arg, write_atomic)
+                     load_codec_arg, png_bytes, read_image_arg, write_atomic)
 
 
 def _read_stream(path: str, max_pixels: int):
@@ -28,7 +29,6 @@ def _read_stream(path: str, max_pixels: int):
 
 def run(args) -> int:
     from ..bitstream.container import BitstreamError
-    from ..codec import decode_parts
     from ..metrics import ms_ssim, psnr
     from ..model.intmodel import ModelError
 
@@ -43,7 +43,7 @@ def run(args) -> int:
         if orig.shape[1:] != (hdr.height, hdr.width):
             raise CliError(f"{args.original}: size {orig.shape[2]}x{orig.shape[1]} differs from the "
                            f"stream's {hdr.width}x{hdr.height}")
-    model = load_model_arg(args.model) if args.model else find_model_for_stream(hdr)
+    model = load_codec_arg(args.model) if args.model else find_model_for_stream(hdr)
     if model is None:
         raise CliError(f"{args.input}: made with model id {hdr.model_id.hex()}, which is not a shipped "
                        f"model; pass it with --model PATH.fxq")
@@ -51,7 +51,7 @@ def run(args) -> int:
                          "decode")
     t0 = time.perf_counter()
     try:
-        px = decode_parts(model, hdr, zs, ys, args.backend, hook=prog, max_pixels=args.max_pixels)
+        px = model.decode(hdr, zs, ys, args.backend, hook=prog, max_pixels=args.max_pixels)
     except (BitstreamError, ModelError) as e:
         raise CliError(f"{args.input}: {e}") from None
     finally:

@@ -6,7 +6,8 @@ import os
 
 from ..errors import CliError
 
-WEIGHT_EXTS = (".safetensors", ".npz", ".onnx")
+#: float weights (and the PyTorch pickles fxlic names and refuses: .pth, .pt, ...)
+WEIGHT_EXTS = (".safetensors", ".npz", ".onnx", ".pth", ".pt", ".tar", ".ckpt", ".bin")
 
 
 def _describe_weights(path: str) -> str:
@@ -22,6 +23,9 @@ def _describe_weights(path: str) -> str:
              f"lambda {fm.meta.get('lambda', '-')}",
              f"weights       {sum(l.n_weights for l in a.layers):,}; entropy parameters: "
              f"{', '.join(sorted(fm.entropy)) or 'none'}"]
+    if fm.probe:  # docs/MODEL_FORMAT.md 7.4: checked by fxlic quantize
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(fm.probe.items()))
+        lines.append(f"I/O probe     {shapes}")
     for l in a.layers:
         w = fm.weights[l.name]
         lines.append(f"  {l.name:<4} {l.op:<5} {l.k}x{l.k} s{l.stride} {l.cin:>4}->{l.cout:<4} "

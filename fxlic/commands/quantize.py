@@ -7,6 +7,11 @@ order; each is centre-cropped to at most ``--crop`` x ``--crop`` pixels (default
 a 512 x 512 crop are representative) and padded to the architecture's pad
 multiple by edge replication, exactly as the codec pads its input.
 
+Before calibration (docs/MODEL_FORMAT.md 7): entropy parameters from
+``--entropy FILE`` when the weights carry none (ONNX), refused when neither
+has them; the I/O check (fxlic.io.iocheck) of ``--check-io FILE`` and of a
+probe inside the weights file.
+
 Bad input stops the command with one line and writes nothing: weights outside
 the value rules (V1, docs/MODEL_FORMAT.md part 1), calibration maxima that are
 NaN, infinite or outside [2^-48, 2^48] (Q1), a finished model that fails the
@@ -107,9 +112,37 @@ def clip_fractions(fm, im, images) -> dict:
     return {n: clipped[n] / total[n] for n in total}
 
 
+def load_checked_weights(args):
+    """Weights (+ --entropy), the bottleneck required and every I/O probe
+    checked, all before calibration -> (FloatModel, io_check meta or None)."""
+    from ..io.floatfile import WeightsError, add_entropy, load_weights, require_bottleneck
+    from ..io.iocheck import check_io, read_probe
+
+    try:
+        fm = load_weights(args.weights, args.format, arch_kind=args.arch, mapping=args.mapping)
+        if args.entropy:
+            fm = add_entropy(fm, args.entropy)
+        require_bottleneck(fm, args.weights)
+        probes = [(args.weights, fm.probe)] if fm.probe else []
+        if args.check_io:
+            probes.append((args.check_io, read_probe(args.check_io)))
+        done = {}
+        for where, probe in probes:
+            rep = check_io(fm, probe, where)
+            done[os.path.basename(where)] = {k: float(f"{v:.3g}") for k, v in rep.items()}
+            if not args.quiet and fm.arch.kind == "hyperprior" and "z" not in rep:
+                print(f"note: the probe {where} has no z / gaussian_params: h_a and h_s are not "
+                      f"checked", file=sys.stderr)
+            if not args.quiet:
+                print(f"I/O check {where}: {', '.join(rep)} agree with fxlic's float forward "
+                      f"(largest difference {max(rep.values()):.2g} of the tensor's max)", file=sys.stderr)
+    except WeightsError as e:
+        raise CliError(str(e)) from None
+    return fm, done or None
+
+
 def run(args) -> int:
     from .. import __version__
-    from ..io.floatfile import WeightsError, load_weights
     from ..io.modelcheck import check_model
     from ..io.modelfile import ModelFileError, format_layer_table, layer_rows, save_model
     from ..model.build import build_int_model, calibrate
@@ -125,11 +158,9 @@ def run(args) -> int:
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise CliError(f"--out: directory {out_dir} does not exist")
-    check_output_arg(out, [("--weights file", args.weights), ("--mapping file", args.mapping)])
-    try:
-        fm = load_weights(args.weights, args.format, arch_kind=args.arch, mapping=args.mapping)
-    except WeightsError as e:
-        raise CliError(str(e)) from None
+    check_output_arg(out, [("--weights file", args.weights), ("--mapping file", args.mapping),
+                           ("--entropy file", args.entropy), ("--check-io file", args.check_io)])
+    fm, io_check = load_checked_weights(args)
     arch = fm.arch
     paths, images, sizes = _load_calibration(args, arch)
     check_output_arg(out, [("calibration image", p) for p in paths])
@@ -154,6 +185,8 @@ def run(args) -> int:
                         "sizes": sizes, "pad_multiple": arch.pad_multiple},
         "created_by": f"fxlic {__version__}",
     })
+    if io_check:
+        im.meta["io_check"] = io_check
     try:
         check_model(im)  # the loader's pass: never write a model `fxlic` would refuse
     except ModelError as e:
@@ -208,6 +241,13 @@ def register(sub):
                    help="architecture kind when the weights carry no architecture JSON")
     s.add_argument("--mapping", default=None, metavar="JSON",
                    help="CompressAI key map {\"module.prefix\": \"LAYER\" or null}")
+    s.add_argument("--entropy", default=None, metavar="FILE",
+                   help="entropy-bottleneck parameters (entropy_bottleneck.* tensors, .safetensors / "
+                        ".npz) for weights that carry none, e.g. ONNX exports")
+    s.add_argument("--check-io", default=None, metavar="FILE",
+                   help="I/O probe (.npz: the trainer's x, y, x_hat, optionally z, gaussian_params) "
+                        "compared with fxlic's float forward before calibration; a probe inside the "
+                        "weights (fxlic.probe.*) is always checked (docs/MODEL_FORMAT.md 7.4)")
     s.add_argument("--no-mean-reduction", action="store_true", help="disable mean-reduced channels of y")
     s.add_argument("--relu-headroom", type=int, default=RELU_HEADROOM_BITS,
                    choices=range(0, RELU_HEADROOM_MAX + 1), metavar="BITS",

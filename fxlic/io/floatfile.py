@@ -19,6 +19,13 @@ CompressAI state dicts
   entropy bottleneck under any naming (``_matrix0``, ``matrices.0``, ``_matrices.0``);
   derived buffers (CDF tables, offsets, bounds) are dropped.  A mapping JSON
   (``{"prefix": "LAYER" or null}``) replaces the default key map.
+
+Any file (docs/MODEL_FORMAT.md 2 and 7): a PyTorch pickle (``torch.save``'s zip or
+legacy format) is named as one and never unpickled (``refuse_pickle``); keys
+that all start with ``module.`` (``nn.DataParallel``) lose that prefix; GDN
+parameters are named as GDN (``refuse_gdn``); ``fxlic.probe.*`` tensors are the
+I/O probe (``FloatModel.probe``, fxlic.io.iocheck); ``load_entropy_file`` reads
+an entropy side file (``fxlic quantize --entropy``).
 """
 from __future__ import annotations
 
@@ -236,19 +243,83 @@ def write_npz(path: str, tensors: dict, metadata: dict = None):
 
 
 def read_tensors(path: str):
-    """(tensors, metadata) of a .safetensors or .npz file (chosen by content)."""
+    """(tensors, metadata) of a .safetensors or .npz file (chosen by content),
+    after ``refuse_pickle``; a ``module.`` prefix on every key is removed."""
     _check_readable(path)
     low = path.lower()
     if low.endswith(".fxq"):
         raise WeightsError(f"{path}: is an integer model file (.fxq), not float weights")
+    refuse_pickle(path)
     if low.endswith(".npz"):
-        return read_npz(path)
-    if low.endswith(".safetensors"):
-        return read_safetensors(path)
+        tensors, meta = read_npz(path)
+    elif low.endswith(".safetensors"):
+        tensors, meta = read_safetensors(path)
+    else:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        # a zip starts with PK\3\4; as a safetensors header length that is > MAX_HEADER
+        tensors, meta = read_npz(path) if head == b"PK\x03\x04" else read_safetensors(path)
+    return strip_dataparallel(tensors), meta
+
+
+#: what ``torch.save`` writes is a pickle; fxlic names it and never loads it
+PICKLE_MESSAGE = ("a PyTorch pickle: fxlic never unpickles; convert with "
+                  "safetensors.torch.save_file(model.state_dict(), 'x.safetensors')")
+
+
+def refuse_pickle(path: str) -> None:
+    """A ``.pth`` / ``.pth.tar`` / ``.pt`` file, by content whatever its name: a
+    pickle (protocol 2-5 opcode ``0x80 N``, PyTorch's legacy format) or a zip
+    with a ``.pkl`` member (``torch.save`` >= 1.6, TorchScript).  Only the
+    first bytes and the zip directory are read."""
+    import zipfile
+
     with open(path, "rb") as f:
         head = f.read(4)
-    # a zip starts with PK\3\4; as a safetensors header length that is > MAX_HEADER
-    return read_npz(path) if head == b"PK\x03\x04" else read_safetensors(path)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        raise WeightsError(f"{path}: {PICKLE_MESSAGE}")
+    if head != b"PK\x03\x04":
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # read_npz names the damage
+    if any(n.endswith(".pkl") for n in names):
+        raise WeightsError(f"{path}: {PICKLE_MESSAGE}")
+
+
+DATAPARALLEL = "module."
+
+
+def strip_dataparallel(tensors: dict) -> dict:
+    """``nn.DataParallel`` / DDP state dicts: when every key starts with
+    ``module.``, the prefix is removed (``module.g_a.0.weight`` -> ``g_a.0.weight``)."""
+    if tensors and all(k.startswith(DATAPARALLEL) for k in tensors):
+        return {k[len(DATAPARALLEL):]: v for k, v in tensors.items()}
+    return tensors
+
+
+#: CompressAI's GDN / IGDN parameters and their NonNegativeParametrizer buffers
+GDN_KEY = re.compile(r"(^|\.)(beta|gamma)(_reparam\.(pedestal|lower_bound\.bound))?$")
+
+
+def refuse_gdn(path: str, tensors: dict) -> None:
+    gdn = sorted(k for k in tensors if GDN_KEY.search(k))
+    if gdn:
+        raise WeightsError(f"{path}: {gdn[0]} belongs to a GDN layer; fxlic's models use ReLU "
+                           f"in place of GDN (GDN does not suit fixed point): retrain with ReLU")
+
+
+#: names of the I/O probe's tensors inside a weights file
+PROBE_PREFIX = "fxlic.probe."
+
+
+def split_probe(tensors: dict) -> tuple:
+    """(tensors without the I/O probe, probe {name: array}): the
+    ``fxlic.probe.*`` tensors (docs/MODEL_FORMAT.md 7.4)."""
+    probe = {k[len(PROBE_PREFIX):]: v for k, v in tensors.items() if k.startswith(PROBE_PREFIX)}
+    return {k: v for k, v in tensors.items() if not k.startswith(PROBE_PREFIX)}, probe
 
 
 # --------------------------------------------------------------------------
@@ -408,6 +479,8 @@ def _meta_from(path: str, meta: dict, fmt: str) -> dict:
 def load_float_model(path: str, arch: Architecture = None) -> FloatModel:
     """Load the native float format (.safetensors / .npz) into a FloatModel."""
     tensors, meta = read_tensors(path)
+    tensors, probe = split_probe(tensors)
+    refuse_gdn(path, tensors)
     arch = find_architecture(path, meta, arch)
     if arch is None:
         hint = ""
@@ -425,7 +498,7 @@ def load_float_model(path: str, arch: Architecture = None) -> FloatModel:
                            f"{' ...' if len(unknown) > 5 else ''} for architecture {arch.name}{hint}")
     W, B = _layers_from_torch(path, arch, tensors, names)
     ent = check_entropy(path, arch, {k: v for k, v in tensors.items() if _is_native_entropy_key(k)})
-    fm = FloatModel(arch, W, B, ent, _meta_from(path, meta, "native"))
+    fm = FloatModel(arch, W, B, ent, _meta_from(path, meta, "native"), probe)
     _validate(path, fm)
     return fm
 
@@ -539,12 +612,13 @@ def load_compressai_state(path: str, arch_kind: str = "auto", mapping=None,
                           arch: Architecture = None) -> FloatModel:
     """Load a CompressAI-style state dict saved as .safetensors / .npz."""
     tensors, meta = read_tensors(path)
-    gdn = sorted(k for k in tensors if re.search(r"\.(beta|gamma)$", k))
-    if gdn:
-        raise WeightsError(f"{path}: {gdn[0]} belongs to a GDN layer; fxlic's models use ReLU "
-                           f"in place of GDN (GDN does not suit fixed point)")
+    tensors, probe = split_probe(tensors)
+    refuse_gdn(path, tensors)
     arch = find_architecture(path, meta, arch) or infer_compressai_arch(path, tensors, arch_kind)
     mp = _read_mapping(mapping)
+    if mp is not None and not any(k.startswith(DATAPARALLEL) for k in tensors):
+        # the keys lost their DataParallel prefix: so do the mapping's
+        mp = {(p[len(DATAPARALLEL):] if p.startswith(DATAPARALLEL) else p): v for p, v in mp.items()}
     if mp is None:
         mp = default_compressai_map(arch)
     else:
@@ -576,7 +650,7 @@ def load_compressai_state(path: str, arch_kind: str = "auto", mapping=None,
                            f"(give a mapping JSON for other names)")
     W, B = _layers_from_torch(path, arch, tensors, names)
     ent = check_entropy(path, arch, ent)
-    fm = FloatModel(arch, W, B, ent, _meta_from(path, meta, "compressai"))
+    fm = FloatModel(arch, W, B, ent, _meta_from(path, meta, "compressai"), probe)
     _validate(path, fm)
     return fm
 
@@ -622,6 +696,8 @@ def load_weights(path: str, fmt: str = "auto", arch_kind: str = "auto", mapping=
     """Load float weights in any supported format (``fmt`` one of FORMATS)."""
     if fmt not in FORMATS:
         raise WeightsError(f"unknown weights format {fmt!r}; choose from {', '.join(FORMATS)}")
+    _check_readable(path)
+    refuse_pickle(path)
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "onnx":
@@ -630,6 +706,53 @@ def load_weights(path: str, fmt: str = "auto", arch_kind: str = "auto", mapping=
     if fmt == "compressai":
         return load_compressai_state(path, arch_kind=arch_kind, mapping=mapping)
     return load_float_model(path)
+
+
+def load_entropy_file(path: str, arch: Architecture) -> dict:
+    """An entropy side file (``fxlic quantize --entropy``, docs/MODEL_FORMAT.md
+    7.2): a .safetensors / .npz holding the ``entropy_bottleneck.*`` tensors
+    (any of the namings of part 2; a whole state dict is fine: its layer
+    tensors and CompressAI's derived buffers are ignored) and optionally
+    ``gaussian_conditional.scale_table``.  Returns them checked, native names."""
+    tensors, _ = read_tensors(path)
+    ent = {}
+    for k in sorted(tensors):
+        nk = _eb_rename(k)
+        if nk is not None:
+            ent[nk] = tensors[k]
+        elif k.startswith(EB + ".") and not CAI_DROPPED.match(k):
+            raise WeightsError(f"{path}: unknown entropy-bottleneck tensor {k}")
+    if not any(k.startswith(EB + ".") for k in ent):
+        raise WeightsError(f"{path}: no entropy-bottleneck tensors (entropy_bottleneck._matrices.0, "
+                           f"... .quantiles) in this entropy file")
+    return check_entropy(path, arch, ent)
+
+
+def has_bottleneck(fm: FloatModel) -> bool:
+    return any(k.startswith(EB + ".") for k in fm.entropy)
+
+
+def add_entropy(fm: FloatModel, path: str) -> FloatModel:
+    """``fm`` with the entropy parameters of side file ``path``; refused when
+    ``fm`` carries its own (two sources, one silently ignored)."""
+    side = load_entropy_file(path, fm.arch)
+    both = sorted(set(side) & set(fm.entropy))
+    if has_bottleneck(fm) or both:
+        what = "entropy-bottleneck parameters" if has_bottleneck(fm) else both[0]
+        raise WeightsError(f"{path}: the weights file already carries {what}; give --entropy only "
+                           f"for weights without them (ONNX)")
+    fm.entropy = {**fm.entropy, **side}
+    return fm
+
+
+def require_bottleneck(fm: FloatModel, path: str) -> None:
+    """Refuse, before any calibration, float weights without entropy-bottleneck
+    parameters: an ONNX export carries none (docs/MODEL_FORMAT.md 7.2)."""
+    if not has_bottleneck(fm):
+        hint = " (ONNX exports carry none)" if fm.meta.get("format") == "onnx" else ""
+        raise WeightsError(f"{path}: no entropy-bottleneck parameters (entropy_bottleneck.*){hint}; "
+                           f"give them with --entropy FILE (.safetensors / .npz of the model's "
+                           f"entropy_bottleneck.* tensors)")
 
 
 def float_models_equal(a: FloatModel, b: FloatModel) -> bool:

@@ -44,6 +44,10 @@ MAX_TENSOR_BYTES = 256 << 20
 _ITEMSIZE = {1: 4, 10: 2, 11: 8, 16: 2}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
 
+#: ops an exported GDN / IGDN consists of (x * x, Conv with gamma, + beta, Sqrt, Div)
+GDN_OPS = ("Sqrt", "Div", "Mul", "Pow", "Reciprocal", "Rsqrt", "Abs")
+
+
 def check_tensor_size(path: str, t, base: str, what: str) -> None:
     """X1: a tensor's byte count (dims, Python ints) is bounded, and external
     data must lie inside ``base``, in a regular file, with ``offset + length``
@@ -162,7 +166,9 @@ def _load_onnx(path: str, arch_kind: str, arch: Architecture) -> FloatModel:
                                    f"on constant data")
             continue
         if n.op_type not in SUPPORTED:
-            raise WeightsError(f"{path}: unsupported ONNX op {n.op_type!r} (node {n.name!r}); "
+            gdn = " (a GDN / IGDN layer? fxlic's models use ReLU in place of GDN)" \
+                if n.op_type in GDN_OPS else ""
+            raise WeightsError(f"{path}: unsupported ONNX op {n.op_type!r} (node {n.name!r}){gdn}; "
                                f"fxlic reads {', '.join(SUPPORTED)}")
         if n.input and n.input[0] in static:
             raise WeightsError(f"{path}: {_node_label(n)} reads constant data {n.input[0]!r}")

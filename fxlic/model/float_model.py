@@ -25,6 +25,9 @@ class FloatModel:
     biases: dict  # name -> (O,) float64
     entropy: dict = field(default_factory=dict)  # raw entropy-model parameters (float)
     meta: dict = field(default_factory=dict)
+    #: the trainer's I/O probe carried by the weights file (``fxlic.probe.*``
+    #: tensors, docs/MODEL_FORMAT.md 7.4), checked by fxlic.io.iocheck
+    probe: dict = field(default_factory=dict, repr=False, compare=False)
 
     def validate(self):
         for l in self.arch.layers:
