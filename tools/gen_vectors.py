@@ -24,6 +24,7 @@ recomputed.  The output is built in a temporary directory and swapped in.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -44,6 +45,11 @@ DEFAULT_KODAK = os.path.join(os.path.dirname(REPO), "shared", "data", "kodak")
 SMALL = "rand16"
 SMALL_SEED = 16
 KODAK_CROP = "images/kodim23_crop256.png"
+#: the directed model: SMALL with integer edits aimed at the bins SMALL's own cases miss
+DIRECTED = "rand16-directed"
+DIRECTED_IMAGE = "img64"
+#: the generated suite coverage page (written when the suite is written to vectors/)
+COVERAGE_DOC = os.path.join(REPO, "docs", "VECTORS-coverage.md")
 #: the whole suite should stay below this (sum of file sizes)
 BUDGET_BYTES = 30_000_000
 
@@ -105,6 +111,211 @@ def build_small_model(path: str):
     return im
 
 
+# ---------------------------------------------------------------------------
+# the directed model (functional coverage, fxlic/vectors/coverage.py)
+# ---------------------------------------------------------------------------
+
+def _to_acc(t: int, s: int) -> int:
+    """The smallest accumulator ``a`` with ``a * 2^-s >= t`` (t on the output grid)."""
+    return t << s if s >= 0 else -((-t) >> (-s))
+
+
+def _tie_delta(a: int, S: int, below: bool = False) -> int:
+    """A bias change that puts accumulator ``a`` on an exact R1 tie of a shift by
+    ``S``: in [0, 2^S) (or in [-2^S, 0) with ``below``, keeping a negative ``a`` negative)."""
+    m = (1 << S) - 1
+    d = ((1 << (S - 1)) - (a & m)) & m
+    return d - (1 << S) if below and d else d
+
+
+def _bin_candidates(model, name, b, acc, mu):
+    """(channel, bias delta) edits, best first, that should make layer ``name``
+    hit bin ``b`` on this run (each moves one channel's extreme accumulator)."""
+    from fxlic.quant.codebook import act_nlq
+    from fxlic.vectors.writer import OUT_RULE
+
+    L = model.layer(name)
+    spec = L.spec
+    rule = OUT_RULE[L.out_kind]
+    O = acc.shape[0]
+    s = [int(v) for v in L.out_shift]
+    hi_a = [int(acc[o].max()) for o in range(O)]
+    lo_a = [int(acc[o].min()) for o in range(O)]
+    by_max = sorted(range(O), key=lambda o: (-hi_a[o], o))
+    by_min = sorted(range(O), key=lambda o: (lo_a[o], o))
+    out = []
+    if rule == "O1":
+        mux = [int(v) for v in L.mux]
+        if b.startswith("mux"):
+            m, what = int(b[3]), b.split(".")[1]
+            cb = act_nlq(m)
+            for o in (o for o in by_max if mux[o] == m):
+                if what == "clip":
+                    t = cb.max_level + (1 << cb.segments[-1].k)
+                else:
+                    g = cb.segments[int(what[3:])]
+                    t = g.lo + (1 << g.k)
+                out.append((o, _to_acc(t, s[o]) - hi_a[o]))
+        elif b == "relu":
+            out = [(o, -1 - lo_a[o]) for o in by_min]
+        elif b == "tie+":
+            for o in by_max:
+                a = hi_a[o]
+                if a <= 0 or s[o] < 0:
+                    continue
+                cb = act_nlq(mux[o])
+                k = [g.k for g in cb.segments if (a >> s[o]) >= g.lo][-1]
+                if s[o] + k >= 1:
+                    out.append((o, _tie_delta(a, s[o] + k)))
+        return out
+    leaky = rule == "O2" and spec.act == "leaky"
+    lo, hi = (0, 255) if rule == "O4" else (-128, 127)
+    m_ = [int(mu[o]) if (rule == "O3" and spec.out == "y") else 0 for o in range(O)]
+    sneg = [v + 3 if leaky else v for v in s]
+    if b == "sat+":
+        out = [(o, _to_acc(hi + 1 + m_[o], s[o]) - hi_a[o]) for o in by_max]
+    elif b == "sat-":
+        for o in by_min:
+            t = lo - 1 + m_[o]
+            a = t << sneg[o] if sneg[o] >= 0 else t >> (-sneg[o])
+            out.append((o, a - lo_a[o]))
+    elif b == "tie+":
+        for o in by_max:
+            if s[o] >= 1:
+                a = hi_a[o]
+                out.append((o, _tie_delta(a, s[o]) if a > 0 else (3 << (s[o] - 1)) - a))
+    elif b == "tie-":
+        for o in by_min:
+            S = sneg[o]
+            if S >= 1:
+                a = lo_a[o]
+                out.append((o, _tie_delta(a, S, below=True) if a < 0 else -(3 << (S - 1)) - a))
+    return out
+
+
+def build_directed_model(base, pixels, want, log=print):
+    """The suite's directed model: ``base`` (the small random model) with integer
+    edits only, so that the case of ``pixels`` hits the bins in ``want``
+    (``"LAYER/bin"`` keys, the ones ``base``'s own cases miss):
+
+    * an O1 layer without a channel of mux m gets one (the last channel of its
+      most common mux is switched);
+    * a layer's missing bin (saturation, clipping above a mux's top level, an
+      NLQ segment, ReLU, an R1 tie of either sign) is reached by changing one
+      bias (one channel per edit): the channel's largest (or smallest)
+      accumulator is moved just onto the bin, so the channel keeps its spread;
+    * Gaussian scale indexes: the scale channels' HS5 weight and output exponents
+      are raised together by k (same codes, scale x 2^k, SPEC E1) to spread the
+      scales over the 64 indexes.
+
+    Every edit keeps the model valid (loader checks, SPEC A3/A4); layers are
+    edited in execution order, each on a fresh run.  Returns (model, edits)."""
+    import copy
+
+    from fxlic.codec import _tables
+    from fxlic.model.intmodel import accumulator_bound
+    from fxlic.spec import INT32_MAX
+    from fxlic.vectors.coverage import count_layer, layer_bins
+    from fxlic.vectors.writer import OUT_RULE, run_case
+
+    m = copy.deepcopy(base)
+    edits = []
+    for spec in m.arch.layers:
+        n = spec.name
+        L = m.layer(n)
+        rule = OUT_RULE[L.out_kind]
+        wanted = [b for b in layer_bins(spec, rule) if f"{n}/{b}" in want]
+        if not wanted:
+            continue
+        if rule == "O1":
+            for mx in range(4):
+                if any(b.startswith(f"mux{mx}.") for b in wanted) and not np.any(L.mux == mx):
+                    counts = np.bincount(L.mux, minlength=4)
+                    src = int(np.argmax(counts))
+                    o = int(np.flatnonzero(L.mux == src)[-1])
+                    L.mux[o] = mx
+                    m.validate()
+                    edits.append(f"{n}: channel {o} mux {src} -> {mx}")
+        r = run_case(m, pixels)
+        acc = np.asarray(r["layers"][n][1], np.int64)
+        mu = r["mu"]
+        used = set()
+        have = {b for b, v in count_layer(m, n, acc, None, mu)["counts"].items() if v}
+        for b in wanted:
+            if b in have:
+                continue
+            done = False
+            for o, delta in _bin_candidates(m, n, b, acc, mu):
+                if o in used or delta == 0:
+                    continue
+                old = int(L.bias[o])
+                L.bias[o] = old + delta
+                acc2 = acc.copy()
+                acc2[o] += delta
+                ok = abs(int(L.bias[o])) <= INT32_MAX and accumulator_bound(m, n).max() <= INT32_MAX
+                got = {k for k, v in count_layer(m, n, acc2, None, mu)["counts"].items() if v} if ok else set()
+                if ok and b in got and have <= got:
+                    acc, have, done = acc2, got, True
+                    used.add(o)
+                    edits.append(f"{n}: channel {o} bias {old:+d} -> {old + delta:+d} ({b})")
+                    break
+                L.bias[o] = old
+            if not done:
+                log(f"directed model: no edit reaches {n}/{b}")
+    # Gaussian scale indexes: raise scale channel c's HS5 exponents by k_c
+    if m.arch.kind == "hyperprior" and any(k.startswith("entropy/y.scale") for k in want):
+        _, gauss = _tables(m)
+        r = run_case(m, pixels)
+        hs5 = [l for l in m.arch.layers if l.out == "ms"][0].name
+        H = m.layer(hs5)
+        M = m.arch.M
+        T = np.asarray(gauss.thresholds, np.int64)
+        goal = {int(k[len("entropy/y.scale"):]) for k in want
+                if k.startswith("entropy/y.scale") and k[len("entropy/y.scale"):].isdigit()}
+
+        def hit(c, k):
+            e = int(H.out_exp[c]) + k + gauss.scale_frac_bits
+            if e < 0 or abs(int(H.out_exp[c]) + k) > 64 or abs(int(H.w_exp[c]) + k) > 64:
+                return None
+            q = np.asarray(r["ms"][c], np.int64) << e
+            return set(np.searchsorted(T, q.reshape(-1), side="left").tolist())
+
+        ks = {c: 0 for c in range(M)}
+        fixed = set()
+        while True:
+            best = None
+            for c in range(M):
+                if c in fixed:
+                    continue
+                rest = set().union(*(hit(c2, ks[c2]) for c2 in range(M) if c2 != c))
+                for k in range(-4, 11):
+                    h = hit(c, k)
+                    if h is None:
+                        continue
+                    g = len((rest | h) & goal)
+                    if best is None or g > best[0]:
+                        best = (g, c, k)
+            cur = len(set().union(*(hit(c, ks[c]) for c in range(M))) & goal)
+            if best is None or best[0] <= cur:
+                break
+            _, c, k = best
+            ks[c] = k
+            fixed.add(c)
+        left = goal - set().union(*(hit(c, ks[c]) for c in range(M)))
+        if left:
+            log(f"directed model: scale indexes not reached: {sorted(left)}")
+        for c in range(M):
+            if ks[c]:
+                H.w_exp[c] += ks[c]
+                H.out_exp[c] += ks[c]
+                edits.append(f"{hs5}: scale channel {c} w_exp and out_exp {ks[c]:+d} (scale x 2^{ks[c]})")
+    m.validate()
+    m.meta = dict(base.meta)
+    m.meta["source"] = (f"tools/gen_vectors.py: {SMALL} with {len(edits)} integer edits for functional "
+                        f"coverage (build_directed_model)")
+    return m, edits
+
+
 def kodak_crop(kodak_dir: str):
     from fxlic.io.images import center_crop, read_image
 
@@ -149,7 +360,9 @@ def plan(zoo):
              (SMALL, "img65x47", lean, "odd size: every layer, no decode tables, inputs as aliases"),
              (SMALL, "kodim23_crop256", Options(mem=frozenset({"entropy"}), acc=False, inputs=False,
                                                 dec_tables=False),
-              "real image: every layer's output codes (.npy), no accumulators")]
+              "real image: every layer's output codes (.npy), no accumulators"),
+             (DIRECTED, DIRECTED_IMAGE, npy_acc, "directed model (functional coverage): every layer, "
+                                                 "accumulators in .npy only")]
     for i, (name, _) in enumerate(zoo):
         if i == 0:
             cases += [(name, "img64", npy_acc, "default shipped model: every layer (accumulators in .npy only)"),
@@ -161,12 +374,34 @@ def plan(zoo):
     return cases
 
 
+def directed_want(small, images, log=print):
+    """The bins (``LAYER/bin``) the small model's own cases miss, with the runs."""
+    from fxlic.io.modelfile import model_hash
+    from fxlic.vectors.coverage import case_coverage, summarize
+    from fxlic.vectors.writer import run_case
+
+    runs, recs = {}, []
+    for mname, iname, opts, _ in plan([]):
+        if mname != SMALL or iname not in images:
+            continue
+        runs[iname] = run_case(small, images[iname])
+        names = [l.name for l in small.arch.layers] if opts.layers is None else list(opts.layers)
+        recs.append(case_coverage(small, runs[iname], names, True, SMALL, model_hash(small)))
+    return set(summarize(recs)["missing"]), runs
+
+
 def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=False,
-             quick=False, log=print) -> dict:
+             quick=False, log=print, coverage_doc=None) -> dict:
     """Write the suite to ``out`` (replacing it).  ``quick``: only the small
-    model's cases and the units (for fast checks).  Returns the suite manifest."""
-    from fxlic.io.modelfile import load_model, model_hash
+    model's cases and the units (for fast checks).  ``coverage_doc``: where the
+    suite coverage page is written (default: docs/VECTORS-coverage.md when
+    ``out`` is the repository's vectors/ and not ``quick``; "" for none).
+    Returns the suite manifest."""
+    import dataclasses
+
+    from fxlic.io.modelfile import load_model, model_hash, save_model
     from fxlic.io.images import read_image
+    from fxlic.vectors.coverage import summarize
     from fxlic.vectors.units import write_units
 
     out = os.path.abspath(out)
@@ -214,6 +449,16 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             f.write(small_fxq)
         models = {SMALL: load_model(fxq_path)}
         os.unlink(fxq_path)
+        # the directed model: the small model edited for the bins its own cases miss
+        want, small_runs = directed_want(models[SMALL], images, log)
+        dm, directed_edits = build_directed_model(models[SMALL], images[DIRECTED_IMAGE], want, log)
+        dpath = os.path.join(tmp, "directed.fxq")
+        save_model(dm, dpath)
+        with open(dpath, "rb") as f:
+            directed_fxq = f.read()
+        models[DIRECTED] = load_model(dpath)
+        os.unlink(dpath)
+        log(f"model {DIRECTED}: {len(directed_edits)} edits for {len(want)} bins")
         zoo = [] if quick else zoo_models(zoo_dir)
         for name, path in zoo:
             models[name] = load_model(path)
@@ -221,13 +466,20 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
         default_zoo = zoo[0][0] if zoo else None
         for name, m in models.items():
             mdir = os.path.join(tmp, "models", name)
-            if name not in (SMALL, default_zoo):
+            if name not in (SMALL, DIRECTED, default_zoo):
                 model_info[name] = {"dir": None, "hash": model_hash(m), "source": f"fxlic/zoo/{name}.fxq",
                                     "architecture": m.arch.name}
                 continue
             if name == SMALL:
                 man = write_model_dir(m, mdir, Options(), name, files={"model.fxq": small_fxq},
                                       extra={"source": "generated by tools/gen_vectors.py (model.fxq kept)"})
+            elif name == DIRECTED:
+                man = write_model_dir(m, mdir, Options(mem=frozenset({"params"})), name,
+                                      files={"model.fxq": directed_fxq},
+                                      extra={"source": f"tools/gen_vectors.py build_directed_model: {SMALL} "
+                                                       f"with integer edits for functional coverage "
+                                                       f"(fxlic/vectors/coverage.py)",
+                                             "edits": directed_edits})
             else:
                 man = write_model_dir(m, mdir, Options(mem=frozenset({"params"})), name,
                                       extra={"source": f"fxlic/zoo/{name}.fxq"})
@@ -236,14 +488,19 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             log(f"model {name}: {m.arch.name}")
 
         # ---- cases
-        cases = []
+        cases, cov_recs, cov_names = [], [], []
         for mname, iname, opts, note in plan(zoo):
             if iname not in images:
                 continue
             cdir = os.path.join(tmp, "cases", mname, iname)
             mrel = _rel(os.path.join(tmp, "models", mname), cdir) if model_info[mname]["dir"] else ""
+            opts = dataclasses.replace(opts, coverage=True)
             man = write_case(models[mname], images[iname], cdir, opts, model_dir=mrel, model_name=mname,
-                             image_name=iname, extra={"note": note})
+                             image_name=iname, extra={"note": note},
+                             _run=small_runs.get(iname) if mname == SMALL else None)
+            with open(os.path.join(cdir, "coverage.json"), "rb") as f:
+                cov_recs.append(json.loads(f.read()))
+            cov_names.append(f"{mname}/{iname}")
             cases.append({"dir": f"cases/{mname}/{iname}", "model": mname, "image": iname, "note": note,
                           "size": [man["image"]["width"], man["image"]["height"]],
                           "stream_bytes": man["stream"]["bytes"]})
@@ -269,13 +526,24 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
                  "models": model_info, "cases": cases,
                  "units": [{"dir": f"units/{n}", "rules": units[n]["rules"], "checks": units[n]["checks"]}
                            for n in sorted(units)],
-                 "manifests": digests, "total_bytes": total, "file_count": nfiles, "budget_bytes": BUDGET_BYTES}
+                 "manifests": digests, "total_bytes": total, "file_count": nfiles, "budget_bytes": BUDGET_BYTES,
+                 "coverage": summarize(cov_recs)}
         from fxlic.spec import SPEC_VERSION
         suite["spec_version"] = SPEC_VERSION
         with open(os.path.join(tmp, "manifest.json"), "wb") as f:
             f.write(json_bytes(suite))
         if total > BUDGET_BYTES:
             log(f"warning: the suite is {total:,} bytes, over the {BUDGET_BYTES:,} byte budget")
+        cov = suite["coverage"]
+        log(f"coverage: {cov['hit']} of {cov['bins']} bins ({cov['percent']:.1f} %)"
+            + (f"; missing {' '.join(cov['missing'])}" if cov["missing"] else ""))
+        if coverage_doc is None:
+            coverage_doc = COVERAGE_DOC if (os.path.abspath(out) == os.path.abspath(DEFAULT_OUT)
+                                            and not quick) else ""
+        if coverage_doc:
+            with open(coverage_doc, "w", encoding="utf-8", newline="\n") as f:
+                f.write(coverage_markdown(cov_recs, cov_names))
+            log(f"{coverage_doc}: suite coverage page")
         # ---- swap in
         if os.path.exists(out):
             old = tempfile.mkdtemp(prefix=".vectors-old-", dir=parent)
@@ -292,6 +560,15 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
         raise
 
 
+def coverage_markdown(records, names) -> str:
+    """docs/VECTORS-coverage.md from the cases' coverage records."""
+    from fxlic.vectors.coverage import format_suite_markdown
+
+    return format_suite_markdown(records, names, f"The directed model `{DIRECTED}` (models/{DIRECTED}, "
+                                 f"its `edits` in its manifest) reaches what the small random model's "
+                                 f"own cases miss.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=DEFAULT_OUT, help="output directory (default: vectors/ of the repo)")
@@ -301,10 +578,13 @@ def main(argv=None) -> int:
     ap.add_argument("--zoo-dir", default=None, help="shipped models directory (default fxlic/zoo; 'none': skip)")
     ap.add_argument("--rebuild-model", action="store_true", help="rebuild the small random model")
     ap.add_argument("--quick", action="store_true", help="only the small model's cases and the units")
+    ap.add_argument("--coverage-doc", default=None,
+                    help="where to write the suite coverage page (default docs/VECTORS-coverage.md when "
+                         "writing vectors/; '' for none)")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
     generate(a.out, a.source, a.kodak, a.zoo_dir, a.rebuild_model, a.quick,
-             log=(lambda *x: None) if a.quiet else print)
+             log=(lambda *x: None) if a.quiet else print, coverage_doc=a.coverage_doc)
     return 0
 
 

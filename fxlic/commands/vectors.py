@@ -1,7 +1,9 @@
 """``fxlic vectors --model M --image I --out DIR``: write a conformance case
 (docs/VECTORS.md): every layer's integer input, accumulator and output, the
 layer parameters, the entropy-coder side, the bitstream and the reconstruction,
-as .npy and $readmemh .mem files with a manifest.
+as .npy and $readmemh .mem files with a manifest; on request also in the
+layouts hardware flows read (``--layout hwc``, packed ``--mem-pack P``, raw
+``--bin``, C headers ``--c-headers``: fxlic/vectors/layouts.py).
 
 Before anything is computed the size of the case is known exactly (except the
 bitstream, a few % at most): it is printed, and a case over ``--max-bytes``
@@ -82,6 +84,23 @@ def _mem_arg(arg):
     return frozenset(cats)
 
 
+def _hw_args(args) -> dict:
+    """--layout, --mem-pack, --bin, --c-headers -> Options fields (CliError if bad)."""
+    from ..vectors.layouts import parse_layout, parse_pack
+
+    try:
+        layout = parse_layout(args.layout)
+    except ValueError as e:
+        raise CliError(f"--layout: {e}") from None
+    try:
+        pack = parse_pack(args.mem_pack)
+    except ValueError as e:
+        raise CliError(f"--mem-pack: {e}") from None
+    if pack and args.mem == "none":
+        raise CliError("--mem-pack packs the .mem files, and --mem none writes none (pick --mem categories)")
+    return {"layout": layout, "mem_pack": pack, "bin": args.bin, "c_headers": args.c_headers}
+
+
 class BarProgress:
     """tqdm bars on stderr for the two phases of write_case (running, writing)."""
 
@@ -121,6 +140,9 @@ def run_check(args) -> int:
 
 
 def run(args) -> int:
+    if getattr(args, "coverage_of", None) is not None:  # functional coverage: fxlic/vectors/coverage.py
+        from ..vectors.coverage import run_coverage_of
+        return run_coverage_of(args)
     if args.check is not None:
         if args.image or args.out:
             raise CliError("--check DIR takes no --image / --out")
@@ -148,7 +170,9 @@ def run(args) -> int:
     except ValueError as e:
         raise CliError(f"--layers: {e}") from None
     opts = Options(layers=layers, mem=_mem_arg(args.mem), acc=not args.no_acc,
-                   inputs=not args.no_inputs, dec_tables=not args.no_dec_tables, backend=args.backend)
+                   inputs=not args.no_inputs, dec_tables=not args.no_dec_tables, backend=args.backend,
+                   **_hw_args(args))
+    opts.coverage = bool(getattr(args, "coverage", False))  # coverage.json (fxlic/vectors/coverage.py)
     _, H, W = pixels.shape
     if args.tensors not in (None, "all"):
         every = []
@@ -199,6 +223,9 @@ def run(args) -> int:
         print(f"{out}: case of {args.image} ({W}x{H}{', cropped' if crop else ''}) with model "
               f"{model_name} ({model_hash(model)[7:19]}): {len(layers)} layers dumped, {n} files, "
               f"{size:,} bytes (+ model/)")
+    if opts.coverage:
+        from ..vectors.coverage import report_written_case
+        return report_written_case(args, out)
     return 0
 
 
@@ -229,6 +256,20 @@ def register(sub):
     s.add_argument("--mem", default="all",
                    help="which tensors also get a $readmemh .mem file: all (default), none, or a comma "
                         "list of image,act,acc,weights,params,dec,entropy,tables")
+    s.add_argument("--layout", default="chw", metavar="chw|hwc",
+                   help="element order of the .mem, packed .mem, .bin and C-header files: chw (default, the "
+                        ".npy order) or hwc (channels last: C,H,W tensors as H,W,C, weights O,C,KY,KX as "
+                        "O,KY,KX,C); the .npy files are always the manifest's C order")
+    s.add_argument("--mem-pack", metavar="P[,P...]", default=None,
+                   help="also write NAME.pP.mem next to every .mem: $readmemh words of P elements (e.g. 16 x "
+                        "8-bit = 128-bit bus words), element 0 in the least significant bits, the last word "
+                        "zero-padded (docs/VECTORS.md 1)")
+    s.add_argument("--bin", action="store_true",
+                   help="also write NAME.bin of every tensor: raw little-endian values of the stored dtype, "
+                        "no header, in the --layout order")
+    s.add_argument("--c-headers", action="store_true",
+                   help="also write the model directory's C headers weights/<L>.h, mean_reduction.h, "
+                        "entropy.h and fxlic_model.h (hls4ml style: static const arrays with shape macros)")
     s.add_argument("--no-acc", action="store_true", help="do not write the int32 accumulators")
     s.add_argument("--no-inputs", action="store_true",
                    help="do not repeat a layer's input when it is another tensor of the case (alias in "
@@ -244,4 +285,6 @@ def register(sub):
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     s.add_argument("--backend", choices=("numba", "reference"), default="numba")
     s.add_argument("-q", "--quiet", action="store_true")
+    from ..vectors.coverage import add_arguments as _coverage_arguments
+    _coverage_arguments(s)
     s.set_defaults(func=run)

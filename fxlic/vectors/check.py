@@ -9,7 +9,8 @@ A directory is intact when
   size and sha256 (``check_files``);
 * every tensor entry is consistent: its files are listed, the ``.npy`` header
   has the entry's dtype and shape, the ``.mem`` file has elements x (hex
-  digits + 1) bytes, an alias names an existing tensor of the same dtype and
+  digits + 1) bytes, a packed ``.pP.mem`` words x (word digits + 1), a ``.bin``
+  elements x itemsize, a ``c_header`` names a listed file, an alias names an existing tensor of the same dtype and
   shape (``check_tensors``);
 * (``check_tree`` only) no file is left that no manifest lists, every nested
   directory with a manifest is intact, a case's model directory is intact and
@@ -26,7 +27,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .memfmt import DTYPES, mem_size
+from .layouts import PACKED_RE, expected_size
+from .memfmt import DTYPES
 from .store import FORMAT, FORMAT_VERSION, MANIFEST
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -197,11 +199,15 @@ def check_tensors(root: str, manifest: dict) -> None:
                 sh, fortran, dt = _npy_header(p)
                 if sh != shape or fortran or dt != np.dtype(DTYPES[e["dtype"]]):
                     raise IntegrityError(f"{p}: holds {dt} {sh}, the manifest says {e['dtype']} {shape}")
-            elif rel.endswith(".mem"):
-                want = mem_size(shape, e["dtype"])
-                if files[rel]["bytes"] != want:
-                    raise IntegrityError(f"{p}: {files[rel]['bytes']} bytes, a canonical .mem of "
+            else:  # .mem, packed .pP.mem, .bin: sized by the shape (layouts.py)
+                want = expected_size(rel, shape, e["dtype"])
+                if want is not None and files[rel]["bytes"] != want:
+                    kind = "packed .mem" if PACKED_RE.search(rel) else "." + rel.rsplit(".", 1)[-1]
+                    raise IntegrityError(f"{p}: {files[rel]['bytes']} bytes, a canonical {kind} of "
                                          f"{e['dtype']} {shape} has {want}")
+        hdr = e.get("c_header")
+        if hdr is not None and (not isinstance(hdr, dict) or hdr.get("file") not in files):
+            raise IntegrityError(f"{_path(root, MANIFEST)}: the C header of tensor {name} is not a listed file")
 
 
 def check_dir(root: str, manifest: dict = None, progress=None):

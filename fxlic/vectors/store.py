@@ -8,7 +8,8 @@ import os
 import numpy as np
 
 from ..spec import SPEC_VERSION
-from .memfmt import as_dtype, mem_bytes, mem_layout, mem_size, npy_bytes, npy_size, png_bytes, png_size
+from .layouts import NONE, hw_files
+from .memfmt import as_dtype, mem_layout, npy_bytes, npy_size, png_bytes, png_size
 
 FORMAT = "fxlic-vectors"
 FORMAT_VERSION = 1
@@ -24,9 +25,24 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _entry(name, shape, dtype, axes, mem, hw, hmeta, meta) -> dict:
+    """A tensor's manifest entry (docs/VECTORS.md 4)."""
+    entry = {"dtype": dtype, "shape": [int(s) for s in shape], "order": "C",
+             "axes": list(axes) if axes is not None else [f"d{i}" for i in range(len(shape))]}
+    if mem:
+        entry["mem"] = mem_layout(dtype)
+    entry["files"] = [name + ".npy"] + [rel for rel, _ in hw]
+    entry.update(hmeta)
+    entry.update(meta)
+    return entry
+
+
 class VectorDir:
     """Writes the files of one case / unit / model directory and remembers, for
     the manifest, the sha256 of every file and the description of every tensor."""
+
+    #: hardware files written with every tensor (layouts.HwFormats; default none)
+    formats = NONE
 
     def __init__(self, root: str, on_write=None):
         self.root = root
@@ -52,21 +68,16 @@ class VectorDir:
 
     def tensor(self, name: str, a, dtype: str, mem: bool = True, axes=None, **meta) -> np.ndarray:
         """``name.npy`` (and ``name.mem`` if ``mem``) of an integer array stored
-        as ``dtype`` (values must fit); returns the stored array."""
+        as ``dtype`` (values must fit); returns the stored array.  The other
+        hardware files of ``self.formats`` (layouts.py) go with them."""
         arr = as_dtype(a, dtype)
         if axes is not None and len(axes) != arr.ndim:
             raise ValueError(f"{name}: {len(axes)} axis names for a {arr.ndim}-d array")
-        files = [name + ".npy"]
         self.write(name + ".npy", npy_bytes(arr))
-        entry = {"dtype": dtype, "shape": [int(s) for s in arr.shape], "order": "C",
-                 "axes": list(axes) if axes is not None else [f"d{i}" for i in range(arr.ndim)]}
-        if mem:
-            self.write(name + ".mem", mem_bytes(arr, dtype))
-            files.append(name + ".mem")
-            entry["mem"] = mem_layout(dtype)
-        entry["files"] = files
-        entry.update(meta)
-        self.tensors[name] = entry
+        hw, hmeta = hw_files(name, arr, dtype, axes, mem, self.formats, sizing=False)
+        for rel, data in hw:
+            self.write(rel, data)
+        self.tensors[name] = _entry(name, arr.shape, dtype, axes, mem, hw, hmeta, meta)
         return arr
 
     def alias(self, name: str, target: str, **meta) -> None:
@@ -126,17 +137,11 @@ class SizingDir(VectorDir):
 
     def tensor(self, name: str, a, dtype: str, mem: bool = True, axes=None, **meta):
         shape = tuple(int(s) for s in np.shape(a))
-        files = [name + ".npy"]
         self._record(name + ".npy", npy_size(shape, dtype))
-        entry = {"dtype": dtype, "shape": list(shape), "order": "C",
-                 "axes": list(axes) if axes is not None else [f"d{i}" for i in range(len(shape))]}
-        if mem:
-            self._record(name + ".mem", mem_size(shape, dtype))
-            files.append(name + ".mem")
-            entry["mem"] = mem_layout(dtype)
-        entry["files"] = files
-        entry.update(meta)
-        self.tensors[name] = entry
+        hw, hmeta = hw_files(name, a, dtype, axes, mem, self.formats, sizing=True)
+        for rel, size in hw:
+            self._record(rel, size)
+        self.tensors[name] = _entry(name, shape, dtype, axes, mem, hw, hmeta, meta)
         return a
 
     def manifest(self, head: dict) -> dict:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model.intmodel import IntModel
+from .layouts import HwFormats, c_headers, parse_layout, parse_pack
 from .memfmt import png_bytes
 from .store import VectorDir
 
@@ -42,6 +43,11 @@ class Options:
     dec_tables: bool = True  # layers/<L>/dec_table
     backend: str = "numba"
     tensors: tuple = None  # name / glob patterns of the case tensors to write; None = all
+    layout: str = "chw"  # element order of .mem / .pP.mem / .bin / C headers: chw | hwc (layouts.py)
+    mem_pack: tuple = ()  # P of each packed NAME.pP.mem (with every .mem)
+    bin: bool = False  # NAME.bin (raw little-endian) of every tensor
+    c_headers: bool = False  # the model directory's weights/*.h
+    coverage: bool = False  # coverage.json: functional bins of the case (coverage.py)
 
     def as_dict(self) -> dict:
         d = {"layers": "all" if self.layers is None else list(self.layers),
@@ -49,6 +55,27 @@ class Options:
              "dec_tables": self.dec_tables}
         if self.tensors is not None:  # only when used: default manifests stay as they were
             d["tensors"] = list(self.tensors)
+        if self.coverage:  # only when used
+            d["coverage"] = True
+        d.update(self.hw_dict())
+        return d
+
+    def hw_formats(self) -> HwFormats:
+        """The hardware files of every tensor (ValueError for a bad layout or P)."""
+        return HwFormats(parse_layout(self.layout), parse_pack(",".join(map(str, self.mem_pack))),
+                         bool(self.bin))
+
+    def hw_dict(self) -> dict:
+        """The hardware-file options that differ from the defaults (manifest ``options``)."""
+        f, d = self.hw_formats(), {}
+        if f.layout != "chw":
+            d["layout"] = f.layout
+        if f.mem_pack:
+            d["mem_pack"] = list(f.mem_pack)
+        if f.bin:
+            d["bin"] = True
+        if self.c_headers:
+            d["c_headers"] = True
         return d
 
     def wants(self, name: str) -> bool:
@@ -137,16 +164,26 @@ def arch_text(model: IntModel) -> str:
 
 
 def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str = None,
-                    extra: dict = None, files: dict = None, on_write=None, dir_class=VectorDir) -> dict:
+                  extra: dict = None, files: dict = None, on_write=None, dir_class=VectorDir) -> dict:
     """Every integer parameter of ``model`` once: the stored fields of each layer
     (SPEC W1, A2, O), the derived shifts, mean-reduction and entropy tables.
     ``on_write``: called with the size of each file; ``dir_class`` SizingDir
     only sizes the files (``plan_model_dir``)."""
     from ..io.modelfile import model_hash
+    from ..spec import SPEC_VERSION
 
     opts = opts or Options()
     mem = opts.mem
     D = dir_class(root, on_write=on_write)
+    D.formats = opts.hw_formats()
+    records = []
+    if opts.c_headers:  # every stored array, for weights/*.h
+        def tensor(name, a, dtype, *args, **kw):
+            arr = D.tensor(name, a, dtype, *args, **kw)
+            records.append((name, arr, dtype, D.tensors[name]["axes"], kw.get("what", "")))
+            return arr
+    else:
+        tensor = D.tensor
     D.text("arch.txt", arch_text(model))
     for rel in sorted(files or {}):
         D.write(rel, files[rel])
@@ -155,40 +192,47 @@ def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str 
         L = model.layer(spec.name)
         p = f"layers/{spec.name}/"
         n = spec.name
-        D.tensor(p + "w_codes", L.w_codes, "int8", "weights" in mem, ("O", "C", "KY", "KX"),
-                 layer=n, rule="W1", what="weight codes; tconv kernels out-channel first (C2)")
+        tensor(p + "w_codes", L.w_codes, "int8", "weights" in mem, ("O", "C", "KY", "KX"),
+               layer=n, rule="W1", what="weight codes; tconv kernels out-channel first (C2)")
         pm = "params" in mem
-        D.tensor(p + "w_lut", L.w_lut, "int16", pm, ("CODE",), layer=n, rule="W1",
-                 what="weight level of code c at index c + 128")
-        D.tensor(p + "w_exp", L.w_exp, "int8", pm, ("O",), layer=n, rule="W1", what="weight exponent")
-        D.tensor(p + "bias", L.bias, "int32", pm, ("O",), layer=n, rule="A2",
-                 what="bias at the accumulator exponent")
-        D.tensor(p + "in_exp", L.in_exp, "int8", pm, ("C",), layer=n, rule="A2", what="input exponents")
-        D.tensor(p + "out_exp", L.out_exp, "int8", pm, ("O",), layer=n, rule="O", what="output exponents")
-        D.tensor(p + "mux", L.mux, "uint8", pm, ("O",), layer=n, rule="X2",
-                 what="2-bit activation mux (0 unless O1)")
-        D.tensor(p + "in_shift", L.in_shift, "uint8", pm, ("C",), layer=n, rule="A2",
-                 what="derived: d_c = in_exp[c] - min(in_exp)")
-        D.tensor(p + "acc_exp", L.acc_exp, "int8", pm, ("O",), layer=n, rule="A2",
-                 what="derived: min(in_exp) + w_exp[o]")
-        D.tensor(p + "out_shift", L.out_shift, "int8", pm, ("O",), layer=n, rule="O",
-                 what="derived: out_exp[o] - acc_exp[o]")
+        tensor(p + "w_lut", L.w_lut, "int16", pm, ("CODE",), layer=n, rule="W1",
+               what="weight level of code c at index c + 128")
+        tensor(p + "w_exp", L.w_exp, "int8", pm, ("O",), layer=n, rule="W1", what="weight exponent")
+        tensor(p + "bias", L.bias, "int32", pm, ("O",), layer=n, rule="A2",
+               what="bias at the accumulator exponent")
+        tensor(p + "in_exp", L.in_exp, "int8", pm, ("C",), layer=n, rule="A2", what="input exponents")
+        tensor(p + "out_exp", L.out_exp, "int8", pm, ("O",), layer=n, rule="O", what="output exponents")
+        tensor(p + "mux", L.mux, "uint8", pm, ("O",), layer=n, rule="X2",
+               what="2-bit activation mux (0 unless O1)")
+        tensor(p + "in_shift", L.in_shift, "uint8", pm, ("C",), layer=n, rule="A2",
+               what="derived: d_c = in_exp[c] - min(in_exp)")
+        tensor(p + "acc_exp", L.acc_exp, "int8", pm, ("O",), layer=n, rule="A2",
+               what="derived: min(in_exp) + w_exp[o]")
+        tensor(p + "out_shift", L.out_shift, "int8", pm, ("O",), layer=n, rule="O",
+               what="derived: out_exp[o] - acc_exp[o]")
         layers.append(_layer_entry(model, spec))
     M = model.arch.M
     pm = "params" in mem
-    D.tensor("mean_reduction/mask", np.asarray(model.mr_mask, np.uint8), "uint8", pm, ("C",), rule="M1")
-    D.tensor("mean_reduction/a_q", model.mr_a_q, "int64", pm, ("C",), rule="M2")
-    D.tensor("mean_reduction/b_q", model.mr_b_q, "int64", pm, ("C",), rule="M2")
+    tensor("mean_reduction/mask", np.asarray(model.mr_mask, np.uint8), "uint8", pm, ("C",), rule="M1")
+    tensor("mean_reduction/a_q", model.mr_a_q, "int64", pm, ("C",), rule="M2")
+    tensor("mean_reduction/b_q", model.mr_b_q, "int64", pm, ("C",), rule="M2")
     for ename in sorted(model.entropy):
         a = np.asarray(model.entropy[ename])
         from .memfmt import dtype_name
-        D.tensor("entropy/" + ename, a, dtype_name(a.dtype), "tables" in mem,
-                 ("T", "I") if a.ndim == 2 else tuple(f"d{i}" for i in range(a.ndim)),
-                 what="docs/ENTROPY.md table")
+        tensor("entropy/" + ename, a, dtype_name(a.dtype), "tables" in mem,
+               ("T", "I") if a.ndim == 2 else tuple(f"d{i}" for i in range(a.ndim)),
+               what="docs/ENTROPY.md table")
     head = {"kind": "model", "name": name or model.arch.name, "model_hash": model_hash(model),
             "architecture": {"name": model.arch.name, "kind": model.arch.kind, "N": model.arch.N,
-                             "M": M, "pad_multiple": model.arch.pad_multiple},
-            "layers": layers, "options": {"mem": sorted(mem)}}
+                           "M": M, "pad_multiple": model.arch.pad_multiple},
+            "layers": layers, "options": {"mem": sorted(mem), **opts.hw_dict()}}
+    if records:
+        heads, info = c_headers(records, head["model_hash"], SPEC_VERSION, head["name"], D.formats.layout,
+                              len(model.arch.layers))
+        for rel, data, what in heads:
+            D.write(rel, data, what=what)
+        for n, field_ in info.items():
+            D.tensors[n]["c_header"] = field_
     if extra:
         head.update(extra)
     return D.manifest(head)
@@ -347,6 +391,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
             est = plan_case(model, np.shape(pixels)[1], np.shape(pixels)[2], opts, model_dir, r)
             progress.phase("writing", sum(est.values()), "B")
     D = _dir(root, on_write=progress.update)
+    D.formats = opts.hw_formats()
     if model_dir is None:
         write_model_dir(model, os.path.join(root, "model"), opts, model_name, on_write=progress.update,
                         dir_class=_dir)
@@ -428,6 +473,10 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
              "padded_width": Wp, "pad_multiple": arch.pad_multiple}
     if image_meta:
         image.update(image_meta)
+    if opts.coverage:  # functional coverage of the case (fxlic/vectors/coverage.py)
+        from .coverage import write_case_coverage
+        write_case_coverage(D, model, r, chosen, opts, sizing, model_name,
+                            {"name": image["name"], "width": W, "height": H})
     head = {"kind": "case",
             "model": {"name": model_name or arch.name, "hash": model_hash(model), "dir": mrel,
                       "architecture": arch.name, "arch_kind": arch.kind, "N": arch.N, "M": arch.M},

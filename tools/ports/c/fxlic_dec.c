@@ -10,7 +10,13 @@
  * case's z.npy, y.npy and mu.npy (or, with --stream, only stream.fxl), and
  * writes per-layer dumps in the same relative layout for `fxlic verify`.
  *
- *   fxlic_dec [-f npy|mem] [--stream] [--no-acc] CASE_DIR DUMP_DIR
+ *   fxlic_dec [-f npy|mem] [-w npy|bin] [-l chw|hwc] [--stream] [--no-acc] CASE_DIR DUMP_DIR
+ *
+ * -w bin reads the seven stored fields from the raw little-endian .bin files
+ * (`fxlic vectors --bin`, docs/VECTORS.md 1) instead of the .npy: no header,
+ * the dtype of each field is the one docs/VECTORS.md 3 lists and the element
+ * count follows from arch.txt; -l hwc: the .bin was written with --layout hwc
+ * (w_codes in O, KY, KX, C order).
  *
  * Only the stored fields are read; every derived quantity (alignment
  * shifts, accumulator exponents, requantization shifts, decode tables,
@@ -393,20 +399,72 @@ static void read_arch(model_t *m, const char *dir)
     if (!m->name[0] || m->nl == 0) die("%s: no architecture", path);
 }
 
+static int g_wbin = 0; /* model fields from: 0 .npy, 1 .bin */
+static int g_hwc = 0;  /* .bin layout: 0 chw, 1 hwc (channels last) */
+
+/* raw little-endian .bin of n elements of `size` bytes, signed or not */
+static arr_t read_bin(const char *path, int is_signed, int size, long n)
+{
+    long len, i, shape[1];
+    unsigned char *b = read_file(path, &len);
+    arr_t a;
+    if (len != n * size) die("%s: %ld bytes, expected %ld elements of %d bytes", path, len, n, size);
+    shape[0] = n;
+    a = arr_new(1, shape);
+    for (i = 0; i < n; i++) {
+        const unsigned char *q = b + (size_t)i * size;
+        uint64_t u = 0;
+        int k;
+        for (k = size - 1; k >= 0; k--) u = (u << 8) | q[k];
+        if (is_signed && size < 8 && (u >> (8 * size - 1)) & 1) u |= ~(uint64_t)0 << (8 * size);
+        a.v[i] = (int64_t)u;
+    }
+    free(b);
+    return a;
+}
+
+/* the stored dtype of each field in the model directory (docs/VECTORS.md 3) */
+static void field_type(const char *what, int *is_signed, int *size)
+{
+    *is_signed = strcmp(what, "mux") != 0;
+    *size = strcmp(what, "w_lut") == 0 ? 2 : strcmp(what, "bias") == 0 ? 4 : 1;
+}
+
 static arr_t read_param(const char *dir, const char *layer, const char *what, long n)
 {
     char path[PATHLEN];
     arr_t a;
+    if (g_wbin) {
+        int sg, sz;
+        field_type(what, &sg, &sz);
+        xsnprintf(path, sizeof path, "%s/layers/%s/%s.bin", dir, layer, what);
+        return read_bin(path, sg, sz, n);
+    }
     xsnprintf(path, sizeof path, "%s/layers/%s/%s.npy", dir, layer, what);
     a = read_npy(path);
     if (n >= 0 && a.n != n) die("%s: %ld elements, expected %ld", path, a.n, n);
     return a;
 }
 
+/* w_codes of a channels-last .bin (O, KY, KX, C) into O, C, KY, KX */
+static void weights_from_hwc(layer_t *L)
+{
+    long o, c, y, x, C = L->cin, K = L->k;
+    int64_t *v = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)L->w_codes.n);
+    for (o = 0; o < L->cout; o++)
+        for (c = 0; c < C; c++)
+            for (y = 0; y < K; y++)
+                for (x = 0; x < K; x++)
+                    v[((o * C + c) * K + y) * K + x] = L->w_codes.v[((o * K + y) * K + x) * C + c];
+    free(L->w_codes.v);
+    L->w_codes.v = v;
+}
+
 static void load_layer(layer_t *L, const char *dir)
 {
     int c, o;
     L->w_codes = read_param(dir, L->name, "w_codes", (long)L->cout * L->cin * L->k * L->k);
+    if (g_wbin && g_hwc) weights_from_hwc(L);
     L->w_lut = read_param(dir, L->name, "w_lut", 256);
     L->w_exp = read_param(dir, L->name, "w_exp", L->cout);
     L->bias = read_param(dir, L->name, "bias", L->cout);
@@ -720,7 +778,8 @@ static const char *case_value(const char *casedir, const char *key, char *buf, s
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fxlic_dec [-f npy|mem] [--stream] [--no-acc] CASE_DIR DUMP_DIR\n");
+    fprintf(stderr, "usage: fxlic_dec [-f npy|mem] [-w npy|bin] [-l chw|hwc] [--stream] [--no-acc] "
+            "CASE_DIR DUMP_DIR\n");
     exit(2);
 }
 
@@ -759,6 +818,16 @@ int main(int argc, char **argv)
             i++;
             if (strcmp(argv[i], "mem") == 0) g_mem = 1;
             else if (strcmp(argv[i], "npy") == 0) g_mem = 0;
+            else usage();
+        } else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "bin") == 0) g_wbin = 1;
+            else if (strcmp(argv[i], "npy") == 0) g_wbin = 0;
+            else usage();
+        } else if (strcmp(argv[i], "-l") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "hwc") == 0) g_hwc = 1;
+            else if (strcmp(argv[i], "chw") == 0) g_hwc = 0;
             else usage();
         } else if (strcmp(argv[i], "--stream") == 0) from_stream = 1;
         else if (strcmp(argv[i], "--no-acc") == 0) want_acc = 0;
