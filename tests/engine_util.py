@@ -81,3 +81,26 @@ def run_layer(layer, codes, backend, signed_input=False, mu=None):
     tables, offset = layer_tables(layer, signed_input)
     lmu = np.zeros(layer.spec.cout, np.int64) if mu is None else mu
     return get_backend(backend).layer(layer, codes, tables, offset, lmu, want_acc=True)
+
+
+def model_and_image_files(d, model, shape, img_seed, box=None):
+    """``model`` saved as d/m.fxq and a random (3, H, W) image (``box`` = (y0, y1, x0, x1)
+    painted flat at 180) as d/img.png; returns (model path, image path, pixels)."""
+    from fxlic.io.images import write_png
+    from fxlic.io.modelfile import save_model
+    save_model(model, str(d / "m.fxq"))
+    img = np.random.default_rng(img_seed).integers(0, 256, shape, dtype=np.uint8)
+    if box:
+        y0, y1, x0, x1 = box
+        img[:, y0:y1, x0:x1] = 180
+    write_png(str(d / "img.png"), img)
+    return str(d / "m.fxq"), str(d / "img.png"), img
+
+
+def vectors_case(d, model, shape, img_seed, *options, box=None):
+    """A golden case written by ``fxlic vectors`` into d/case (quiet, with ``options``)."""
+    from fxlic.cli import main
+    m, im, _ = model_and_image_files(d, model, shape, img_seed, box)
+    out = str(d / "case")
+    assert main(["vectors", "--model", m, "--image", im, "--out", out, "-q", *options]) == 0
+    return out

@@ -4,8 +4,8 @@ not wrap in either backend."""
 import numpy as np
 import pytest
 
-from engine_util import run_layer, small_model, synthetic_layer
-from fxlic.model.intmodel import IntModel, ModelError, accumulator_bound
+from engine_util import small_model, synthetic_layer
+from fxlic.model.intmodel import ModelError, accumulator_bound
 from fxlic.spec import INT32_MAX
 
 

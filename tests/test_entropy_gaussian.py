@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from fxlic.entropy import gaussian as G
 from fxlic.entropy import rans, rans_numba
 from fxlic.entropy.cdf import FactorizedParams, logits_cumulative
-from fxlic.spec import rshift_rhu
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from fxlic.bitstream.container import BitstreamError, read_stream
 from fxlic.cli import main
 from fxlic.io.floatfile import (META_ARCH, WeightsError, load_weights, read_safetensors,
-                                save_float_model, torch_layout_tensors, write_safetensors)
+                                torch_layout_tensors, write_safetensors)
 from fxlic.io.modelfile import MAX_MODEL_BYTES, ModelFileError, load_model, save_model
 from fxlic.model.arch import hyperprior5
 from fxlic.model.float_model import random_float_model

@@ -9,9 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from engine_util import small_model
+from engine_util import model_and_image_files, small_model
 from fxlic.cli import main
-from fxlic.io.modelfile import save_model
 from fxlic.vectors.writer import Options, plan_case, write_case
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,12 +26,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, model):
-    from fxlic.io.images import write_png
-    d = tmp_path_factory.mktemp("vc")
-    save_model(model, str(d / "m.fxq"))
-    img = np.random.default_rng(5).integers(0, 256, (3, 90, 130), dtype=np.uint8)
-    write_png(str(d / "img.png"), img)
-    return str(d / "m.fxq"), str(d / "img.png"), img
+    return model_and_image_files(tmp_path_factory.mktemp("vc"), model, (3, 90, 130), 5)
 
 
 def _sizes(root):

@@ -15,7 +15,7 @@ from fxlic.spec import SPEC_VERSION
 from fxlic.io.modelfile import save_model
 from fxlic.vectors.memfmt import (MemFormatError, mem_bytes, npy_bytes, png_bytes, read_mem)
 from fxlic.vectors.verify import FAIL, MALFORMED, MISSING, PASS, SKIPPED, verify
-from fxlic.vectors.writer import Options, parse_layers, write_case
+from fxlic.vectors.writer import parse_layers
 
 
 # ---------------------------------------------------------------------------

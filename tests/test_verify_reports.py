@@ -14,23 +14,15 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from engine_util import small_model
+from engine_util import small_model, vectors_case
 from fxlic.cli import main
-from fxlic.io.modelfile import save_model
 from fxlic.vectors.verify import FAIL, PASS, diff_tensor, verify
 
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
-    from fxlic.io.images import write_png
-    d = tmp_path_factory.mktemp("vr")
-    save_model(small_model("hyperprior", N=8, seed=3), str(d / "m.fxq"))
-    img = np.random.default_rng(9).integers(0, 256, (3, 40, 70), dtype=np.uint8)
-    write_png(str(d / "img.png"), img)
-    out = str(d / "case")
-    assert main(["vectors", "--model", str(d / "m.fxq"), "--image", str(d / "img.png"), "--out", out,
-                 "-q", "--mem", "none", "--no-dec-tables", "--no-inputs"]) == 0
-    return out
+    return vectors_case(tmp_path_factory.mktemp("vr"), small_model("hyperprior", N=8, seed=3), (3, 40, 70), 9,
+                        "--mem", "none", "--no-dec-tables", "--no-inputs")
 
 
 #: (c, y, x) -> added value in layers/ST1/out (uint8 codes)

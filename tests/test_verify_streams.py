@@ -11,9 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from engine_util import small_model
+from engine_util import small_model, vectors_case
 from fxlic.cli import main
-from fxlic.io.modelfile import save_model
 from fxlic.vectors.verify import FAIL, MISSING, PASS, SKIPPED, verify
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,29 +26,14 @@ def model():
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory, model):
-    from fxlic.io.images import write_png
-    d = tmp_path_factory.mktemp("vs")
-    save_model(model, str(d / "m.fxq"))
-    img = np.random.default_rng(7).integers(0, 256, (3, 47, 65), dtype=np.uint8)
-    img[:, 5:25, 10:50] = 180
-    write_png(str(d / "img.png"), img)
-    out = str(d / "case")
-    assert main(["vectors", "--model", str(d / "m.fxq"), "--image", str(d / "img.png"), "--out", out,
-                 "-q", "--mem", "none", "--no-dec-tables"]) == 0
-    return out
+    return vectors_case(tmp_path_factory.mktemp("vs"), model, (3, 47, 65), 7, "--mem", "none", "--no-dec-tables",
+                        box=(5, 25, 10, 50))
 
 
 @pytest.fixture(scope="module")
 def fact_case(tmp_path_factory):
-    from fxlic.io.images import write_png
-    d = tmp_path_factory.mktemp("vf")
-    save_model(small_model("factorized", N=8, seed=4), str(d / "m.fxq"))
-    img = np.random.default_rng(8).integers(0, 256, (3, 32, 48), dtype=np.uint8)
-    write_png(str(d / "img.png"), img)
-    out = str(d / "case")
-    assert main(["vectors", "--model", str(d / "m.fxq"), "--image", str(d / "img.png"), "--out", out,
-                 "-q", "--mem", "none", "--layers", "none"]) == 0
-    return out
+    return vectors_case(tmp_path_factory.mktemp("vf"), small_model("factorized", N=8, seed=4), (3, 32, 48), 8,
+                        "--mem", "none", "--layers", "none")
 
 
 def _copy_dumps(case, tmp_path, rels):

@@ -56,7 +56,7 @@ from fxlic.eval import bd, counts  # noqa: E402
 from fxlic.eval import paper as P  # noqa: E402
 from fxlic.eval.cache import Cache, default_dir  # noqa: E402
 from fxlic.eval.codecs import CODECS, available  # noqa: E402
-from fxlic.eval.runner import evaluate, msssim_db, summarize  # noqa: E402
+from fxlic.eval.runner import evaluate, summarize  # noqa: E402
 
 #: (name, label): the preferred order; every other model with weights in
 #: --weights-dir is evaluated too (after these)
@@ -1258,7 +1258,7 @@ def write_quick_report(ctx, command):
     out_dir = os.path.dirname(os.path.abspath(ctx.args.out))
     exported = export_results(ctx, rd, out_dir, per_image=True)
     a("## Files\n")
-    a(f"`per_image.csv` (every image of every rate point) and `compressai/*.json` (one file per curve in "
+    a("`per_image.csv` (every image of every rate point) and `compressai/*.json` (one file per curve in "
       "CompressAI's `eval_model` layout, to overlay with `python -m compressai.utils.plot` or published "
       "CompressAI results).\n")
     a(run_note(ctx))

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
-import io
 import json
 import math
 import os

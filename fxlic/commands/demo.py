@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import time
 
-from ..errors import CliError
 from .common import DEFAULT_MODEL, load_model_arg, png_bytes, read_image_arg, write_atomic
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo", "sample.png")

@@ -16,7 +16,6 @@ import numpy as np
 
 from ..model.intmodel import IntModel
 from .layouts import HwFormats, c_headers, parse_layout, parse_pack
-from .memfmt import png_bytes
 from .store import VectorDir
 
 #: categories of tensors that get a ``.mem`` twin of their ``.npy`` file
