@@ -395,6 +395,25 @@ static void read_arch(model_t *m, const char *dir)
 static int g_wbin = 0; /* model fields from: 0 .npy, 1 .bin */
 static int g_hwc = 0;  /* .bin layout: 0 chw, 1 hwc (channels last) */
 
+/* The options both programs take: -f npy|mem (dumps), -w npy|bin (model fields),
+   -l chw|hwc (.bin layout). Returns 1 when argv[*i] is one of them (*i then indexes
+   its value), 0 when it is not, -1 when its value is not one of the two. */
+static int parse_io_option(int argc, char **argv, int *i)
+{
+    static const struct { const char *flag, *off, *on; int *var; } opts[] = {
+        {"-f", "npy", "mem", &g_mem}, {"-w", "npy", "bin", &g_wbin}, {"-l", "chw", "hwc", &g_hwc}};
+    size_t k;
+    for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+        if (strcmp(argv[*i], opts[k].flag) != 0 || *i + 1 >= argc) continue;
+        ++*i;
+        if (strcmp(argv[*i], opts[k].on) == 0) *opts[k].var = 1;
+        else if (strcmp(argv[*i], opts[k].off) == 0) *opts[k].var = 0;
+        else return -1;
+        return 1;
+    }
+    return 0;
+}
+
 /* raw little-endian .bin of n elements of `size` bytes, signed or not */
 static arr_t read_bin(const char *path, int is_signed, int size, long n)
 {

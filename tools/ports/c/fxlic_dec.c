@@ -155,22 +155,10 @@ int main(int argc, char **argv)
     memset(&y, 0, sizeof y);
     memset(&z, 0, sizeof z);
     for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "mem") == 0) g_mem = 1;
-            else if (strcmp(argv[i], "npy") == 0) g_mem = 0;
-            else usage();
-        } else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "bin") == 0) g_wbin = 1;
-            else if (strcmp(argv[i], "npy") == 0) g_wbin = 0;
-            else usage();
-        } else if (strcmp(argv[i], "-l") == 0 && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "hwc") == 0) g_hwc = 1;
-            else if (strcmp(argv[i], "chw") == 0) g_hwc = 0;
-            else usage();
-        } else if (strcmp(argv[i], "--stream") == 0) from_stream = 1;
+        int io = parse_io_option(argc, argv, &i);
+        if (io < 0) usage();
+        if (io) continue;
+        if (strcmp(argv[i], "--stream") == 0) from_stream = 1;
         else if (strcmp(argv[i], "--no-acc") == 0) want_acc = 0;
         else if (argv[i][0] == '-') usage();
         else if (!casedir) casedir = argv[i];
