@@ -104,3 +104,14 @@ def vectors_case(d, model, shape, img_seed, *options, box=None):
     out = str(d / "case")
     assert main(["vectors", "--model", m, "--image", im, "--out", out, "-q", *options]) == 0
     return out
+
+
+def one_line_error(capsys, rc, cmd):
+    """The CLI's bad-input contract: exit 1, one line ``fxlic CMD: error: ...`` on stderr,
+    no traceback. Returns that line."""
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fxlic {cmd}: error: "), err
+    assert "Traceback" not in err
+    return lines[0]

@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+
+from engine_util import one_line_error
 from PIL import Image
 
 from fxlic.cli import main
@@ -25,13 +27,6 @@ def work(tmp_path_factory):
     return d
 
 
-def _one_line_error(capsys, rc, cmd):
-    out = capsys.readouterr()
-    assert rc == 1
-    lines = out.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"fxlic {cmd}: error: "), out.err
-    assert "Traceback" not in out.err
-    return lines[0]
 
 
 def test_quantize_info_models(work, capsys):
@@ -82,27 +77,27 @@ def test_quantize_bad_input(work, capsys, tmp_path):
         (["--weights", cal, "--calib", cal, "--out", out], "directory"),
     ]
     for args, msg in cases:
-        line = _one_line_error(capsys, main(["quantize", "-q"] + args), "quantize")
+        line = one_line_error(capsys, main(["quantize", "-q"] + args), "quantize")
         assert msg in line, (args, line)
     (tmp_path / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......")
-    line = _one_line_error(capsys, main(["quantize", "-q", "--weights", str(tmp_path / "garbage.safetensors"),
+    line = one_line_error(capsys, main(["quantize", "-q", "--weights", str(tmp_path / "garbage.safetensors"),
                                          "--calib", cal, "--out", out]), "quantize")
     assert "garbage.safetensors" in line
     bad = tmp_path / "badcal"
     bad.mkdir()
     (bad / "x.png").write_text("not a png")
-    line = _one_line_error(capsys, main(["quantize", "-q", "--weights", w, "--calib", str(bad),
+    line = one_line_error(capsys, main(["quantize", "-q", "--weights", w, "--calib", str(bad),
                                          "--out", out]), "quantize")
     assert "x.png" in line
     assert not (tmp_path / "m.fxq").exists()
 
 
 def test_info_bad_model(work, capsys, tmp_path):
-    line = _one_line_error(capsys, main(["info", str(tmp_path / "none.fxq")]), "info")
+    line = one_line_error(capsys, main(["info", str(tmp_path / "none.fxq")]), "info")
     assert "no such model" in line
     p = tmp_path / "bad.fxq"
     p.write_bytes(b"PK\x03\x04 truncated")
-    line = _one_line_error(capsys, main(["info", str(p)]), "info")
+    line = one_line_error(capsys, main(["info", str(p)]), "info")
     assert "bad.fxq" in line
 
 

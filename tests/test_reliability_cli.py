@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine_util import small_model
+from engine_util import one_line_error, small_model
 from fxlic.bitstream.container import MAX_PIXELS, BitstreamError
 from fxlic.cli import build_parser, main
 from fxlic.codec import compress, decode_parts, decompress
@@ -27,12 +27,6 @@ def work(tmp_path_factory):
     return d
 
 
-def _one_line(capsys, rc, cmd):
-    err = capsys.readouterr().err
-    assert rc == 1, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"fxlic {cmd}: error: "), err
-    return lines[0]
 
 
 def _snapshot(d):
@@ -42,12 +36,12 @@ def _snapshot(d):
 def test_decompress_checks_original_before_writing(work, tmp_path, capsys):
     out = tmp_path / "o.png"
     m = str(work / "m.fxq")
-    line = _one_line(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m,
+    line = one_line_error(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m,
                                    "--original", str(tmp_path / "missing.png")]), "decompress")
     assert "missing.png: no such file" in line and not out.exists()
     small = tmp_path / "small.png"
     write_png(str(small), np.zeros((3, 8, 8), np.uint8))
-    line = _one_line(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m,
+    line = one_line_error(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m,
                                    "--original", str(small)]), "decompress")
     assert "differs" in line and not out.exists()
     assert main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m,
@@ -84,7 +78,7 @@ def test_output_equal_to_an_input_is_refused(work, tmp_path, capsys, how):
         ("decompress", [str(tmp_path / "s.fxl"), "-o", alias("m.fxq"), "--model", m]),
     ]
     for cmd, argv in cases:
-        line = _one_line(capsys, main([cmd] + argv + ["-q"]), cmd)
+        line = one_line_error(capsys, main([cmd] + argv + ["-q"]), cmd)
         assert "same file" in line
     after = {k: v for k, v in _snapshot(tmp_path).items() if not k.startswith("alias-")}
     assert after == before  # nothing changed, nothing added
@@ -97,7 +91,7 @@ def test_quantize_out_equal_to_weights_refused(tmp_path, capsys):
     w = tmp_path / "w.safetensors"
     save_float_model(random_float_model(hyperprior5(8), 0), str(w))
     before = w.read_bytes()
-    line = _one_line(capsys, main(["quantize", "--weights", str(w), "--calib", str(tmp_path),
+    line = one_line_error(capsys, main(["quantize", "--weights", str(w), "--calib", str(tmp_path),
                                    "--out", str(w)]), "quantize")
     assert "same file" in line and w.read_bytes() == before
 
@@ -129,12 +123,12 @@ def test_symlink_loops_and_special_files(work, tmp_path, capsys):
                       ("info", [str(a)]),
                       ("decompress", [str(work / "s.fxl"), "-o", str(tmp_path / "o.png"), "--model", m,
                                       "--original", str(a)])):
-        assert "symbolic link loop" in _one_line(capsys, main([cmd] + argv), cmd)
+        assert "symbolic link loop" in one_line_error(capsys, main([cmd] + argv), cmd)
     os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
-    assert "broken symbolic link" in _one_line(
+    assert "broken symbolic link" in one_line_error(
         capsys, main(["decompress", str(tmp_path / "dangling"), "-o", str(tmp_path / "o.png")]), "decompress")
     if os.path.exists("/dev/zero"):
-        assert "not a regular file" in _one_line(
+        assert "not a regular file" in one_line_error(
             capsys, main(["decompress", "/dev/zero", "-o", str(tmp_path / "o.png")]), "decompress")
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.fxl").exists()
 
@@ -154,10 +148,10 @@ def test_max_pixels(work, tmp_path, capsys):
     assert build_parser().parse_args(["decompress", "x", "-o", "y"]).max_pixels == MAX_PIXELS == 1 << 26
     m = str(work / "m.fxq")
     out = tmp_path / "o.png"
-    line = _one_line(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m,
+    line = one_line_error(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m,
                                    "--max-pixels", str(40 * 70 - 1)]), "decompress")
     assert "exceeds --max-pixels 2,799" in line and not out.exists()
-    assert "at least 1" in _one_line(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out),
+    assert "at least 1" in one_line_error(capsys, main(["decompress", str(work / "s.fxl"), "-o", str(out),
                                                    "--max-pixels", "0"]), "decompress")
     assert main(["decompress", str(work / "s.fxl"), "-o", str(out), "--model", m, "-q",
                  "--max-pixels", str(40 * 70)]) == 0

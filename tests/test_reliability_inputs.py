@@ -11,6 +11,8 @@ import zlib
 import numpy as np
 import pytest
 
+from engine_util import one_line_error
+
 from fxlic.bitstream.container import BitstreamError, read_stream
 from fxlic.cli import main
 from fxlic.io.floatfile import (META_ARCH, WeightsError, load_weights, read_safetensors,
@@ -33,13 +35,6 @@ def cal(tmp_path_factory):
     return str(d)
 
 
-def _one_line(capsys, rc, cmd):
-    err = capsys.readouterr().err
-    assert rc == 1, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"fxlic {cmd}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _safetensors(path, header: dict, data: bytes = b""):
@@ -60,8 +55,8 @@ def test_safetensors_wrapping_shapes(tmp_path, capsys, shape, offsets):
     with pytest.raises(WeightsError, match="AT0.weight") as e:
         read_safetensors(p)
     assert "\n" not in str(e.value)
-    assert "AT0.weight" in _one_line(capsys, main(["info", p]), "info")
-    _one_line(capsys, main(["quantize", "--weights", p, "--calib", str(tmp_path), "--out",
+    assert "AT0.weight" in one_line_error(capsys, main(["info", p]), "info")
+    one_line_error(capsys, main(["quantize", "--weights", p, "--calib", str(tmp_path), "--out",
                             str(tmp_path / "m.fxq")]), "quantize")
     assert not (tmp_path / "m.fxq").exists()
 
@@ -93,9 +88,9 @@ def test_extreme_weights_refused_naming_the_tensor(fm, cal, tmp_path, capsys, ki
         assert rc == 0  # tiny biases round to 0: harmless
         capsys.readouterr()
         return
-    assert target in _one_line(capsys, rc, "quantize")
+    assert target in one_line_error(capsys, rc, "quantize")
     assert not (tmp_path / "m.fxq").exists()
-    assert target in _one_line(capsys, main(["info", p]), "info")
+    assert target in one_line_error(capsys, main(["info", p]), "info")
 
 
 def test_nan_calibration_maxima_are_an_error():
@@ -119,7 +114,7 @@ def test_scaled_weights_overflowing_calibration(fm, cal, tmp_path, capsys):
          for k, v in torch_layout_tensors(fm, np.float32).items()}
     p = str(tmp_path / "w.safetensors")
     write_safetensors(p, T, {META_ARCH: fm.arch.to_json()})
-    line = _one_line(capsys, main(["quantize", "--weights", p, "--calib", cal, "--out",
+    line = one_line_error(capsys, main(["quantize", "--weights", p, "--calib", cal, "--out",
                                    str(tmp_path / "m.fxq"), "-q"]), "quantize")
     assert "calibration: layer" in line
 

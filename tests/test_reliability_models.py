@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engine_util import small_model
+from engine_util import one_line_error, small_model
 from fxlic.cli import main
 from fxlic.codec import compress, decompress
 from fxlic.io.modelcheck import MAX_CHANNELS, check_architecture, check_model, checked_tables
@@ -120,12 +120,6 @@ def _tampered(base, fn):
     return im
 
 
-def _one_line(capsys, rc, cmd):
-    err = capsys.readouterr().err
-    assert rc == 1, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"fxlic {cmd}: error: "), err
-    return lines[0]
 
 
 @pytest.mark.parametrize("case", HP_CASES + FACT_CASES, ids=[c[0] for c in HP_CASES + FACT_CASES])
@@ -146,13 +140,13 @@ def test_semantic_damage_refused_everywhere(case, hp, fact, tmp_path, capsys):
         load_model(p)
     assert match in str(e.value) and "\n" not in str(e.value)
     # the CLI: info and compress refuse it in one line, and write nothing
-    line = _one_line(capsys, main(["info", p]), "info")
+    line = one_line_error(capsys, main(["info", p]), "info")
     assert "model refused" in line
     img = str(tmp_path / "i.png")
     from fxlic.io.images import write_png
     write_png(img, np.zeros((3, 16, 16), np.uint8))
     out = str(tmp_path / "o.fxl")
-    _one_line(capsys, main(["compress", img, "-o", out, "--model", p, "-q"]), "compress")
+    one_line_error(capsys, main(["compress", img, "-o", out, "--model", p, "-q"]), "compress")
     assert not (tmp_path / "o.fxl").exists()
 
 
@@ -162,7 +156,7 @@ def test_decompress_with_refused_model(hp, tmp_path, capsys):
     s.write_bytes(data)
     p = str(tmp_path / "bad.fxq")
     save_model(_tampered(hp, _drop("gauss.frac_bits")), p)
-    line = _one_line(capsys, main(["decompress", str(s), "-o", str(tmp_path / "o.png"), "--model", p]),
+    line = one_line_error(capsys, main(["decompress", str(s), "-o", str(tmp_path / "o.png"), "--model", p]),
                      "decompress")
     assert "gauss.frac_bits missing" in line
     assert not (tmp_path / "o.png").exists()
