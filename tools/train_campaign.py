@@ -56,8 +56,10 @@ def committed_export(name, weights_dir):
     return None
 
 
-def init_for(recipe, weights_dir):
-    for n in (recipe["name"], recipe.get("init_from")):
+def init_for(recipe, weights_dir, override=None):
+    """The weights a recipe starts from: ``override`` (a model name) if given, else its own
+    committed export, else its ``init_from`` model's."""
+    for n in ((override,) if override else (recipe["name"], recipe.get("init_from"))):
         if n and committed_export(n, weights_dir):
             return committed_export(n, weights_dir)
     return None
@@ -80,7 +82,7 @@ def command(recipe, args, seed, threads):
         cmd.append("--msssim")
     if args.N:
         cmd += ["--N", str(args.N)]
-    init = None if args.scratch else init_for(recipe, args.weights_dir)
+    init = None if args.scratch else init_for(recipe, args.weights_dir, args.init_from.get(name))
     if init:
         cmd += ["--init", init]
     return cmd
@@ -109,6 +111,10 @@ def main(argv=None) -> int:
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--weights-dir", default=os.path.join(HERE, "weights"))
     ap.add_argument("--N", type=int, default=0, help="channels (0: the architecture's 128; tests use 8)")
+    ap.add_argument("--init-from", action="append", default=[], metavar="NAME=MODEL",
+                    help="start recipe NAME from MODEL's committed export instead of its own "
+                         "(e.g. hp5-mse-q0=hp5-mse-q1: a per-lambda fine-tune from a better-trained "
+                         "neighbour); repeatable")
     ap.add_argument("--scratch", action="store_true", help="start from random weights (tests)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     args = ap.parse_args(argv)
@@ -119,6 +125,15 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"unknown recipe(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
     recipes = [r for r in RECIPES if not names or r["name"] in names]
+    overrides = {}
+    for item in args.init_from:
+        name, sep, model = item.partition("=")
+        if not sep or name not in known or model not in known:
+            ap.error(f"--init-from {item!r}: expected NAME=MODEL with both among: {', '.join(sorted(known))}")
+        if not committed_export(model, args.weights_dir):
+            ap.error(f"--init-from {item!r}: {model} has no committed export")
+        overrides[name] = model
+    args.init_from = overrides
     if not (os.path.isdir(args.data) or os.path.isfile(args.data)):
         ap.error(f"--data {args.data}: no such directory or pack file")
     on_gpu = args.device.startswith("cuda")
