@@ -57,6 +57,7 @@ from fxlic.eval import paper as P  # noqa: E402
 from fxlic.eval.cache import Cache, default_dir  # noqa: E402
 from fxlic.eval.codecs import CODECS, available  # noqa: E402
 from fxlic.eval.runner import evaluate, summarize  # noqa: E402
+from fxlic.parallel import SCHEDULER_ENV, DaskExecutor  # noqa: E402
 
 #: (name, label): the preferred order; every other model with weights in
 #: --weights-dir is evaluated too (after these)
@@ -178,6 +179,10 @@ class Ctx:
         from fxlic.io.floatfile import load_weights
         from fxlic.io.modelfile import read_model_file
         self.args = args
+        # --jobs N: a local pool per step; --scheduler: one Dask connection, checked here (fxlic/parallel.py)
+        self.jobs = args.jobs
+        if args.scheduler or os.environ.get(SCHEDULER_ENV):
+            self.jobs = DaskExecutor(args.scheduler or os.environ[SCHEDULER_ENV])
         self.cache = Cache(args.cache)
         self.images = images
         self.abl_images = self.images[:args.ablation_images]
@@ -234,7 +239,7 @@ class Ctx:
         if self.planning:  # collect now, compute in one pool with flush()
             self.pending += tasks
             return [None] * len(tasks)
-        return evaluate(tasks, self.cache, self.args.jobs, not self.args.quiet, desc, compute=self.compute)
+        return evaluate(tasks, self.cache, self.jobs, not self.args.quiet, desc, compute=self.compute)
 
     def flush(self, desc):
         tasks, self.pending = self.pending, []
@@ -243,7 +248,7 @@ class Ctx:
             new = {task_key(t) for t in tasks} - self.seen
             self.seen |= new
             cached = sum(1 for k in new if self.cache.get(k) is not None)
-            evaluate(tasks, self.cache, self.args.jobs, not self.args.quiet, desc, keep_going=True)
+            evaluate(tasks, self.cache, self.jobs, not self.args.quiet, desc, keep_going=True)
             self.computed += len(new) - cached
             self.cached += cached
 
@@ -291,7 +296,8 @@ class Ctx:
 
     def build(self, specs):
         """specs: list of (name, nowcft, [(scheme, act, mr), ...]); builds missing .fxq (in parallel)."""
-        from fxlic.eval.models import build_models
+        from fxlic.eval.models import build_job
+        from fxlic.parallel import Executor, make_executor
         need = {}
         for w, v in self.missing_models(specs):
             need.setdefault(w, []).append(v)
@@ -302,20 +308,16 @@ class Ctx:
         n = sum(len(j[3]) for j in jobs)
         bar = tqdm(total=len(jobs), desc=f"quantizing {n} integer model(s) (calibration + build)", unit="model",
                    file=sys.stderr, disable=self.args.quiet, dynamic_ncols=True)
+        own = not isinstance(self.jobs, Executor)
+        ex = make_executor(self.jobs, None, len(jobs)) if own else self.jobs
         try:
-            if self.args.jobs <= 1 or len(jobs) == 1:
-                for j in jobs:
-                    build_models(*j)
-                    bar.update(1)
-            else:
-                import multiprocessing as mp
-                from concurrent.futures import ProcessPoolExecutor, as_completed
-                with ProcessPoolExecutor(min(self.args.jobs, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
-                    for f in as_completed([ex.submit(build_models, *j) for j in jobs]):
-                        f.result()
-                        bar.update(1)
+            for _, get in ex.results(build_job, jobs):
+                get()
+                bar.update(1)
         finally:
             bar.close()
+            if own:
+                ex.close()
         self.int_paths.clear()
 
     def int_recs(self, name, images, desc=None, **kw):
@@ -1204,6 +1206,16 @@ def run_note(ctx):
             f"cache ({ctx.args.cache}).")
 
 
+#: the regenerate section's paragraph on dataset-scale runs (fxlic/parallel.py)
+DATASET_SCALE = ('Dataset scale: `fxlic eval --images DIR` (any folder, e.g. tens of thousands of images) and '
+                 '`tools/paper_tables.py` run what the cache lacks on a local process pool (`--jobs N`) or on a Dask '
+                 "distributed cluster (`--scheduler tcp://host:8786` or `FXLIC_SCHEDULER`; `pip install '.[dask]'`); "
+                 '`fxlic quantize --jobs N` / `--scheduler` spreads calibration the same way. The results are '
+                 'identical whatever the executor (tests/test_parallel.py). Dask workers need the same fxlic and the '
+                 'same paths (a shared filesystem): `fxlic eval --images /shared/imgs --scheduler tcp://host:8786 '
+                 '--out /shared/rd`.')
+
+
 def regenerate_md(ctx):
     return ("```\npip install '.[eval]'\n"
             "export FXLIC_KODAK=/path/to/kodak     # the 24 Kodak PNGs (or --kodak DIR)\n"
@@ -1217,7 +1229,8 @@ def regenerate_md(ctx):
             "`--cache` / `FXLIC_EVAL_CACHE` (default ~/.cache/fxlic-eval). Options: `--images N` (main RD), "
             "`--ablation-images K`, `--codecs LIST`, `--all-models` (figures: every model, not only the shipped "
             "ones), `--report-only` (rewrite from the cache). The figures directory also receives one JSON per "
-            "curve in CompressAI's `eval_model` layout (`compressai/`).\n\n" + run_note(ctx))
+            "curve in CompressAI's `eval_model` layout (`compressai/`).\n\n" + DATASET_SCALE + "\n\n"
+            + run_note(ctx))
 
 
 def write_quick_report(ctx, command):
@@ -1362,6 +1375,10 @@ def parse_args(argv=None):
                                                           "~/.cache/fxlic-eval)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default 1; --quick: the CPU count, "
                                                           "at most 8)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run evaluations and calibrations on a Dask distributed cluster, e.g. tcp://host:8786 "
+                        "(default $FXLIC_SCHEDULER; pip install '.[dask]'; the workers must see the same "
+                        "paths); results are identical to a local run")
     p.add_argument("--out", default=None, help="the report (default docs/RESULTS.md; --quick: "
                                                "OUT_DIR/RESULTS-quick.md)")
     p.add_argument("--figures", default=None, help="figures directory (default docs/figures; --quick: "
@@ -1374,6 +1391,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.weights_explicit = bool(args.weights_dir or os.environ.get("FXLIC_WEIGHTS"))
     args.weights_dir = args.weights_dir or os.environ.get("FXLIC_WEIGHTS") or os.path.join(REPO, "tools", "weights")
+    if args.scheduler or os.environ.get(SCHEDULER_ENV):  # Dask workers open the paths on their own machines
+        for k in ("kodak", "calib", "weights_dir", "cache"):
+            if getattr(args, k):
+                setattr(args, k, os.path.abspath(getattr(args, k)))
     if args.jobs is None:
         args.jobs = max(1, min(8, os.cpu_count() or 1)) if args.quick else 1
     if args.quick:
@@ -1414,6 +1435,14 @@ def _main(argv=None):
             print(f"paper_tables: codec(s) {', '.join(args.skipped_codecs)} not installed, left out of the "
                   "report (pip install '.[eval]' installs them)", file=sys.stderr)
     ctx = Ctx(args, images)
+    try:
+        return _run(ctx, args)
+    finally:
+        if not isinstance(ctx.jobs, int):
+            ctx.jobs.close()
+
+
+def _run(ctx, args):
     if args.quick:
         if not ctx.models:
             raise CliError("no shipped model in fxlic/zoo to evaluate")

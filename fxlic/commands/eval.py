@@ -9,6 +9,10 @@ every classical codec that is installed.  The images are ``--images DIR``,
 else $FXLIC_KODAK.  ``--out DIR`` writes per-image results (CSV) and one JSON
 per curve in CompressAI's ``eval_model`` layout (fxlic/eval/export.py).
 
+What the cache lacks runs on a local process pool (``--jobs N``, default one
+process per CPU unless the work is only seconds) or on a Dask cluster (``--scheduler ADDRESS`` or
+$FXLIC_SCHEDULER; fxlic/parallel.py); the results are the same either way.
+
 The full paper-table report is ``python tools/paper_tables.py``.
 """
 from __future__ import annotations
@@ -57,7 +61,7 @@ def _model_runs(args):
                     arch = load_weights(path).arch.name
             except (ModelFileError, WeightsError) as e:
                 raise CliError(str(e)) from None
-            runs.append((kind, path, arch))
+            runs.append((kind, os.path.abspath(path), arch))  # absolute: Dask workers open it too
     return runs
 
 
@@ -102,7 +106,7 @@ def _curves(args, images, cache):
     if not plan:
         raise CliError("nothing to evaluate: no shipped model, no --models / --float and no codec available")
     tasks = [t for _, _, ts in plan for t in ts]
-    recs = evaluate(tasks, cache, args.jobs, not args.quiet, f"eval {len(images)} image(s)")
+    recs = evaluate(tasks, cache, args.executor or args.jobs, not args.quiet, f"eval {len(images)} image(s)")
     curves, k = {}, 0
     for key, point, ts in plan:
         r = recs[k:k + len(ts)]
@@ -154,6 +158,14 @@ def _summary_json(images, curves):
             "per_image": {c["label"]: c["records"] for c in curves}}
 
 
+def _scheduler(args):
+    """The Dask executor of --scheduler / $FXLIC_SCHEDULER, connected (and its
+    workers checked) before any work starts; None for a local run."""
+    from ..parallel import SCHEDULER_ENV, DaskExecutor
+    address = args.scheduler or os.environ.get(SCHEDULER_ENV)
+    return DaskExecutor(address) if address else None
+
+
 def _check_output_paths(args):
     for p in (args.json, args.plot):
         if p:
@@ -171,11 +183,11 @@ def run(args) -> int:
     from ..eval.cache import Cache, default_dir
     from ..io.images import ImageError, list_images
 
-    if args.jobs < 1:
-        raise CliError("--jobs must be at least 1")
+    from ..parallel import check_jobs
+    check_jobs(args.jobs)
     directory, count = _image_dir_and_count(args)
     try:
-        images = list_images(directory, count)
+        images = [os.path.abspath(p) for p in list_images(directory, count)]
     except ImageError as e:
         raise CliError(f"images: {e}") from None
     try:
@@ -184,7 +196,12 @@ def run(args) -> int:
         raise CliError("fxlic eval needs the eval extra: pip install 'fxlic[eval]'") from None
     _check_output_paths(args)
     cache = Cache(None if args.no_cache else (args.cache or default_dir()))
-    curves = _curves(args, images, cache)
+    args.executor = _scheduler(args)
+    try:
+        curves = _curves(args, images, cache)
+    finally:
+        if args.executor is not None:
+            args.executor.close()
     metric = "msssim_db" if args.metric == "msssim" else "psnr"
     print(f"{len(images)} image(s) of {directory}; cache {cache.directory or 'off'} "
           f"({cache.hits} hits, {cache.misses} computed)")
@@ -242,7 +259,8 @@ def register(sub):
     s.add_argument("--cache", default=None, metavar="DIR",
                    help="cache directory (default $FXLIC_EVAL_CACHE or ~/.cache/fxlic-eval)")
     s.add_argument("--no-cache", action="store_true")
-    s.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    from ..parallel import add_arguments as _parallel_arguments
+    _parallel_arguments(s, "evaluations", auto="one per CPU when the work would take more than a few seconds")
     s.add_argument("--out", default=None, metavar="DIR",
                    help="write per_image.csv, results.json and compressai/<curve>.json (CompressAI layout)")
     s.add_argument("--json", default=None, metavar="OUT", help="write the curves (and per-image records) as JSON")

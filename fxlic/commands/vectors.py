@@ -10,6 +10,9 @@ bitstream, a few % at most): it is printed, and a case over ``--max-bytes``
 (default 256 MB) is refused unless ``--force``.  ``--crop``, ``--layers``,
 ``--tensors``, ``--mem`` and the ``--no-*`` options make it smaller.
 
+``--image DIR`` writes a suite, one case per image (fxlic/vectors/batch.py),
+on a local process pool (``--jobs``) or a Dask cluster (``--scheduler``).
+
 ``fxlic vectors --check DIR``: manifest, sizes and sha256 of every file of a
 case, model, unit or suite directory (exit status 1 naming the first bad file).
 """
@@ -55,18 +58,22 @@ def parse_crop(arg: str):
     return w, h, x, y
 
 
+def check_crop(crop, W: int, H: int, what: str = "the") -> None:
+    """CliError unless the crop (w, h, x or None, y or None) fits a W x H image."""
+    w, h, x, y = crop
+    if w > W or h > H:
+        raise CliError(f"--crop: {w}x{h} is larger than {what} {W}x{H} image")
+    if x is not None and (x + w > W or y + h > H):
+        raise CliError(f"--crop: {w}x{h}+{x}+{y} reaches outside {what} {W}x{H} image")
+
+
 def crop_image(pixels, crop):
     """The (3, h, w) crop of (3, H, W) pixels and its manifest entry."""
-    w, h, x, y = crop
+    from ..vectors.batch import crop_pixels
+
     _, H, W = pixels.shape
-    if w > W or h > H:
-        raise CliError(f"--crop: {w}x{h} is larger than the {W}x{H} image")
-    if x is None:
-        x, y = (W - w) // 2, (H - h) // 2
-    if x + w > W or y + h > H:
-        raise CliError(f"--crop: {w}x{h}+{x}+{y} reaches outside the {W}x{H} image")
-    meta = {"crop": {"x": x, "y": y, "width": w, "height": h, "source_width": W, "source_height": H}}
-    return pixels[:, y:y + h, x:x + w].copy(), meta
+    check_crop(crop, W, H)
+    return crop_pixels(pixels, crop)
 
 
 def _mem_arg(arg):
@@ -125,6 +132,37 @@ class BarProgress:
             self.bar = None
 
 
+def options(args, model, H, W):
+    """(writer.Options, dumped layer names) of the command line, for a model
+    and an H x W image (CliError for a bad option)."""
+    from ..vectors.writer import Options, parse_layers, parse_tensors, plan_case
+
+    names = [s.name for s in model.arch.layers]
+    try:
+        layers = parse_layers(args.layers, names)
+    except ValueError as e:
+        raise CliError(f"--layers: {e}") from None
+    opts = Options(layers=layers, mem=_mem_arg(args.mem), acc=not args.no_acc,
+                   inputs=not args.no_inputs, dec_tables=not args.no_dec_tables, backend=args.backend,
+                   **_hw_args(args))
+    opts.coverage = bool(getattr(args, "coverage", False))  # coverage.json (fxlic/vectors/coverage.py)
+    if args.tensors not in (None, "all"):
+        every = []
+        plan_case(model, H, W, opts, None, tensors=every)
+        try:
+            opts.tensors = parse_tensors(args.tensors, every)
+        except ValueError as e:
+            raise CliError(f"--tensors: {e}") from None
+    return opts, layers
+
+
+def model_name_of(args, model) -> str:
+    """The model's name in the manifests: the .fxq file's stem, the shipped name or the architecture."""
+    if args.model and args.model.endswith(".fxq"):
+        return os.path.basename(args.model)[:-4]
+    return args.model or model.arch.name
+
+
 def run_check(args) -> int:
     from ..vectors.check import IntegrityError, check_tree
 
@@ -150,7 +188,7 @@ def run(args) -> int:
     if not args.image or not args.out:
         raise CliError("--image and --out are required (or --check DIR)")
     from ..io.modelfile import model_hash
-    from ..vectors.writer import Options, parse_layers, parse_tensors, plan_case, write_case
+    from ..vectors.writer import plan_case, write_case
     from .common import load_model_arg, read_image_arg
 
     out = args.out
@@ -159,28 +197,16 @@ def run(args) -> int:
                        f"directory so that no stale file is left in a case)")
     crop = parse_crop(args.crop) if args.crop else None
     max_bytes = parse_size(args.max_bytes) if args.max_bytes is not None else DEFAULT_MAX_BYTES
+    if os.path.isdir(args.image):  # one case per image: fxlic/vectors/batch.py
+        from .vectors_folder import run_folder
+        return run_folder(args, out, crop, max_bytes)
     pixels = read_image_arg(args.image)
     image_meta = None
     if crop:
         pixels, image_meta = crop_image(pixels, crop)
     model = load_model_arg(args.model)
-    names = [s.name for s in model.arch.layers]
-    try:
-        layers = parse_layers(args.layers, names)
-    except ValueError as e:
-        raise CliError(f"--layers: {e}") from None
-    opts = Options(layers=layers, mem=_mem_arg(args.mem), acc=not args.no_acc,
-                   inputs=not args.no_inputs, dec_tables=not args.no_dec_tables, backend=args.backend,
-                   **_hw_args(args))
-    opts.coverage = bool(getattr(args, "coverage", False))  # coverage.json (fxlic/vectors/coverage.py)
     _, H, W = pixels.shape
-    if args.tensors not in (None, "all"):
-        every = []
-        plan_case(model, H, W, opts, None, tensors=every)
-        try:
-            opts.tensors = parse_tensors(args.tensors, every)
-        except ValueError as e:
-            raise CliError(f"--tensors: {e}") from None
+    opts, layers = options(args, model, H, W)
     plan = plan_case(model, H, W, opts, None)
     total = sum(plan.values())
     mbytes = sum(v for k, v in plan.items() if k.startswith("model/"))
@@ -191,8 +217,7 @@ def run(args) -> int:
         raise CliError(f"the case would be about {total:,} bytes, over --max-bytes {max_bytes:,}: write less "
                        f"(--crop WxH, --layers, --tensors, --mem none, --no-acc, --no-dec-tables, "
                        f"--no-inputs) or pass --force")
-    model_name = os.path.basename(args.model)[:-4] if args.model and args.model.endswith(".fxq") else \
-        (args.model or model.arch.name)
+    model_name = model_name_of(args, model)
     image_name = os.path.splitext(os.path.basename(args.image))[0]
     parent = os.path.dirname(os.path.abspath(out))
     try:
@@ -236,7 +261,9 @@ def register(sub):
                     "the integrity of a vectors directory (--check). The size is estimated and printed "
                     "before anything is written; a case over --max-bytes is refused unless --force.")
     s.add_argument("--model", help="shipped model name or .fxq path (default: the shipped default)")
-    s.add_argument("--image", help="input image (PNG/JPEG/PPM); required unless --check")
+    s.add_argument("--image", help="input image (PNG/JPEG/PPM), or a directory of images: a suite with one case "
+                                   "per image (cases/<model>/<image>/, models/<model>/, a suite manifest); "
+                                   "required unless --check")
     s.add_argument("--out", help="output directory (must not exist or be empty; missing parent "
                                  "directories are created); required unless --check")
     s.add_argument("--check", metavar="DIR",
@@ -276,7 +303,8 @@ def register(sub):
                         "the manifest)")
     s.add_argument("--no-dec-tables", action="store_true", help="do not write the per-layer decode tables (I1)")
     s.add_argument("--max-bytes", metavar="SIZE", default=None,
-                   help="refuse a case estimated larger than SIZE (default 256M = 256,000,000 bytes; "
+                   help="refuse a case (with --image DIR: a suite) estimated larger than SIZE "
+                        "(default 256M = 256,000,000 bytes; "
                         "k/M/G are powers of 1000, Ki/Mi/Gi of 1024)")
     s.add_argument("--force", action="store_true", help="write the case even if it is over --max-bytes")
     g = s.add_mutually_exclusive_group()
@@ -284,6 +312,8 @@ def register(sub):
                    help="progress bars on stderr (default: when stderr is a terminal)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     s.add_argument("--backend", choices=("numba", "reference"), default="numba")
+    from ..parallel import add_arguments as _parallel_arguments
+    _parallel_arguments(s, "cases of --image DIR")
     s.add_argument("-q", "--quiet", action="store_true")
     from ..vectors.coverage import add_arguments as _coverage_arguments
     _coverage_arguments(s)

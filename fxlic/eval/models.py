@@ -75,3 +75,8 @@ def build_models(weights: str, calib: str, model_dir: str, variants: list) -> di
                         "created_by": f"fxlic {__version__} (eval)"})
         save_model(im, out[v])  # atomic
     return out
+
+
+def build_job(job: tuple) -> dict:
+    """``build_models(*job)``: one executor task (fxlic.parallel) of tools/paper_tables.py."""
+    return build_models(*job)

@@ -1,4 +1,5 @@
-"""Per-image evaluation with a cache and an optional process pool.
+"""Per-image evaluation with a cache, on any executor of fxlic.parallel
+(serial, a local process pool, a Dask cluster).
 
 A *task* is a small dict naming what to run on one image:
 
@@ -142,11 +143,6 @@ def run_task(task: dict) -> dict:
     return rec
 
 
-def _init_worker():
-    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[v] = "1"
-
-
 #: rough cost of one task on a 768 x 512 image in seconds (measured on the
 #: development machine, metrics included), used only to weight the progress
 #: bar and its ETA and to start the long tasks first; no result depends on it
@@ -163,63 +159,81 @@ def task_cost(task: dict) -> float:
     return CLASSICAL_COST.get(task.get("codec"), 1.0)
 
 
-def evaluate(tasks: list, cache: Cache, jobs: int = 1, progress: bool = True, desc: str = "eval",
-             compute: bool = True, keep_going: bool = False) -> list:
-    """Records of ``tasks`` (same order), computing only the cache misses,
-    with ``jobs`` worker processes (1: in this process).  ``compute=False``
-    returns None for every miss (report from the cache only); with
-    ``keep_going`` a failing task is reported and left None.  The progress
-    bar (stderr) is weighted by ``task_cost`` so that its ETA holds when
-    float forwards and JPEG encodes are mixed."""
+#: with ``jobs=None`` a pool is started only for work estimated to take
+#: longer than this in one process (spawning workers costs seconds)
+POOL_MIN_SECONDS = 5.0
+_REF_PIXELS = 768 * 512
+
+
+@lru_cache(maxsize=None)
+def _pixels(path: str) -> int:
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1]
+    except (OSError, ValueError):
+        return _REF_PIXELS  # run_task reports it
+
+
+def worth_a_pool(tasks) -> bool:
+    """Whether ``tasks`` would take more than POOL_MIN_SECONDS in one process
+    (task_cost scaled by each image's pixel count)."""
+    total = 0.0
+    for t in tasks:
+        total += task_cost(t) * _pixels(t["image"]) / _REF_PIXELS
+        if total >= POOL_MIN_SECONDS:
+            return True
+    return False
+
+
+def evaluate(tasks: list, cache: Cache, jobs=1, progress: bool = True, desc: str = "eval",
+             compute: bool = True, keep_going: bool = False, scheduler: str = None) -> list:
+    """Records of ``tasks`` (same order), computing only the cache misses.
+    ``jobs``: an fxlic.parallel.Executor (kept open), or the worker count of
+    a local pool (None: one per CPU for work worth it, ``worth_a_pool``;
+    1: in this process) unless
+    ``scheduler`` (or $FXLIC_SCHEDULER) names a Dask scheduler; the records
+    do not depend on which.  ``compute=False`` returns None for every miss
+    (report from the cache only); with ``keep_going`` a failing task is
+    reported and left None.  The progress bar (stderr) is weighted by
+    ``task_cost`` so that its ETA holds when float forwards and JPEG encodes
+    are mixed."""
+    from ..parallel import SCHEDULER_ENV, Executor, make_executor
     keys = [task_key(t) for t in tasks]
     out = [cache.get(k) for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
     if not todo or not compute:
         return out
     todo.sort(key=lambda i: -task_cost(tasks[i]))  # longest first: a shorter tail with a pool
+    own = not isinstance(jobs, Executor)
+    if own and jobs is None and not (scheduler or os.environ.get(SCHEDULER_ENV)) \
+            and not worth_a_pool([tasks[i] for i in todo]):
+        jobs = 1
+    ex = make_executor(jobs, scheduler, len(todo)) if own else jobs
     from tqdm import tqdm
     weight = {i: task_cost(tasks[i]) for i in todo}
-    bar = tqdm(total=sum(weight.values()), desc=f"{desc} 0/{len(todo)}", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed} elapsed, ETA {remaining}]")
-    done = [0]
-
-    def finish(i, result):
-        """Store task i's result (``result()`` runs or collects it); with
-        keep_going, one failed task is reported and does not lose the rest."""
-        try:
-            out[i] = result()
-            cache.put(keys[i], out[i])
-        except Exception as e:  # noqa: BLE001
-            if not keep_going:
-                raise
-            print(f"eval: {tasks[i]} failed: {type(e).__name__}: {e}", file=sys.stderr)
-        done[0] += 1
-        bar.set_description_str(f"{desc} {done[0]}/{len(todo)}", refresh=False)
-        bar.update(weight[i])
-
+    where = "" if ex.describe() == "serial" else f" [{ex.describe()}]"
+    bar = tqdm(total=sum(weight.values()), desc=f"{desc} 0/{len(todo)}{where}", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed} elapsed, ETA {remaining}]")
+    done = 0
     try:
-        if jobs <= 1:
-            for i in todo:
-                finish(i, lambda: run_task(tasks[i]))
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            saved = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                    "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-            _init_worker()  # spawn children inherit the environment
-            try:
-                with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
-                    futs = {ex.submit(run_task, tasks[i]): i for i in todo}
-                    for f in as_completed(futs):
-                        finish(futs[f], f.result)
-            finally:
-                for v, val in saved.items():
-                    if val is None:
-                        os.environ.pop(v, None)
-                    else:
-                        os.environ[v] = val
+        for j, result in ex.results(run_task, [tasks[i] for i in todo]):
+            i = todo[j]
+            try:  # with keep_going, one failed task is reported and does not lose the rest
+                out[i] = result()
+                cache.put(keys[i], out[i])
+            except Exception as e:  # noqa: BLE001
+                if not keep_going:
+                    raise
+                print(f"eval: {tasks[i]} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            done += 1
+            bar.set_description_str(f"{desc} {done}/{len(todo)}{where}", refresh=False)
+            bar.update(weight[i])
     finally:
         bar.close()
+        if own:
+            ex.close()
     return out
 
 
