@@ -141,13 +141,48 @@ def load_checked_weights(args):
     return fm, done or None
 
 
+def _calibrate_one(img, fm):
+    """Executor task: the Calibration of one image."""
+    from ..model.build import calibrate
+    with np.errstate(over="ignore", invalid="ignore"):  # Q1 reports it as one line
+        return calibrate(fm, [img])
+
+
+def _calibrate(args, fm, images, progress):
+    """build.calibrate over ``images``, in this process (--jobs 1, the
+    default) or one image per task on a pool / Dask cluster, merged in image
+    order: maxima are exact, so the result is the same either way."""
+    import dataclasses
+
+    from ..model.build import Calibration, calibrate
+    from ..parallel import SCHEDULER_ENV, make_executor
+
+    if (args.jobs or 1) == 1 and not (args.scheduler or os.environ.get(SCHEDULER_ENV)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return calibrate(fm, images, progress=progress)
+    with make_executor(args.jobs, args.scheduler, len(images)) as ex:
+        parts = ex.map(_calibrate_one, images, progress, fm=fm)
+    cal = Calibration()
+    for p in parts:  # per-layer maxima: the maximum; per-image lists: concatenated in image order
+        for f in dataclasses.fields(Calibration):
+            mine, theirs = getattr(cal, f.name), getattr(p, f.name)
+            if isinstance(mine, list):
+                mine += theirs
+            else:
+                for name, m in theirs.items():
+                    mine[name] = np.maximum(mine.get(name, 0), m)
+    return cal
+
+
 def run(args) -> int:
     from .. import __version__
     from ..io.modelcheck import check_model
     from ..io.modelfile import ModelFileError, format_layer_table, layer_rows, save_model
-    from ..model.build import build_int_model, calibrate
+    from ..model.build import build_int_model
     from ..model.intmodel import ModelError
+    from ..parallel import check_jobs
 
+    check_jobs(args.jobs)
     if args.n_calib < 1:
         raise CliError("--n-calib must be at least 1")
     if args.crop < 0:
@@ -170,8 +205,7 @@ def run(args) -> int:
     from tqdm import tqdm
     with tqdm(total=len(images), desc="calibration", unit="img", file=sys.stderr,
               disable=True if args.quiet else None) as bar:
-        with np.errstate(over="ignore", invalid="ignore"):  # Q1 reports it as one line
-            cal = calibrate(fm, images, progress=bar.update)
+        cal = _calibrate(args, fm, images, bar.update)
     check_calibration(cal)
     try:
         im = build_int_model(fm, cal, weight_scheme=args.weight_quant, act_quant=args.act_quant,
@@ -255,5 +289,7 @@ def register(sub):
                         f"(default {RELU_HEADROOM_BITS}: 2x the largest calibration value)")
     s.add_argument("--clip-stats", action="store_true",
                    help="report the clipped fraction of calibration outputs (a second float pass)")
+    from ..parallel import add_arguments as _parallel_arguments
+    _parallel_arguments(s, "calibration", jobs=1)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
     s.set_defaults(func=run)
