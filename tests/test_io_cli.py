@@ -112,7 +112,9 @@ def test_quantize_other_formats(work, capsys, tmp_path):
                  str(work / "cal"), "--out", out]) == 0
     ref = str(tmp_path / "r.fxq")
     assert main(["quantize", "-q", "--weights", str(work / "w.safetensors"), "--calib",
-                 str(work / "cal"), "--out", ref]) == 0
+                 str(work / "cal"), "--out", ref, "--latents", "offset"]) == 0
+    # a CompressAI state dict gets CompressAI's offset latents by default (SPEC O5)
+    assert load_model(out).offset_latents
     assert model_hash(load_model(out)) == model_hash(load_model(ref))
     assert json.loads(json.dumps(load_model(out).meta))["float_model"]["format"] == "compressai"
 

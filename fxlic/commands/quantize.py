@@ -174,6 +174,16 @@ def _calibrate(args, fm, images, progress):
     return cal
 
 
+def resolve_latents(choice: str, fm) -> str:
+    """--latents auto: offset latents (SPEC O5, CompressAI's y_hat = mean + round(y - mean))
+    for weights from another trainer (CompressAI state dicts, ONNX); fxlic's own
+    exports (native format) keep integer latents (O3), the semantics tools/train.py
+    trains and the measured choice for them (docs/RESULTS.md)."""
+    if choice != "auto":
+        return choice
+    return "integer" if fm.meta.get("format") == "native" else "offset"
+
+
 def run(args) -> int:
     from .. import __version__
     from ..io.modelcheck import check_model
@@ -209,7 +219,8 @@ def run(args) -> int:
     check_calibration(cal)
     try:
         im = build_int_model(fm, cal, weight_scheme=args.weight_quant, act_quant=args.act_quant,
-                             mean_reduction=not args.no_mean_reduction, relu_headroom=args.relu_headroom)
+                             mean_reduction=not args.no_mean_reduction, relu_headroom=args.relu_headroom,
+                             latents=resolve_latents(args.latents, fm))
     except (ModelError, ValueError, OverflowError, FloatingPointError) as e:
         raise CliError(f"quantization failed: {e}") from None
     im.meta.update({
@@ -282,6 +293,10 @@ def register(sub):
                    help="I/O probe (.npz: the trainer's x, y, x_hat, optionally z, gaussian_params) "
                         "compared with fxlic's float forward before calibration; a probe inside the "
                         "weights (fxlic.probe.*) is always checked (docs/MODEL_FORMAT.md 7.4)")
+    s.add_argument("--latents", default="auto", choices=("auto", "integer", "offset"),
+                   help="latent semantics: integer (y_hat = round(y), SPEC O3) or offset (CompressAI's "
+                        "y_hat = mean + round(y - mean), z around the bottleneck medians, SPEC O5); "
+                        "default auto: offset for CompressAI / ONNX weights, integer for fxlic's own")
     s.add_argument("--no-mean-reduction", action="store_true", help="disable mean-reduced channels of y")
     s.add_argument("--relu-headroom", type=int, default=RELU_HEADROOM_BITS,
                    choices=range(0, RELU_HEADROOM_MAX + 1), metavar="BITS",

@@ -319,7 +319,7 @@ def factorized_likelihood(params: FactorizedParams, values) -> np.ndarray:
 
 
 def build_factorized_tables(params: FactorizedParams, tail_mass: float = 1e-9,
-                            precision: int = PRECISION):
+                            precision: int = PRECISION, offset_q=None):
     """Per-channel integer tables for the integer symbol ``z_hat`` -> (cdfs,
     cdf_sizes, offsets); table index = channel.
 
@@ -334,6 +334,10 @@ def build_factorized_tables(params: FactorizedParams, tail_mass: float = 1e-9,
     So symbol = z_hat - offset; z_hat = offset + k is coded without escape for
     0 <= k < pmf_length, everything else through the escape.
     ``tail_mass`` is kept for signature symmetry (the tail is measured).
+
+    ``offset_q`` (C,) (offset latents, SPEC O5; CompressAI's own semantics): the
+    symbol is ``n = round(z - m)`` with m = offset_q / 4 the quarter-grid median;
+    center = 0, so offset = -minima and pmf[k] = P(bin of m + offset + k).
     """
     from fxlic.spec import round_half_up_float
 
@@ -346,11 +350,16 @@ def build_factorized_tables(params: FactorizedParams, tail_mass: float = 1e-9,
     medians = q[:, 0, 1]
     minima = np.maximum(np.ceil(medians - q[:, 0, 0]), 0).astype(np.int64)
     maxima = np.maximum(np.ceil(q[:, 0, 2] - medians), 0).astype(np.int64)
-    center = np.asarray(round_half_up_float(medians), dtype=np.int64).reshape(-1)
+    if offset_q is None:
+        center = np.asarray(round_half_up_float(medians), dtype=np.int64).reshape(-1)
+        shift = np.zeros(C)
+    else:
+        center = np.zeros(C, np.int64)
+        shift = np.asarray(offset_q, np.float64).reshape(C) / 4.0
     offsets = center - minima
     pmf_length = minima + maxima + 1
     max_length = int(pmf_length.max())
-    samples = (offsets[:, None] + np.arange(max_length)[None, :]).astype(np.float64)
+    samples = (offsets[:, None] + np.arange(max_length)[None, :]).astype(np.float64) + shift[:, None]
     pmf, lower, upper = factorized_likelihood(params, samples[:, None, :])
     cdf_list = []
     for c in range(C):

@@ -147,9 +147,9 @@ class FactorizedTables:
         object.__setattr__(self, "offsets", offs)
 
     @classmethod
-    def build(cls, params, tail_mass: float = 1e-9) -> "FactorizedTables":
-        """Build time (floats): see cdf.build_factorized_tables."""
-        return cls(*build_factorized_tables(params, tail_mass))
+    def build(cls, params, tail_mass: float = 1e-9, offset_q=None) -> "FactorizedTables":
+        """Build time (floats): see cdf.build_factorized_tables (``offset_q``: SPEC O5)."""
+        return cls(*build_factorized_tables(params, tail_mass, offset_q=offset_q))
 
     @property
     def channels(self) -> int:

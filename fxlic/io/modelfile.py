@@ -35,6 +35,10 @@ from .. import __version__
 from ..model.arch import Architecture
 from ..model.intmodel import IntLayer, IntModel, ModelError, accumulator_bound  # noqa: F401
 from ..spec import SPEC_VERSION
+
+#: spec versions whose model files this fxlic reads: 1.2 only adds offset
+#: latents (SPEC O5, V), so a 1.1 file is a 1.2 model with integer latents
+READABLE_SPECS = ("fxlic-spec-1.1", SPEC_VERSION)
 from .files import check_input
 from .modelcheck import check_architecture, check_model, stamp
 
@@ -54,6 +58,8 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 LAYER_ARRAYS = (("w_codes", "|i1"), ("w_lut", "<i2"), ("w_exp", "<i8"), ("bias", "<i8"),
                 ("in_exp", "<i8"), ("out_exp", "<i8"), ("mux", "<i8"))
 MR_ARRAYS = (("mask", "|u1"), ("a_q", "<i8"), ("b_q", "<i8"))
+#: optional: quarter-grid bottleneck medians of an offset-latent model (SPEC O5)
+OFFSET_ARRAY = "latents/offset_q"
 _ENTROPY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 #: integer dtypes allowed for entropy tables (as stored, little-endian)
 ENTROPY_DTYPES = ("|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8")
@@ -111,6 +117,8 @@ def model_arrays(im: IntModel) -> dict:
     out["mean_reduction/mask"] = _as_file_dtype(np.asarray(im.mr_mask, dtype=bool), "|u1")
     out["mean_reduction/a_q"] = _as_file_dtype(im.mr_a_q, "<i8")
     out["mean_reduction/b_q"] = _as_file_dtype(im.mr_b_q, "<i8")
+    if im.offset_latents:  # SPEC O5; its presence makes the model an offset-latent one
+        out[OFFSET_ARRAY] = _as_file_dtype(im.offset_q, "<i8")
     for name, a in (im.entropy or {}).items():
         out[f"entropy/{name}"] = _entropy_array(name, a)
     return out
@@ -272,7 +280,7 @@ def _check_header(path: str, h):
         newer = " (written by a newer fxlic; upgrade)" if v > FORMAT_VERSION else ""
         raise ModelFileError(f"{path}: model format version {v} is not supported; this fxlic "
                              f"reads version {FORMAT_VERSION}{newer}")
-    if h.get("spec_version") != SPEC_VERSION:
+    if h.get("spec_version") not in READABLE_SPECS:
         raise ModelFileError(f"{path}: model was made for spec {h.get('spec_version')!r}, this fxlic "
                              f"implements {SPEC_VERSION!r}; re-quantize the float model")
     for key, typ in (("architecture", dict), ("arrays", dict), ("meta", dict), ("content_hash", str)):
@@ -307,6 +315,13 @@ def _array_plan(path: str, header: dict, arch: Architecture) -> dict:
     for n in sorted(set(fixed) - set(declared)):
         raise ModelFileError(f"{path}: array {n} missing")
     plan, total = {}, 0
+    if OFFSET_ARRAY in declared:
+        if header.get("spec_version") != SPEC_VERSION:
+            raise ModelFileError(f"{path}: offset latents need {SPEC_VERSION}, the file says "
+                                 f"{header.get('spec_version')!r}")
+        which = "z" if arch.kind == "hyperprior" else "y"
+        fixed = dict(fixed)
+        fixed[OFFSET_ARRAY] = ("<i8", ([l for l in arch.layers if l.out == which][0].cout,))
     for n in sorted(declared):
         if n not in fixed:
             if n.startswith("layers/"):
@@ -377,7 +392,7 @@ def _read_model_file(path: str):
         raise ModelFileError(f"{path}: mean-reduction mask holds values other than 0/1")
     entropy = {n[len("entropy/"):]: a for n, a in arrays.items() if n.startswith("entropy/")}
     im = IntModel(arch, layers, mask.astype(bool), arrays["mean_reduction/a_q"],
-                  arrays["mean_reduction/b_q"], entropy, header["meta"])
+                  arrays["mean_reduction/b_q"], entropy, header["meta"], arrays.get(OFFSET_ARRAY))
     try:
         tables = check_model(im)
     except ModelError as e:
@@ -558,6 +573,8 @@ def describe_model(im: IntModel, header: dict = None, path: str = None) -> str:
         lines.append(f"calibration  {len(names)} image(s): {shown}")
     n_mr = int(np.sum(im.mr_mask))
     lines.append(f"mean-reduced {n_mr} of {arch.M} channels of y")
+    lines.append("latents      " + ("offset: y_hat = mean + round(y - mean), z around its medians "
+                                     "(SPEC O5)" if im.offset_latents else "integer: y_hat = round(y) (SPEC O3)"))
     if im.entropy:
         for i, (k, v) in enumerate(sorted(im.entropy.items())):
             lines.append(f"{'entropy' if i == 0 else '':<12} {k} {v.dtype.name}{tuple(v.shape)}")

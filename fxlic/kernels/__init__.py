@@ -18,7 +18,9 @@ class Backend:
 
     def layer(self, L, codes: np.ndarray, tables: np.ndarray, offset: int, mu: np.ndarray,
               want_acc: bool = False):
-        """Run one layer: returns (output codes (O,Ho,Wo) int64, acc or None)."""
+        """Run one layer: returns (output codes (O,Ho,Wo) int64, acc or None).
+        With ``tables`` None, ``codes`` already holds the aligned input levels V
+        (SPEC I1; the per-element levels of offset latents, O5)."""
         raise NotImplementedError
 
 
@@ -31,7 +33,7 @@ class ReferenceBackend(Backend):
     name = "reference"
 
     def layer(self, L, codes, tables, offset, mu, want_acc=False):
-        x = ref.decode_levels(codes, tables, offset)
+        x = np.asarray(codes, np.int64) if tables is None else ref.decode_levels(codes, tables, offset)
         w = L.w_levels()
         spec = L.spec
         if spec.op == "conv":
@@ -110,6 +112,8 @@ class NumbaBackend(Backend):
         from . import numba_kernels as nk
 
         spec = L.spec
+        if tables is None:
+            return self._accumulate_levels(L, codes)
         codes = np.ascontiguousarray(codes)
         if codes.dtype.kind not in "iu":
             codes = codes.astype(np.int64)
@@ -133,6 +137,33 @@ class NumbaBackend(Backend):
             return tconv(x, w16, kph, taps, ntaps, b32, spec.k, spec.cout)
         # general path: int32 operands, int64 products
         x = nk.decode_levels_hwc(codes, np.ascontiguousarray(tables), offset)
+        prep = self._weights(L, None)
+        if spec.op == "conv":
+            return nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)
+        wph, taps, ntaps = prep
+        return nk.tconv2d_acc_hwc(x, wph, taps, ntaps, bias, spec.k)
+
+    def _accumulate_levels(self, L, levels):
+        """``accumulate`` of a layer fed aligned levels (C, H, W) instead of codes:
+        the int16 path when every level fits int16, else the general path."""
+        from . import numba_kernels as nk
+
+        spec = L.spec
+        levels = np.asarray(levels)
+        bias = L.bias.astype(np.int64)
+        fits = levels.size == 0 or (levels.min() >= -32768 and levels.max() <= 32767)
+        prep = self._weights(L, np.zeros(spec.cin, np.int64)) if (self.fast and fits) else None
+        if prep is not None:
+            x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int16)
+            small = _is_small(L, levels.shape)
+            b32 = bias.astype(np.int32)
+            if spec.op == "conv":
+                conv = nk.conv2d_acc_i16_serial if small else nk.conv2d_acc_i16
+                return conv(x, prep[0], b32, spec.k, spec.stride, spec.cout)
+            tconv = nk.tconv2d_acc_i16_serial if small else nk.tconv2d_acc_i16
+            w16, kph, taps, ntaps = prep
+            return tconv(x, w16, kph, taps, ntaps, b32, spec.k, spec.cout)
+        x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int32)
         prep = self._weights(L, None)
         if spec.op == "conv":
             return nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)

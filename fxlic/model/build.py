@@ -97,8 +97,12 @@ def _make_layer(im: IntModel, fm: FloatModel, cal: Calibration, name: str, schem
 
 def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-nlq",
                     act_quant: str = "nlq-mux", mean_reduction: bool = True,
-                    relu_headroom: int = RELU_HEADROOM_BITS) -> IntModel:
+                    relu_headroom: int = RELU_HEADROOM_BITS, latents: str = "integer") -> IntModel:
     """Quantize ``fm`` with calibration statistics ``cal`` into a validated IntModel.
+
+    ``latents``: "integer" (SPEC O3: y_hat = round(y), z_hat = round(z)) or
+    "offset" (SPEC O5, CompressAI's semantics: y_hat = mean + round(y - mean),
+    z_hat = median + round(z - median), means and medians on the quarter grid).
 
     ReLU activations get ``relu_headroom`` bits above their calibrated maximum
     before the exponent and mux of Eq 23-27 are chosen; the hyper path's
@@ -108,8 +112,12 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
         raise ValueError(f"relu_headroom must be 0..{RELU_HEADROOM_MAX} bits")
     if act_quant not in ("nlq-mux", "lq"):
         raise ValueError("act_quant must be 'nlq-mux' or 'lq'")
+    if latents not in ("integer", "offset"):
+        raise ValueError("latents must be 'integer' or 'offset'")
     fm.validate()
     im = IntModel(fm.arch, {})
+    if latents == "offset":
+        im.offset_q = bottleneck_offsets(fm)
     qw_cache: dict = {}
     spread_limits = {}
     _mean_reduction(im, cal, enabled=mean_reduction)
@@ -136,8 +144,8 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
             if bound > INT32_MAX:
                 raise ModelError(f"{spec.name}: accumulator bound {bound} exceeds int32 even with "
                                  f"equal input exponents")
-    im.entropy = entropy_tables(fm)
-    im.meta = {"weight_scheme": weight_scheme, "act_quant": act_quant,
+    im.entropy = entropy_tables(fm, im.offset_q)
+    im.meta = {"weight_scheme": weight_scheme, "act_quant": act_quant, "latents": latents,
                "calibration_images": cal.n_images, "spread_limits": spread_limits,
                "relu_headroom_bits": relu_headroom}
     im.validate()
@@ -174,7 +182,21 @@ SCALE_FRAC_BITS = 16
 MEAN_FRAC_BITS = 2
 
 
-def entropy_tables(fm: FloatModel) -> dict:
+def bottleneck_offsets(fm: FloatModel) -> np.ndarray:
+    """SPEC O5: the bottleneck medians on the quarter grid, R4(4 * median)."""
+    from ..entropy.cdf import factorized_params_from_state_dict
+    from .intmodel import OFFSET_FRAC_BITS, OFFSET_Q_MAX
+
+    if not fm.entropy:
+        raise ModelError("the float model has no entropy-bottleneck parameters")
+    med = factorized_params_from_state_dict(fm.entropy).quantiles[:, 0, 1]
+    q = np.asarray(round_half_up_float(np.ldexp(med, OFFSET_FRAC_BITS)), np.int64).reshape(-1)
+    if np.any(np.abs(q) > OFFSET_Q_MAX):
+        raise ModelError(f"bottleneck medians beyond +-{OFFSET_Q_MAX / 4} (offset latents, SPEC O5)")
+    return q
+
+
+def entropy_tables(fm: FloatModel, offset_q=None) -> dict:
     """Integer entropy tables (docs/ENTROPY.md) built once from the float
     entropy parameters: ``fact.*`` for the factorized bottleneck (z of a
     hyperprior, y of a factorized model), ``gauss.*`` for the Gaussian y model."""
@@ -184,7 +206,7 @@ def entropy_tables(fm: FloatModel) -> dict:
     if not fm.entropy:
         raise ModelError("the float model has no entropy-bottleneck parameters")
     out = {}
-    fact = FactorizedTables.build(factorized_params_from_state_dict(fm.entropy))
+    fact = FactorizedTables.build(factorized_params_from_state_dict(fm.entropy), offset_q=offset_q)
     out.update({f"fact.{k}": v for k, v in fact.to_arrays().items()})
     if fm.arch.kind == "hyperprior":
         g = GaussianTables.build(scale_frac_bits=SCALE_FRAC_BITS, mean_frac_bits=MEAN_FRAC_BITS)

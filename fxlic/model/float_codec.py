@@ -20,13 +20,14 @@ def gaussian_likelihood(y_hat, mean, scale):
     return np.maximum(p, LIKELIHOOD_BOUND)
 
 
-def float_codec(fm: FloatModel, pixels: np.ndarray):
-    """(3, H, W) uint8 -> (reconstruction uint8, estimated bpp)."""
+def float_codec(fm: FloatModel, pixels: np.ndarray, latents: str = "integer"):
+    """(3, H, W) uint8 -> (reconstruction uint8, estimated bpp); ``latents`` as
+    in float_forward (integer rounding, or CompressAI's mean/median offsets)."""
     from ..entropy.cdf import factorized_likelihood, factorized_params_from_state_dict
 
     _, H, W = pixels.shape
     x = pad_to_multiple(pixels, fm.arch.pad_multiple).astype(np.float64) / 255.0
-    t = float_forward(fm, x)
+    t = float_forward(fm, x, latents=latents)
     params = factorized_params_from_state_dict(fm.entropy)
 
     def fact_bits(v):

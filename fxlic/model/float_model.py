@@ -70,10 +70,18 @@ def float_layer(fm: FloatModel, name: str, x: np.ndarray) -> np.ndarray:
     return _act(v, l.act)
 
 
-def float_forward(fm: FloatModel, x: np.ndarray, names=None, record=None) -> dict:
-    """Run layers on x (3, H, W) float in [0, 1].  y and z are rounded (Eq 1-2,
-    half up like the integer path).  ``record(name, output)`` sees every output."""
+def float_forward(fm: FloatModel, x: np.ndarray, names=None, record=None, latents: str = "integer") -> dict:
+    """Run layers on x (3, H, W) float in [0, 1].  ``latents="integer"``: y and z
+    are rounded (Eq 1-2, half up like the integer path); ``"offset"`` (SPEC O5,
+    CompressAI's inference semantics): z_hat = m + round(z - m) with the bottleneck
+    median m, y_hat = mean + round(y - mean) with HS's predicted mean (a factorized
+    model: its median).  ``record(name, output)`` sees every output."""
+    if latents not in ("integer", "offset"):
+        raise ValueError("latents must be 'integer' or 'offset'")
     t = {"x": np.asarray(x, dtype=np.float64)}
+    med = None
+    if latents == "offset":
+        med = np.asarray(fm.entropy["entropy_bottleneck.quantiles"], np.float64)[:, 0, 1][:, None, None]
     for l in fm.arch.layers if names is None else [fm.arch.layer(n) for n in names]:
         if l.src not in t:
             continue
@@ -83,10 +91,16 @@ def float_forward(fm: FloatModel, x: np.ndarray, names=None, record=None) -> dic
             record(l.name, out)
         if l.out == "y":
             t["y"] = out
-            t["y_hat"] = np.floor(out + 0.5)
+            if med is None:
+                t["y_hat"] = np.floor(out + 0.5)
+            elif fm.arch.kind == "factorized":
+                t["y_hat"] = med + np.floor(out - med + 0.5)
         elif l.out == "z":
             t["z"] = out
-            t["z_hat"] = np.floor(out + 0.5)
+            t["z_hat"] = np.floor(out + 0.5) if med is None else med + np.floor(out - med + 0.5)
+        elif l.out == "ms" and med is not None and "y" in t:
+            mean = out[fm.arch.M:]
+            t["y_hat"] = mean + np.floor(t["y"] - mean + 0.5)
     return t
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import Backend, get_backend
+from ..kernels.reference import offset_level, out_offset_latent
 from ..quant.codebook import act_nlq
 from ..quant.meanreduce import mu_from_pixels
 from .intmodel import ACT_BITS, IntModel
@@ -24,6 +25,9 @@ class Encoded:
     mu: np.ndarray  # int64 (M,): mean-reduction offsets (0 where not mean-reduced)
     z: np.ndarray = None  # int64 (N, h/4, w/4) hyperprior only
     ms: np.ndarray = None  # int64 (2M, h, w) HS5 codes: scales then means
+    #: offset latents of a hyperprior (SPEC O5): AT3's int32 accumulators, from
+    #: which the y symbols are formed once the means are known (``offset_y``)
+    y_acc: np.ndarray = None
 
 
 def pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
@@ -39,11 +43,18 @@ def pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
 
 def input_tables(model: IntModel, name: str, mu: np.ndarray = None):
     """I1: per-channel decode tables (C, 256) of a layer's input, with the
-    alignment shift folded in, and the code offset (0 unsigned, 128 signed)."""
+    alignment shift folded in, and the code offset (0 unsigned, 128 signed).
+    (None, None) for the y_hat of an offset-latent hyperprior, whose levels are
+    per element (O5): the layer is fed ``aligned_levels`` instead."""
     L = model.layer(name)
     spec = L.spec
     d = L.in_shift
     codes = np.arange(256, dtype=np.int64)
+    if model.offset_latents and spec.src in ("y_hat", "z_hat"):
+        if spec.src == "y_hat" and model.arch.kind == "hyperprior":
+            return None, None
+        lv = offset_level((codes - 128)[None, :], np.asarray(model.offset_q, np.int64)[:, None])
+        return np.ascontiguousarray(lv << d[:, None]), 128
     if spec.src == "x":
         lv = np.broadcast_to(codes, (spec.cin, 256))
         offset = 0
@@ -72,17 +83,50 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
         spec = L.spec
         src = tensors[spec.src]
         tables, offset = input_tables(model, name, mu if spec.src in ("y", "y_hat") else None)
+        if tables is None:
+            src = aligned_levels(L, src)
         lmu = mu if spec.out == "y" else np.zeros(spec.cout, np.int64)
-        want_acc = hook is not None and getattr(hook, "wants_acc", True)
+        offset_out = model.offset_latents and spec.out in ("y", "z")
+        want_acc = offset_out or (hook is not None and getattr(hook, "wants_acc", True))
         out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=want_acc)
+        if offset_out and not (spec.out == "y" and model.arch.kind == "hyperprior"):
+            # O5: z (and a factorized y) coded around the bottleneck medians
+            out = out_offset_latent(acc, L.acc_exp, np.asarray(model.offset_q)[:, None, None])
         if hook is not None:
             hook(name, src, acc, out)
         tensors[name] = out
-        if spec.out == "y":  # Eq 1: the integer y is y_hat
-            tensors["y"] = tensors["y_hat"] = out
+        if spec.out == "y":  # Eq 1: the integer y is y_hat (O5 hyperprior: HA0's input only)
+            tensors["y"] = out
+            if offset_out and model.arch.kind == "hyperprior":
+                tensors["y_acc"] = acc.astype(np.int32)
+            else:
+                tensors["y_hat"] = out
         elif spec.out == "z":
             tensors["z_hat"] = out
     return tensors
+
+
+def aligned_levels(L, levels: np.ndarray) -> np.ndarray:
+    """I1 for a tensor given as levels (offset y_hat, O5): ``level << d_c``."""
+    return np.asarray(levels, np.int64) << L.in_shift[:, None, None]
+
+
+def offset_means(model: IntModel, ms: np.ndarray) -> np.ndarray:
+    """SPEC O5 / E1: the predicted means of y on the quarter grid,
+    ``RQ(q_mean, -(e_mean + 2))`` of HS5's mean channels."""
+    from ..spec import requant_shift
+    from .intmodel import OFFSET_FRAC_BITS
+
+    M = model.arch.M
+    e = model.layer(model.latent_layer("ms")).out_exp
+    ms = np.asarray(ms, np.int64)
+    return np.stack([requant_shift(ms[M + c], -(int(e[M + c]) + OFFSET_FRAC_BITS)) for c in range(M)])
+
+
+def offset_y(model: IntModel, y_acc: np.ndarray, means_q: np.ndarray) -> np.ndarray:
+    """SPEC O5: the y symbols round(y - mean) of an offset-latent hyperprior."""
+    L = model.layer(model.latent_layer("y"))
+    return out_offset_latent(y_acc, L.acc_exp, means_q)
 
 
 def image_mu(model: IntModel, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -122,7 +166,7 @@ def encode(model: IntModel, pixels: np.ndarray, backend="numba", hook=None) -> E
     mu = image_mu(model, pixels)
     t = {"x": pixels.astype(np.int64)}
     run_layers(model, _names(model, ("AT",)), t, be, mu, hook)
-    enc = Encoded(y=t["y_hat"], mu=mu)
+    enc = Encoded(y=t["y"], mu=mu, y_acc=t.get("y_acc"))
     if model.arch.kind == "hyperprior":
         run_layers(model, _names(model, ("HA", "HS")), t, be, mu, hook)
         enc.z = t["z_hat"]
@@ -138,7 +182,9 @@ def hyper_decode(model: IntModel, z: np.ndarray, backend="numba", hook=None) -> 
 
 
 def synthesize(model: IntModel, y: np.ndarray, mu: np.ndarray, backend="numba", hook=None) -> np.ndarray:
-    """g_s: stored y (+ mu) -> (3, H, W) pixels (uint8)."""
+    """g_s: stored y (+ mu) -> (3, H, W) pixels (uint8).  For an offset-latent
+    model ``y`` is what O5 reconstructs: the quarter-grid levels 4 * symbol + mean
+    (hyperprior) or the symbols (factorized; the medians are in the input tables)."""
     be = get_backend(backend) if isinstance(backend, str) else backend
     t = run_layers(model, _names(model, ("ST",)), {"y_hat": np.asarray(y, np.int64)}, be, mu, hook)
     return t[_names(model, ("ST",))[-1]].astype(np.uint8)

@@ -23,6 +23,11 @@ LATENT_BITS = 8
 #: into AT0 as a 256/255 weight prescale, SPEC F4)
 PIXEL_EXP = -8
 OUT_KIND = {"act_relu": 0, "act_signed": 1, "latent": 2, "pixel": 3}
+#: SPEC O5: offset latents (y_hat, z_hat) live on the quarter grid, exponent -2
+OFFSET_FRAC_BITS = 2
+OFFSET_EXP = -OFFSET_FRAC_BITS
+#: SPEC O5: |offset_q| bound (keeps every level range around 0, A3)
+OFFSET_Q_MAX = 508
 
 
 class ModelError(ValueError):
@@ -109,6 +114,10 @@ class IntModel:
     mr_b_q: np.ndarray = None
     entropy: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    #: SPEC O5 (offset latents): quarter-grid medians (C,) of the latent the
+    #: factorized bottleneck codes (z of a hyperprior, y of a factorized model);
+    #: None for integer latents (O3 only)
+    offset_q: np.ndarray = None
 
     def __post_init__(self):
         M = self.arch.M
@@ -120,6 +129,34 @@ class IntModel:
     def layer(self, name: str) -> IntLayer:
         return self.layers[name]
 
+    @property
+    def offset_latents(self) -> bool:
+        """SPEC O5: y_hat and z_hat are ``4 * symbol + offset`` on the quarter grid."""
+        return self.offset_q is not None
+
+    @property
+    def latents(self) -> str:
+        return "offset" if self.offset_latents else "integer"
+
+    def latent_layer(self, which: str) -> str:
+        """Name of the layer whose output is latent ``which`` ('y' or 'z')."""
+        return [l.name for l in self.arch.layers if l.out == which][0]
+
+    def offset_range(self, src: str) -> tuple:
+        """SPEC O5: (lo, hi) per channel of the quarter-grid offset added to the
+        symbols of ``src``: the bottleneck medians (z_hat; y_hat of a factorized
+        model), or the range of HS5's mean channels mapped by E1 (y_hat of a hyperprior)."""
+        if src == "y_hat" and self.arch.kind == "hyperprior":
+            from ..spec import requant_shift
+            hs5 = self.layers[self.latent_layer("ms")]
+            M = self.arch.M
+            e = hs5.out_exp[M:]
+            lo, hi = hs5.output_code_range()
+            return (np.array([requant_shift(lo, -(int(v) + OFFSET_FRAC_BITS)) for v in e], np.int64),
+                    np.array([requant_shift(hi, -(int(v) + OFFSET_FRAC_BITS)) for v in e], np.int64))
+        off = np.asarray(self.offset_q, np.int64)
+        return off, off
+
     def input_range(self, spec: LayerSpec) -> tuple:
         """(lo, hi) level of each input channel of ``spec`` (SPEC I2), mean offsets
         included (a mean-reduced y channel carries stored + mu, |mu| <= 128)."""
@@ -128,6 +165,9 @@ class IntModel:
         if spec.src in ("y", "y_hat", "z_hat"):
             prod = [l for l in self.arch.layers if l.out == spec.src[0]][0]
             lo, hi = self.layers[prod.name].output_range()
+            if self.offset_latents and spec.src != "y":  # O5: 4 * symbol + offset
+                olo, ohi = self.offset_range(spec.src)
+                return 4 * lo + olo, 4 * hi + ohi
             if spec.src in ("y", "y_hat"):
                 lo = lo - np.where(self.mr_mask, 128, 0)
                 hi = hi + np.where(self.mr_mask, 127, 0)
@@ -139,6 +179,8 @@ class IntModel:
         if spec.src == "x":
             return np.full(3, PIXEL_EXP, np.int64)
         if spec.src in ("y", "y_hat", "z_hat"):
+            if self.offset_latents and spec.src != "y":
+                return np.full(spec.cin, OFFSET_EXP, np.int64)  # O5
             return np.zeros(spec.cin, np.int64)
         return self.layers[spec.src].out_exp
 
@@ -146,6 +188,8 @@ class IntModel:
         """Loader checks: shapes, dtypes, ranges, exponent chaining and the
         accumulator bound of every layer (SPEC A3).  Raises ModelError."""
         self.arch.validate()
+        if self.offset_latents:
+            self._validate_offset_array()
         for spec in self.arch.layers:
             if spec.name not in self.layers:
                 raise ModelError(f"layer {spec.name} missing")
@@ -178,6 +222,32 @@ class IntModel:
                     f"{int(bound[o])} > 2^31-1; the model could overflow int32 (SPEC A3)")
         if self.mr_mask.shape != (self.arch.M,):
             raise ModelError("mean-reduction mask has the wrong shape")
+        if self.offset_latents:
+            self._validate_offsets()
+
+    def _validate_offset_array(self):
+        """SPEC O5 loader checks: offset shape and range."""
+        fact = [l for l in self.arch.layers if l.out == ("z" if self.arch.kind == "hyperprior" else "y")][0]
+        _expect(self.offset_q, (fact.cout,), np.int64, "latents offset_q")
+        if np.any(np.abs(self.offset_q) > OFFSET_Q_MAX):
+            raise ModelError(f"latents offset_q outside +-{OFFSET_Q_MAX} (quarter grid)")
+
+    def _validate_offsets(self):
+        """SPEC O5 loader checks: every intermediate of the symbol computation within int64."""
+        for which in ("y", "z") if self.arch.kind == "hyperprior" else ("y",):
+            L = self.layers[self.latent_layer(which)]
+            olo, ohi = self.offset_range(f"{which}_hat")
+            omax = int(np.max(np.maximum(np.abs(olo), np.abs(ohi))))
+            for e in np.unique(L.acc_exp):
+                F = offset_frac_bits(int(e))
+                if ((INT32_MAX + 1) << (F + int(e))) + (omax << (F - OFFSET_FRAC_BITS)) >= 1 << 62:
+                    raise ModelError(f"{L.name}: offset-latent symbol (SPEC O5) could leave int64 "
+                                     f"(accumulator exponent {int(e)})")
+
+
+def offset_frac_bits(acc_exp: int) -> int:
+    """SPEC O5: F = max(2, -acc_exp), the grid the symbol difference is formed on."""
+    return max(OFFSET_FRAC_BITS, -int(acc_exp))
 
 
 def _expect(a, shape, dtype, what):

@@ -1,0 +1,197 @@
+"""Offset latents (SPEC O5): CompressAI's y_hat = mean + round(y - mean) and
+z_hat = median + round(z - median) in integer form.
+
+Exact oracle for the symbol rule, reference == numba == tiled bit for bit,
+model-file round trip and refusals, the float model both ways, and the
+`fxlic quantize --latents` choice.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fxlic.codec import compress, decompress, model_id
+from fxlic.io.modelfile import ModelFileError, load_model, save_model
+from fxlic.kernels.reference import offset_level, out_offset_latent
+from fxlic.model.arch import factorized, hyperprior5
+from fxlic.model.build import build_int_model, calibrate
+from fxlic.model.float_model import float_forward, random_float_model
+from fxlic.model.int_forward import encode, pad_to_multiple
+from fxlic.model.intmodel import ModelError
+from fxlic.model.tiled import encode_tiled, synthesize_tiled
+
+_MODELS = {}
+
+
+def offset_model(kind, latents="offset", seed=3):
+    """A small random model whose bottleneck medians are far from 0 (-2.3 .. 2.3)."""
+    key = (kind, latents, seed)
+    if key not in _MODELS:
+        arch = hyperprior5(8) if kind == "hyperprior" else factorized(8)
+        fm = random_float_model(arch, seed)
+        q = fm.entropy["entropy_bottleneck.quantiles"].copy()
+        med = np.linspace(-2.3, 2.3, q.shape[0])
+        q += med[:, None, None]
+        fm.entropy["entropy_bottleneck.quantiles"] = q
+        rng = np.random.default_rng(seed)
+        imgs = [rng.integers(0, 256, (3, 64, 64), dtype=np.uint8) for _ in range(2)]
+        _MODELS[key] = (fm, build_int_model(fm, calibrate(fm, imgs), latents=latents))
+    return _MODELS[key]
+
+
+# ---- O5 symbol rule against an exact rational oracle ------------------------
+
+def _oracle(acc, e, off):
+    v = Fraction(acc) * Fraction(2) ** e - Fraction(off, 4)
+    r = (v + Fraction(1, 2)).__floor__()
+    return min(max(r, -128), 127)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-(1 << 31), (1 << 31) - 1), st.integers(-40, 6), st.integers(-508, 508))
+def test_offset_symbol_is_round_half_up_of_y_minus_offset(acc, e, off):
+    got = out_offset_latent(np.array([[[acc]]], np.int64), np.array([e]), np.array([[[off]]]))
+    assert int(got[0, 0, 0]) == _oracle(acc, e, off)
+
+
+def test_offset_symbol_edges():
+    # ties round toward +inf; saturation at both ends; exponent above -2 (F = 2)
+    acc = np.array([[[6, -6, 2, -2, 1 << 30, -(1 << 30)]]], np.int64)
+    off = np.array([[[0, 0, 1, 1, 0, 0]]], np.int64)
+    sym = out_offset_latent(acc, np.array([-2]), off)
+    assert sym.tolist() == [[[2, -1, 0, -1, 127, -128]]]  # 1.5, -1.5 (ties up), 0.25, -0.75
+    assert int(out_offset_latent(np.array([[[-3]]]), np.array([-2]), np.array([[[0]]]))[0, 0, 0]) == -1
+    assert int(out_offset_latent(np.array([[[3]]]), np.array([1]), np.array([[[-2]]]))[0, 0, 0]) == 7
+    assert offset_level(np.array([-128, 127]), np.array([3, -3])).tolist() == [-509, 505]
+
+
+# ---- engine: backends, tiles, codec ----------------------------------------
+
+@pytest.mark.parametrize("kind", ["hyperprior", "factorized"])
+def test_offset_codec_reference_numba_tiled_identical(kind, monkeypatch):
+    fm, m = offset_model(kind)
+    assert m.offset_latents and np.any(m.offset_q != 0)
+    img = np.random.default_rng(5).integers(0, 256, (3, 70, 90), dtype=np.uint8)
+    ref = compress(m, img, "reference")[0]
+    num = compress(m, img, "numba")[0]
+    assert ref == num
+    rec = decompress(m, ref, "reference")
+    assert np.array_equal(rec, decompress(m, ref, "numba"))
+    import fxlic.codec as C
+    monkeypatch.setattr(C, "TILE_FROM", 1)  # every image in bands
+    assert compress(m, img)[0] == ref
+    assert np.array_equal(decompress(m, ref), rec)
+    p = pad_to_multiple(img, m.arch.pad_multiple)
+    a, b = encode(m, p), encode_tiled(m, p, band=1)
+    assert np.array_equal(a.y, b.y)
+    if kind == "hyperprior":
+        assert np.array_equal(a.y_acc, b.y_acc) and np.array_equal(a.z, b.z) and np.array_equal(a.ms, b.ms)
+
+
+def test_offset_decoder_levels_band_invariant():
+    fm, m = offset_model("hyperprior")
+    rng = np.random.default_rng(1)
+    lv = offset_level(rng.integers(-8, 8, (8, 5, 6)), rng.integers(-20, 20, (8, 5, 6)))
+    from fxlic.model.int_forward import synthesize
+    whole = synthesize(m, lv, np.zeros(8, np.int64), "reference")
+    for band in (1, 3):
+        assert np.array_equal(synthesize_tiled(m, lv, np.zeros(8, np.int64), "numba", band=band), whole)
+
+
+def test_offset_and_integer_models_differ_and_round_trip(tmp_path):
+    _, m = offset_model("hyperprior")
+    _, mi = offset_model("hyperprior", latents="integer")
+    assert model_id(m) != model_id(mi)
+    p = tmp_path / "m.fxq"
+    save_model(m, str(p))
+    back = load_model(str(p))
+    assert back.offset_latents and np.array_equal(back.offset_q, m.offset_q)
+    assert model_id(back) == model_id(m)
+    # z is coded around the medians: the symbols are centred (offset tables start at -minima)
+    from fxlic.io.modelcheck import checked_tables
+    assert np.all(checked_tables(back).fact.offsets <= 0)
+
+
+def test_offset_validation_refuses_bad_offsets():
+    _, m = offset_model("hyperprior")
+    import copy
+    bad = copy.copy(m)
+    bad.offset_q = np.full_like(m.offset_q, 600)
+    with pytest.raises(ModelError, match="offset_q"):
+        bad.validate()
+    bad.offset_q = m.offset_q[:3]
+    with pytest.raises(ModelError, match="offset_q"):
+        bad.validate()
+
+
+def test_spec_11_file_with_offsets_refused(tmp_path):
+    import json
+    import zipfile
+    _, m = offset_model("factorized")
+    p = tmp_path / "m.fxq"
+    save_model(m, str(p))
+    q = tmp_path / "old.fxq"
+    with zipfile.ZipFile(p) as zin, zipfile.ZipFile(q, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "header.json":
+                h = json.loads(data)
+                h["spec_version"] = "fxlic-spec-1.1"
+                data = json.dumps(h).encode()
+            zout.writestr(info, data)
+    with pytest.raises(ModelFileError, match="offset latents need"):
+        load_model(str(q))
+
+
+# ---- the float model both ways ---------------------------------------------
+
+def test_float_forward_offset_semantics():
+    fm, _ = offset_model("hyperprior")
+    x = np.random.default_rng(2).random((3, 64, 64))
+    t = float_forward(fm, x, latents="offset")
+    med = fm.entropy["entropy_bottleneck.quantiles"][:, 0, 1][:, None, None]
+    k = t["z_hat"] - med
+    assert np.allclose(k, np.round(k)) and np.all(np.abs(t["z_hat"] - t["z"]) <= 0.5 + 1e-12)
+    ms = [t[n] for n in t if n.startswith("HS")][-1]
+    r = t["y_hat"] - ms[8:]
+    assert np.allclose(r, np.round(r)) and np.all(np.abs(t["y_hat"] - t["y"]) <= 0.5 + 1e-12)
+    ti = float_forward(fm, x)
+    assert np.array_equal(ti["y_hat"], np.floor(ti["y"] + 0.5))
+
+
+# ---- CLI --------------------------------------------------------------------
+
+def test_quantize_latents_choice():
+    from fxlic.commands.quantize import resolve_latents
+
+    class F:
+        def __init__(self, fmt):
+            self.meta = {"format": fmt}
+    assert resolve_latents("auto", F("native")) == "integer"
+    assert resolve_latents("auto", F("compressai")) == "offset"
+    assert resolve_latents("auto", F("onnx")) == "offset"
+    assert resolve_latents("integer", F("compressai")) == "integer"
+
+
+def test_quantize_cli_offset(tmp_path, capsys):
+    from fxlic.cli import main
+    from fxlic.io.floatfile import save_float_model
+    from PIL import Image
+
+    fm, _ = offset_model("factorized")
+    w = tmp_path / "w.safetensors"
+    save_float_model(fm, str(w))
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(cal / "a.png")
+    out = tmp_path / "m.fxq"
+    assert main(["quantize", "--weights", str(w), "--calib", str(cal), "--out", str(out),
+                 "--latents", "offset", "-q"]) == 0
+    assert load_model(str(out)).offset_latents
+    with pytest.raises(SystemExit) as e:
+        main(["quantize", "--weights", str(w), "--calib", str(cal), "--out", str(out), "--latents", "sideways"])
+    assert e.value.code == 2
