@@ -171,7 +171,7 @@ def test_quantize_latents_choice():
     class F:
         def __init__(self, fmt):
             self.meta = {"format": fmt}
-    assert resolve_latents("auto", F("native")) == "integer"
+    assert resolve_latents("auto", F("native")) == "offset"
     assert resolve_latents("auto", F("compressai")) == "offset"
     assert resolve_latents("auto", F("onnx")) == "offset"
     assert resolve_latents("integer", F("compressai")) == "integer"
