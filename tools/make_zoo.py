@@ -10,7 +10,7 @@ result tables); its pre-WCFT export ``tools/weights/<name>-nowcft.safetensors`` 
 where training continues from and the WCFT ablation's input.  ``--from OUT`` first
 copies ``OUT/<name>.safetensors`` and ``OUT/<name>-nowcft.safetensors`` (written by
 tools/train_campaign.py) into those two places.  Each float model is then quantized
-with CW-NLQ weights and NLQ+mux activations, calibrated on the first 9 images of the
+with CW-NLQ weights, NLQ+mux activations and offset latents (SPEC O5), calibrated on the first 9 images of the
 calibration directory (training images, none from Kodak), and written to
 ``fxlic/zoo/<name>.fxq``.  Deterministic: the same weights give byte-identical .fxq files.
 """
@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", default=os.path.join(ROOT, "..", "shared", "data", "train", "CBSD68"))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "fxlic", "zoo"))
     ap.add_argument("--n-calib", type=int, default=9)
+    ap.add_argument("--latents", default="auto", choices=("auto", "integer", "offset"),
+                    help="latent semantics of the integer models (fxlic quantize --latents; SPEC O5)")
+    ap.add_argument("--jobs", type=int, default=1, help="calibration processes (fxlic quantize --jobs)")
     ap.add_argument("names", nargs="*", help=f"models to build (default: all of {', '.join(ZOO)})")
     args = ap.parse_args(argv)
     sys.path.insert(0, ROOT)
@@ -57,7 +60,8 @@ def main(argv=None) -> int:
             continue
         out = os.path.join(args.out_dir, f"{name}.fxq")
         rc = fxlic_main(["quantize", "--weights", pkg, "--calib", args.calib, "--out", out,
-                         "--n-calib", str(args.n_calib), "-q"])
+                         "--n-calib", str(args.n_calib), "--latents", args.latents,
+                         "--jobs", str(args.jobs), "-q"])
         if rc:
             return rc
         made += 1
