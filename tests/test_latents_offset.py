@@ -195,3 +195,34 @@ def test_quantize_cli_offset(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["quantize", "--weights", str(w), "--calib", str(cal), "--out", str(out), "--latents", "sideways"])
     assert e.value.code == 2
+
+
+# ---- against CompressAI itself (where it is installed) -----------------------
+
+@pytest.mark.slow
+def test_against_compressai_codec(tmp_path):
+    """tools/compare_compressai.py on a small offset-latent model: fxlic's integer
+    codec and CompressAI's compress()/decompress() on the same float weights."""
+    import json
+    import sys
+
+    pytest.importorskip("torch")
+    from tool_loader import load_tool
+    from fxlic.io.floatfile import save_float_model
+    from PIL import Image
+
+    tool = load_tool("compare_compressai")
+    sys.meta_path.insert(0, tool._StubFinder())
+    pytest.importorskip("compressai")
+    fm, m = offset_model("hyperprior")
+    w, q = tmp_path / "w.safetensors", tmp_path / "m.fxq"
+    save_float_model(fm, str(w))
+    save_model(m, str(q))
+    imgs = tmp_path / "img"
+    imgs.mkdir()
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(imgs / "a.png")
+    out = tmp_path / "r.json"
+    assert tool.main(["--weights", str(w), "--model", str(q), "--images", str(imgs), "--n", "1",
+                      "--threads", "1", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["images"][0]
+    assert r["compressai"]["bpp"] > 0 and r["fxlic"]["bpp"] > 0 and np.isfinite(r["dpsnr"])
