@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bitstream.container import BitstreamError, Header, check_pixels, pack, unpack
-from .entropy import gaussian as G
+from .entropy import chunked as K
 from .model.int_forward import encode, hyper_decode, pad_to_multiple, synthesize
 from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
 from .model.intmodel import IntModel
@@ -55,20 +55,30 @@ def model_id(model: IntModel) -> bytes:
     return bytes.fromhex(h.split(":")[-1])[:16]
 
 
-def means_scales(model: IntModel, ms: np.ndarray):
-    """SPEC E1: mean_q (2^-F, F = the tables' mean_frac_bits) and scale_q
-    (2^-S, S = scale_frac_bits) from the HS5 codes, by R2 shifts."""
+def channel_means_scales(model: IntModel, ms: np.ndarray):
+    """SPEC E1 one channel at a time: a function c -> (mean_q, scale_q) of y
+    channel c, int64 (2^-F and 2^-S, F, S the tables' mean_frac_bits and
+    scale_frac_bits), from the HS5 codes ``ms`` (any integer dtype) by R2 shifts."""
     M = model.arch.M
     gauss = _tables(model)[1]
-    S, F = gauss.scale_frac_bits, gauss.mean_frac_bits
     hs5 = [l for l in model.arch.layers if l.out == "ms"][0].name
     e = model.layer(hs5).out_exp
-    ms = np.asarray(ms, np.int64)
-    means = np.empty((M,) + ms.shape[1:], np.int64)
+
+    def get(c: int):
+        scales = requant_shift(np.asarray(ms[c], np.int64), -(int(e[c]) + gauss.scale_frac_bits))
+        means = requant_shift(np.asarray(ms[M + c], np.int64), -(int(e[M + c]) + gauss.mean_frac_bits))
+        return means, scales
+    return get
+
+
+def means_scales(model: IntModel, ms: np.ndarray):
+    """SPEC E1 for every channel: (means, scales), int64 (M, h, w)."""
+    M = model.arch.M
+    get = channel_means_scales(model, ms)
+    means = np.empty((M,) + np.shape(ms)[1:], np.int64)
     scales = np.empty_like(means)
     for c in range(M):
-        scales[c] = requant_shift(ms[c], -(int(e[c]) + S))
-        means[c] = requant_shift(ms[M + c], -(int(e[M + c]) + F))
+        means[c], scales[c] = get(c)
     return means, scales
 
 
@@ -80,21 +90,30 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     _, H, W = pixels.shape
     fact, gauss = _tables(model)
     padded = pad_to_multiple(pixels, model.arch.pad_multiple)
-    if _tiled(hook, padded[0].size):
-        enc = encode_tiled(model, padded, backend, progress=getattr(hook, "band", None))
+    if _tiled(hook, padded[0].size):  # y, z, HS5 codes kept int16 (issue 18)
+        enc = encode_tiled(model, padded, backend, progress=getattr(hook, "band", None), dtype=np.int16)
     else:
         enc = encode(model, padded, backend, hook)
-    y_hat = enc.y + enc.mu[:, None, None]
+    del padded
     coder = "reference" if backend == "reference" else "numba"
+    M = model.arch.M
+
+    # entropy coding one channel at a time (fxlic.entropy.chunked): same bytes
+    def y_hat(c):  # M1: y_hat = stored y + mu
+        return enc.y[c].astype(np.int64) + enc.mu[c]
     if model.arch.kind == "hyperprior":
-        zs = G.encode_factorized(enc.z, fact, coder=coder)
-        means, scales = means_scales(model, enc.ms)
-        ys = G.encode_y(y_hat, means, scales, gauss, coder=coder)
-        est = G.estimate_factorized_bits(enc.z, fact) + G.estimate_y_bits(y_hat, means, scales, gauss)
+        zs = K.encode_factorized_chunks(lambda c: enc.z[c], fact, coder=coder)
+        est = K.estimate_factorized_bits_chunks(lambda c: enc.z[c], fact)
+        ms_of = channel_means_scales(model, enc.ms)
+
+        def chunk(c):
+            return (y_hat(c),) + ms_of(c)
+        ys = K.encode_y_chunks(M, chunk, gauss, coder=coder)
+        est += K.estimate_y_bits_chunks(M, chunk, gauss)
     else:
         zs = b""
-        ys = G.encode_factorized(y_hat, fact, coder=coder)
-        est = G.estimate_factorized_bits(y_hat, fact)
+        ys = K.encode_factorized_chunks(y_hat, fact, coder=coder)
+        est = K.estimate_factorized_bits_chunks(y_hat, fact)
     mu = {int(c): int(enc.mu[c]) for c in np.flatnonzero(model.mr_mask)}
     hdr = Header(model.arch.kind, model_id(model), H, W, model.arch.pad_multiple, mu)
     data = pack(hdr, zs, ys)
@@ -136,28 +155,37 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
     pm = arch.pad_multiple
     Hp, Wp = -(-hdr.height // pm) * pm, -(-hdr.width // pm) * pm
     coder = "reference" if backend == "reference" else "numba"
+    # stored y = y_hat - mu (M1), int16, filled channel by channel as the rANS
+    # stream is decoded (fxlic.entropy.chunked; issue 18)
+    stored = np.empty((M, Hp // 16, Wp // 16), np.int16)
+    in_range = [True]
+
+    def put(c, y):
+        s = y.astype(np.int64) - mu[c]
+        in_range[0] &= bool(s.size == 0 or (s.min() >= -128 and s.max() <= 127))
+        stored[c] = np.clip(s, -128, 127)
     try:
         if arch.kind == "hyperprior":
             zshape = (fact.channels, Hp // 64, Wp // 64)
-            z = G.decode_factorized(zs, fact, zshape, coder=coder)
+            z = np.empty(zshape, np.int64)
+            K.decode_factorized_chunks(zs, fact, zshape, z.__setitem__, coder=coder)
             if z.min() < -128 or z.max() > 127:
                 raise BitstreamError("corrupt stream: z outside int8")
             if _tiled(hook, Hp * Wp):
-                ms = hyper_decode_tiled(model, z.astype(np.int64), backend)
+                ms = hyper_decode_tiled(model, z, backend, dtype=np.int16)
             else:
-                ms = hyper_decode(model, z.astype(np.int64), backend, hook)
-            means, scales = means_scales(model, ms)
-            y_hat = G.decode_y(ys, means, scales, gauss, coder=coder).astype(np.int64)
+                ms = hyper_decode(model, z, backend, hook)
+            K.decode_y_chunks(ys, M, channel_means_scales(model, ms), gauss, put, coder=coder)
+            del ms
         else:
             if zs:
                 raise BitstreamError("a factorized stream has no z substream")
-            y_hat = G.decode_factorized(ys, fact, (M, Hp // 16, Wp // 16), coder=coder).astype(np.int64)
+            K.decode_factorized_chunks(ys, fact, stored.shape, put, coder=coder)
     except BitstreamError:
         raise
     except ValueError as e:
         raise BitstreamError(str(e)) from None
-    stored = y_hat - mu[:, None, None]
-    if stored.min() < -128 or stored.max() > 127:
+    if not in_range[0]:
         raise BitstreamError("corrupt stream: y outside its 8-bit range")
     if _tiled(hook, Hp * Wp):
         px = synthesize_tiled(model, stored, mu, backend, progress=getattr(hook, "band", None))

@@ -75,11 +75,21 @@ def write_atomic(path: str, data: bytes, inputs=()):
 def png_bytes(pixels) -> bytes:
     import io
 
-    from PIL import Image
+    from ..io.images import png_image
 
     buf = io.BytesIO()
-    Image.fromarray(pixels.transpose(1, 2, 0)).save(buf, format="PNG")
+    png_image(pixels).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def write_png_atomic(path: str, pixels, inputs=()):
+    """``write_atomic(path, png_bytes(pixels), inputs)`` with the PNG encoded
+    straight into the temporary file (no whole-image copies in memory)."""
+    from ..io.files import atomic_write
+    from ..io.images import png_image
+
+    check_output_arg(path, inputs)
+    atomic_write(path, lambda f: png_image(pixels).save(f, format="PNG"), CliError)
 
 
 def read_image_arg(path: str):

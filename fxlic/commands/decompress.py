@@ -12,7 +12,7 @@ import time
 
 from ..errors import CliError
 from .common import (LayerProgress, check_input_arg, check_output_arg, find_model_for_stream,
-                     load_codec_arg, png_bytes, read_image_arg, write_atomic)
+                     load_codec_arg, read_image_arg, write_png_atomic)
 
 
 def _read_stream(path: str, max_pixels: int):
@@ -57,7 +57,7 @@ def run(args) -> int:
     finally:
         prog.close()
     dt = time.perf_counter() - t0
-    write_atomic(args.output, png_bytes(px), inputs)
+    write_png_atomic(args.output, px, inputs)
     if not args.quiet:
         n = 42 + 3 * len(hdr.mu) + len(zs) + len(ys)  # the whole file (docs/BITSTREAM.md)
         bpp = 8.0 * n / (hdr.height * hdr.width)

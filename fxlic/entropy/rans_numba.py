@@ -95,9 +95,12 @@ def _get_nibble(x, words, p):
 
 
 @njit(cache=True)
-def encode_kernel(sym, idx, cdfs, sizes, offs):
-    """Encode; returns (uint32 words with the flushed state first, status).
+def encode_chunk(sym, idx, cdfs, sizes, offs, x):
+    """Encode one chunk of symbols backwards from state ``x`` (resumable: a
+    stream coded as chunks k = n-1 .. 0, each continuing the previous state,
+    is the stream of the concatenated symbols, docs/ENTROPY.md 3).
 
+    Returns (uint32 words of this chunk in stream order, new state, status);
     status 1: a symbol outside int32; 2: symbol - offset outside int32 (then
     the words are empty).  Tables and indexes must be validated
     (``encode_with_indexes``); ``sym`` is any integer array.
@@ -110,10 +113,10 @@ def encode_kernel(sym, idx, cdfs, sizes, offs):
         t = idx[i]
         max_value = np.int64(sizes[t]) - 2
         if sym[i] < _INT32_MIN or sym[i] > _INT32_MAX:
-            return np.empty(0, dtype=np.uint32), 1
+            return np.empty(0, dtype=np.uint32), x, 1
         value = np.int64(sym[i]) - offs[t]
         if value < _INT32_MIN or value > _INT32_MAX:
-            return np.empty(0, dtype=np.uint32), 2
+            return np.empty(0, dtype=np.uint32), x, 2
         n_puts += 1
         if value < 0 or value >= max_value:
             if value < 0:
@@ -122,10 +125,9 @@ def encode_kernel(sym, idx, cdfs, sizes, offs):
                 raw = 2 * (value - max_value)
             nb = _n_chunks(raw)
             n_puts += nb // 15 + 1 + nb
-    cap = n_puts + 2
+    cap = n_puts
     buf = np.empty(cap, dtype=np.uint32)
     pos = cap
-    x = np.int64(_L)
     # Pass 2: backwards over the symbols (BufferedRansEncoder::flush order).
     for i in range(n - 1, -1, -1):
         t = idx[i]
@@ -151,28 +153,48 @@ def encode_kernel(sym, idx, cdfs, sizes, offs):
             buf[pos] = x & _MASK32
             x >>= 32
         x = ((x // freq) << _PREC) + (x % freq) + start
-    # Rans64EncFlush
-    pos -= 2
-    buf[pos] = x & _MASK32
-    buf[pos + 1] = x >> 32
-    return buf[pos:], 0
+    return buf[pos:], x, 0
 
 
 @njit(cache=True)
-def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
-    """Decode ``idx.shape[0]`` symbols into ``out``; returns a status code
-    (common.ST_*; 0 = ok).  Never reads outside ``words``."""
-    nw = words.shape[0]
-    if nw < 2:
-        return ST_TRUNCATED
+def flush_words(x):
+    """Rans64EncFlush: the two words (low, high) that start the stream."""
+    out = np.empty(2, dtype=np.uint32)
+    out[0] = x & _MASK32
+    out[1] = x >> 32
+    return out
+
+
+@njit(cache=True)
+def encode_kernel(sym, idx, cdfs, sizes, offs):
+    """Encode; returns (uint32 words with the flushed state first, status)
+    (``encode_chunk`` from the initial state 2^31, then the flush)."""
+    words, x, st = encode_chunk(sym, idx, cdfs, sizes, offs, np.int64(_L))
+    if st != 0:
+        return words, st
+    out = np.empty(words.shape[0] + 2, dtype=np.uint32)
+    out[:2] = flush_words(x)
+    out[2:] = words
+    return out, 0
+
+
+@njit(cache=True)
+def decode_init(words):
+    """Rans64DecInit: (status, state) from the first two words."""
+    if words.shape[0] < 2:
+        return ST_TRUNCATED, np.int64(0)
     hi = np.int64(words[1])
     if hi >= (1 << 31):
-        return ST_BAD_STATE
+        return ST_BAD_STATE, np.int64(0)
     x = np.int64(words[0]) | (hi << 32)
     if x < _L:
-        return ST_BAD_STATE
-    p = 2
-    # Search accelerator: lut[t, b] = last s with cdf[t, s] <= b * 2^8.
+        return ST_BAD_STATE, x
+    return ST_OK, x
+
+
+@njit(cache=True)
+def build_lut(cdfs):
+    """Search accelerator: lut[t, b] = last s with cdf[t, s] <= b * 2^8."""
     n_tables = cdfs.shape[0]
     lut = np.empty((n_tables, 1 << _LUT_BITS), dtype=np.int32)
     for t in range(n_tables):
@@ -181,6 +203,14 @@ def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
             while cdfs[t, s + 1] <= (b << (_PREC - _LUT_BITS)):
                 s += 1
             lut[t, b] = s
+    return lut
+
+
+@njit(cache=True)
+def decode_chunk(words, p, x, idx, cdfs, sizes, offs, lut, out):
+    """Decode ``idx.shape[0]`` symbols into ``out`` from word position ``p``
+    and state ``x`` (resumable, the inverse of ``encode_chunk``); returns
+    (status, x, p) (common.ST_*; 0 = ok).  Never reads outside ``words``."""
     n = idx.shape[0]
     for i in range(n):
         t = idx[i]
@@ -195,7 +225,7 @@ def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
         freq = np.int64(cdfs[t, s + 1]) - start
         x, p = _renorm(freq * (x >> _PREC) + cum - start, words, p)
         if p < 0:
-            return ST_TRUNCATED
+            return ST_TRUNCATED, x, p
         value = np.int64(s)
         if s == max_value:
             # bypass: chunk count (4-bit pieces, 15 = "more"), then raw chunks
@@ -204,15 +234,15 @@ def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
             while val == 15:
                 val, x, p = _get_nibble(x, words, p)
                 if p < 0:
-                    return ST_TRUNCATED
+                    return ST_TRUNCATED, x, p
                 nb += val
                 if nb > 8:
-                    return ST_BAD_BYPASS
+                    return ST_BAD_BYPASS, x, p
             raw = np.int64(0)
             for j in range(nb):
                 val, x, p = _get_nibble(x, words, p)
                 if p < 0:
-                    return ST_TRUNCATED
+                    return ST_TRUNCATED, x, p
                 raw |= val << (4 * j)
             value = raw >> 1
             if raw & 1:
@@ -221,9 +251,22 @@ def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
                 value += max_value
         v = value + offs[t]
         if v < _INT32_MIN or v > _INT32_MAX:
-            return ST_RANGE
+            return ST_RANGE, x, p
         out[i] = v
-    if strict and (x != _L or p != nw):
+    return ST_OK, x, p
+
+
+@njit(cache=True)
+def decode_kernel(words, idx, cdfs, sizes, offs, out, strict):
+    """Decode ``idx.shape[0]`` symbols into ``out``; returns a status code
+    (common.ST_*; 0 = ok).  Never reads outside ``words``."""
+    st, x = decode_init(words)
+    if st != ST_OK:
+        return st
+    st, x, p = decode_chunk(words, 2, x, idx, cdfs, sizes, offs, build_lut(cdfs), out)
+    if st != ST_OK:
+        return st
+    if strict and (x != _L or p != words.shape[0]):
         return ST_TRAILING
     return ST_OK
 
@@ -263,4 +306,5 @@ def decode_with_indexes(data, indexes, cdfs, cdf_sizes, offsets, *, strict=True)
     return out
 
 
-__all__ = ["encode_with_indexes", "decode_with_indexes", "encode_kernel", "decode_kernel"]
+__all__ = ["encode_with_indexes", "decode_with_indexes", "encode_kernel", "decode_kernel",
+           "encode_chunk", "flush_words", "decode_init", "build_lut", "decode_chunk"]

@@ -110,13 +110,10 @@ def read_image(path: str, warn=None) -> np.ndarray:
                 if mode == "1":
                     im = im.convert("L")
                     mode = "L"
-                if mode == "L":
-                    a = np.asarray(im, dtype=np.uint8)
-                    a = np.repeat(a[None], 3, axis=0)
-                elif mode == "RGB":
-                    a = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
-                elif mode == "YCbCr":
-                    a = np.asarray(im.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
+                if mode == "YCbCr":
+                    im, mode = im.convert("RGB"), "RGB"
+                if mode in ("L", "RGB"):
+                    a = _planar(im)
                 else:
                     raise ImageError(f"{path}: {mode} images are not supported (use 8-bit RGB or "
                                      f"greyscale)")
@@ -132,22 +129,47 @@ def read_image(path: str, warn=None) -> np.ndarray:
         raise ImageError(f"{path}: cannot read image ({e.__class__.__name__}: {e})") from None
     if a.shape[1] == 0 or a.shape[2] == 0:
         raise ImageError(f"{path}: image has zero size")
-    return np.ascontiguousarray(a)
+    return a
+
+
+#: rows converted per step between Pillow's interleaved and fxlic's planar layout
+ROW_BAND = 256
+
+
+def _planar(im) -> np.ndarray:
+    """An L or RGB Pillow image -> (3, H, W) uint8 (L replicated), converted in
+    row bands so that no whole-image (H, W, 3) copy is made (issue 18)."""
+    w, h = im.size
+    im.load()
+    out = np.empty((3, h, w), np.uint8)
+    for r in range(0, h, ROW_BAND):
+        band = np.asarray(im.crop((0, r, w, min(h, r + ROW_BAND))), dtype=np.uint8)
+        out[:, r:r + band.shape[0]] = band[None] if band.ndim == 2 else band.transpose(2, 0, 1)
+    return out
+
+
+def png_image(pixels):
+    """(3, H, W) uint8 -> an RGB Pillow image, filled in row bands (no
+    whole-image interleaved copy; Pillow's own buffer is the only one)."""
+    from PIL import Image
+
+    _, h, w = pixels.shape
+    im = Image.new("RGB", (w, h))
+    for r in range(0, h, ROW_BAND):
+        band = np.ascontiguousarray(pixels[:, r:r + ROW_BAND].transpose(1, 2, 0))
+        im.paste(Image.fromarray(band), (0, r))
+    return im
 
 
 def write_png(path: str, pixels) -> None:
     """Write (3, H, W) uint8 pixels as PNG atomically (temporary file + rename,
     nothing left behind on error, mode 0666 minus the umask: fxlic.io.files F3)."""
-    from PIL import Image
-
     a = np.asarray(pixels)
     if a.ndim != 3 or a.shape[0] != 3 or a.dtype != np.uint8 or a.shape[1] == 0 or a.shape[2] == 0:
         raise ImageError(f"write_png expects (3, H, W) uint8 pixels, got {a.dtype}{a.shape}")
     from .files import atomic_write
 
-    def write(f):
-        Image.fromarray(np.ascontiguousarray(a.transpose(1, 2, 0)), "RGB").save(f, format="PNG")
-    atomic_write(path, write, ImageError)
+    atomic_write(path, lambda f: png_image(a).save(f, format="PNG"), ImageError)
 
 
 def list_images(directory: str, n: int = None) -> list:

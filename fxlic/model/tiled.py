@@ -24,9 +24,10 @@ Every output row in [a, b) then sees exactly the input rows it sees in the
 whole-image computation: rows outside the band are either outside the image
 (zero padding in both) or not among its taps.  Band edges in the middle of
 the image only corrupt band output rows outside [a, b), which are cropped.
-Chains are evaluated recursively (each band recomputes its own halo rows), so
-no state is carried between bands and the result does not depend on the
-band height.
+Chains are evaluated recursively from the chain output backwards, with a
+line buffer per layer: the rows a layer computed for the previous band are
+kept and only the rows past them are computed (``_Chain.rows``), so halo rows
+are not recomputed and the result does not depend on the band height.
 """
 from __future__ import annotations
 
@@ -36,8 +37,13 @@ from ..kernels import Backend, NumbaBackend, get_backend
 from .int_forward import Encoded, _names, check_padded, image_mu, input_tables
 from .intmodel import IntModel
 
-#: default budget of one intermediate band: elements (channels x rows x cols)
-BAND_ELEMENTS = 1 << 26
+#: default budget of one intermediate band: elements (channels x rows x cols),
+#: enough for BAND_ROWS rows of y at 8192 pixels wide (issue 18)
+BAND_ELEMENTS = 1 << 27
+#: output rows per band (y rows for g_a, z rows for h_a, HS5 rows for h_s);
+#: g_s, whose output is pixels, runs SYNTH_ROWS pixel rows per band
+BAND_ROWS = 8
+SYNTH_ROWS = 16 * BAND_ROWS
 
 
 def input_rows(spec, a: int, b: int, H: int):
@@ -89,15 +95,29 @@ class _Chain:
 
     def rows(self, src, i: int, a: int, b: int):
         """Codes (C, b - a, W) of rows [a, b) of layer i's output; ``src`` the
-        chain input (indexable by rows)."""
+        chain input (indexable by rows).
+
+        Line buffer: the rows of the previous request to layer i are kept, and
+        only rows past them are computed (from input rows by the halo rule), so
+        no row of a layer is computed twice beyond the couple of rows the band
+        edges cost.  Requests to a layer never move backwards within ``run``;
+        any request still gets exact rows (older rows are recomputed)."""
         spec = self.specs[i]
-        i0, i1, g0 = input_rows(spec, a, b, self.h[i])
-        if i == 0:
-            x = np.ascontiguousarray(src[:, i0:i1])
-        else:
-            x = self.rows(src, i - 1, i0, i1)
-        out = self._run_layer(i, x)
-        return out[:, a - g0:b - g0]
+        c0, kept = self.kept[i]
+        parts, s = [], a
+        if kept is not None and c0 <= a < c0 + kept.shape[1]:
+            s = min(b, c0 + kept.shape[1])
+            parts.append(kept[:, a - c0:s - c0])
+        if s < b:
+            i0, i1, g0 = input_rows(spec, s, b, self.h[i])
+            if i == 0:
+                x = np.ascontiguousarray(src[:, i0:i1])
+            else:
+                x = self.rows(src, i - 1, i0, i1)
+            parts.append(self._run_layer(i, x)[:, s - g0:b - g0])
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        self.kept[i] = (a, out)
+        return out
 
     def band_peak(self, a: int, b: int) -> int:
         """Largest intermediate band (elements) when computing rows [a, b)."""
@@ -109,22 +129,27 @@ class _Chain:
             b = max(b, a + 1)
         return peak
 
-    def auto_band(self, budget: int) -> int:
+    def auto_band(self, budget: int, rows: int = None) -> int:
+        """``rows`` (default BAND_ROWS) output rows per band, halved while the
+        band's intermediates exceed ``budget`` elements.  A band height that
+        does not depend on the image keeps the time linear in pixels."""
         H = self.h[-1]
-        band = H
+        band = min(H, BAND_ROWS if rows is None else int(rows))
         while band > 1 and self.band_peak(0, min(H, band)) > budget:
             band = (band + 1) // 2
-        return band
+        return max(1, band)
 
-    def run(self, src, band=None, out_dtype=np.int64, budget=BAND_ELEMENTS, progress=None):
+    def run(self, src, band=None, out_dtype=np.int64, budget=BAND_ELEMENTS, progress=None, rows=None):
         H, W = self.h[-1], self.w[-1]
-        band = self.auto_band(budget) if band is None else max(1, int(band))
+        band = self.auto_band(budget, rows) if band is None else max(1, int(band))
         out = np.empty((self.specs[-1].cout, H, W), dtype=out_dtype)
+        self.kept = [(0, None)] * len(self.specs)
         for a in range(0, H, band):
             b = min(H, a + band)
             out[:, a:b] = self.rows(src, len(self.specs) - 1, a, b)
             if progress is not None:
                 progress(b - a, H)
+        self.kept = [(0, None)] * len(self.specs)
         return out
 
 
@@ -133,10 +158,12 @@ def _backend(backend):
 
 
 def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None, band=None,
-                 budget=BAND_ELEMENTS, progress=None) -> Encoded:
+                 budget=BAND_ELEMENTS, progress=None, dtype=np.int64) -> Encoded:
     """``int_forward.encode`` in bands: identical y, mu, z and HS5 codes.
-    ``band`` (rows of each chain's output per band) defaults to the largest
-    band whose intermediates stay within ``budget`` elements."""
+    ``band`` (rows of each chain's output per band) defaults to BAND_ROWS,
+    halved while its intermediates exceed ``budget`` elements.  ``dtype``:
+    of the returned y, z and HS5 codes (np.int16 holds every code, SPEC O1;
+    the codec uses it to keep whole-image arrays narrow)."""
     if hook is not None:
         raise ValueError("encode_tiled does not support hooks (use encode)")
     be = _backend(backend)
@@ -145,23 +172,23 @@ def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None
     H, W = pixels.shape[1:]
     g_a = _Chain(model, _names(model, ("AT",)), H, W, be, mu)
     y = g_a.run(pixels, band, np.int16, budget, progress)
-    enc = Encoded(y=y.astype(np.int64), mu=mu)
+    enc = Encoded(y=y.astype(dtype, copy=False), mu=mu)
     if model.arch.kind == "hyperprior":
         h_a = _Chain(model, _names(model, ("HA",)), y.shape[1], y.shape[2], be, mu)
         z = h_a.run(y, band, np.int16, budget)
-        enc.z = z.astype(np.int64)
-        enc.ms = hyper_decode_tiled(model, z, be, band=band, budget=budget)
+        enc.z = z.astype(dtype, copy=False)
+        enc.ms = hyper_decode_tiled(model, z, be, band=band, budget=budget, dtype=dtype)
     return enc
 
 
 def hyper_decode_tiled(model: IntModel, z: np.ndarray, backend="numba", hook=None, band=None,
-                       budget=BAND_ELEMENTS) -> np.ndarray:
-    """``int_forward.hyper_decode`` in bands (HS5 codes, int64)."""
+                       budget=BAND_ELEMENTS, dtype=np.int64) -> np.ndarray:
+    """``int_forward.hyper_decode`` in bands (HS5 codes, ``dtype``: int64 or int16)."""
     if hook is not None:
         raise ValueError("hyper_decode_tiled does not support hooks")
     z = np.asarray(z)
     h_s = _Chain(model, _names(model, ("HS",)), z.shape[1], z.shape[2], _backend(backend), None)
-    return h_s.run(z, band, np.int64, budget)
+    return h_s.run(z, band, dtype, budget)
 
 
 def synthesize_tiled(model: IntModel, y: np.ndarray, mu: np.ndarray, backend="numba", hook=None,
@@ -171,4 +198,4 @@ def synthesize_tiled(model: IntModel, y: np.ndarray, mu: np.ndarray, backend="nu
         raise ValueError("synthesize_tiled does not support hooks")
     y = np.asarray(y)
     g_s = _Chain(model, _names(model, ("ST",)), y.shape[1], y.shape[2], _backend(backend), mu)
-    return g_s.run(y, band, np.uint8, budget, progress)
+    return g_s.run(y, band, np.uint8, budget, progress, rows=SYNTH_ROWS)
