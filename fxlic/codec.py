@@ -12,7 +12,9 @@ import numpy as np
 
 from .bitstream.container import BitstreamError, Header, check_pixels, pack, unpack
 from .entropy import chunked as K
-from .model.int_forward import encode, hyper_decode, pad_to_multiple, synthesize
+from .entropy import gaussian as G
+from .kernels.reference import offset_level
+from .model.int_forward import encode, hyper_decode, offset_means, offset_y, pad_to_multiple, synthesize
 from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
 from .model.intmodel import IntModel
 from .spec import requant_shift
@@ -104,10 +106,18 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     if model.arch.kind == "hyperprior":
         zs = K.encode_factorized_chunks(lambda c: enc.z[c], fact, coder=coder)
         est = K.estimate_factorized_bits_chunks(lambda c: enc.z[c], fact)
-        ms_of = channel_means_scales(model, enc.ms)
+        if model.offset_latents:  # SPEC O5: code round(y - mean) with the zero-mean family
+            means, scales = means_scales(model, enc.ms)
+            y_off = offset_y(model, enc.y_acc, offset_means(model, enc.ms))
+            means = np.zeros_like(means)
 
-        def chunk(c):
-            return (y_hat(c),) + ms_of(c)
+            def chunk(c):
+                return y_off[c], means[c], scales[c]
+        else:
+            ms_of = channel_means_scales(model, enc.ms)
+
+            def chunk(c):
+                return (y_hat(c),) + ms_of(c)
         ys = K.encode_y_chunks(M, chunk, gauss, coder=coder)
         est += K.estimate_y_bits_chunks(M, chunk, gauss)
     else:
@@ -175,6 +185,17 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
                 ms = hyper_decode_tiled(model, z, backend, dtype=np.int16)
             else:
                 ms = hyper_decode(model, z, backend, hook)
+            if model.offset_latents:  # SPEC O5
+                means, scales = means_scales(model, ms)
+                sym = G.decode_y(ys, np.zeros_like(means), scales, gauss, coder=coder).astype(np.int64)
+                if sym.size and (sym.min() < -128 or sym.max() > 127):
+                    raise BitstreamError("corrupt stream: y symbol outside int8")
+                y_lv = offset_level(sym, offset_means(model, ms))
+                if _tiled(hook, Hp * Wp):
+                    px = synthesize_tiled(model, y_lv, mu, backend, progress=getattr(hook, "band", None))
+                else:
+                    px = synthesize(model, y_lv, mu, backend, hook)
+                return px[:, :hdr.height, :hdr.width]
             K.decode_y_chunks(ys, M, channel_means_scales(model, ms), gauss, put, coder=coder)
             del ms
         else:

@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import Backend, NumbaBackend, get_backend
-from .int_forward import Encoded, _names, check_padded, image_mu, input_tables
+from ..kernels.reference import out_latent, out_offset_latent
+from .int_forward import Encoded, _names, aligned_levels, check_padded, image_mu, input_tables
 from .intmodel import IntModel
 
 #: default budget of one intermediate band: elements (channels x rows x cols),
@@ -87,6 +88,16 @@ class _Chain:
         L = self.model.layer(spec.name)
         tables, offset = self.tables[i]
         lmu = self.mu if spec.out == "y" else np.zeros(spec.cout, np.int64)
+        if tables is None:  # offset y_hat (SPEC O5): the band holds levels
+            codes = aligned_levels(L, codes)
+        if self.model.offset_latents and spec.out in ("y", "z"):
+            if isinstance(self.be, NumbaBackend):
+                acc = self.be.accumulate(L, codes, tables, offset).transpose(2, 0, 1).astype(np.int64)
+            else:
+                acc = self.be.layer(L, codes, tables, offset, lmu, want_acc=True)[1]
+            if spec.out == "y" and self.model.arch.kind == "hyperprior":
+                return acc  # O5: the y symbols need the means (offset_y)
+            return out_offset_latent(acc, L.acc_exp, np.asarray(self.model.offset_q)[:, None, None])
         if isinstance(self.be, NumbaBackend):
             acc = self.be.accumulate(L, codes, tables, offset)
             return self.be.output_stage(L, acc, lmu, np.int16)
@@ -171,8 +182,14 @@ def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None
     mu = image_mu(model, pixels)
     H, W = pixels.shape[1:]
     g_a = _Chain(model, _names(model, ("AT",)), H, W, be, mu)
-    y = g_a.run(pixels, band, np.int16, budget, progress)
-    enc = Encoded(y=y.astype(dtype, copy=False), mu=mu)
+    if model.offset_latents and model.arch.kind == "hyperprior":
+        y_acc = g_a.run(pixels, band, np.int32, budget, progress)
+        L = model.layer(model.latent_layer("y"))
+        y = out_latent(y_acc, L.out_shift, mu).astype(np.int16)  # O3: HA0's input
+        enc = Encoded(y=y.astype(dtype, copy=False), mu=mu, y_acc=y_acc)
+    else:
+        y = g_a.run(pixels, band, np.int16, budget, progress)
+        enc = Encoded(y=y.astype(dtype, copy=False), mu=mu)
     if model.arch.kind == "hyperprior":
         h_a = _Chain(model, _names(model, ("HA",)), y.shape[1], y.shape[2], be, mu)
         z = h_a.run(y, band, np.int16, budget)
