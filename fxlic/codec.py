@@ -14,7 +14,7 @@ from .bitstream.container import BitstreamError, Header, check_pixels, pack, unp
 from .entropy import chunked as K
 from .entropy import gaussian as G
 from .kernels.reference import offset_level
-from .model.int_forward import encode, hyper_decode, offset_means, offset_y, pad_to_multiple, synthesize
+from .model.int_forward import encode, hyper_decode, offset_mean, offset_y, pad_to_multiple, synthesize
 from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
 from .model.intmodel import IntModel
 from .spec import requant_shift
@@ -107,12 +107,12 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
         zs = K.encode_factorized_chunks(lambda c: enc.z[c], fact, coder=coder)
         est = K.estimate_factorized_bits_chunks(lambda c: enc.z[c], fact)
         if model.offset_latents:  # SPEC O5: code round(y - mean) with the zero-mean family
-            means, scales = means_scales(model, enc.ms)
-            y_off = offset_y(model, enc.y_acc, offset_means(model, enc.ms))
-            means = np.zeros_like(means)
+            ms_of = channel_means_scales(model, enc.ms)
 
             def chunk(c):
-                return y_off[c], means[c], scales[c]
+                mq = offset_mean(model, enc.ms, c)
+                sym = offset_y(model, enc.y_acc[c:c + 1], mq[None], slice(c, c + 1))[0]
+                return sym, np.zeros_like(sym), ms_of(c)[1]
         else:
             ms_of = channel_means_scales(model, enc.ms)
 
@@ -185,18 +185,21 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
                 ms = hyper_decode_tiled(model, z, backend, dtype=np.int16)
             else:
                 ms = hyper_decode(model, z, backend, hook)
-            if model.offset_latents:  # SPEC O5
-                means, scales = means_scales(model, ms)
-                sym = G.decode_y(ys, np.zeros_like(means), scales, gauss, coder=coder).astype(np.int64)
-                if sym.size and (sym.min() < -128 or sym.max() > 127):
-                    raise BitstreamError("corrupt stream: y symbol outside int8")
-                y_lv = offset_level(sym, offset_means(model, ms))
-                if _tiled(hook, Hp * Wp):
-                    px = synthesize_tiled(model, y_lv, mu, backend, progress=getattr(hook, "band", None))
-                else:
-                    px = synthesize(model, y_lv, mu, backend, hook)
-                return px[:, :hdr.height, :hdr.width]
-            K.decode_y_chunks(ys, M, channel_means_scales(model, ms), gauss, put, coder=coder)
+            if model.offset_latents:  # SPEC O5: levels 4 * symbol + mean, channel by channel
+                ms_of = channel_means_scales(model, ms)
+                y_lv = np.empty((M, Hp // 16, Wp // 16), np.int32)
+
+                def get(c):
+                    scale = ms_of(c)[1]
+                    return np.zeros_like(scale), scale
+
+                def put_level(c, sym):
+                    in_range[0] &= bool(sym.size == 0 or (sym.min() >= -128 and sym.max() <= 127))
+                    y_lv[c] = offset_level(np.clip(sym, -128, 127), offset_mean(model, ms, c))
+                K.decode_y_chunks(ys, M, get, gauss, put_level, coder=coder)
+                stored = y_lv  # g_s reads the levels (int_forward.synthesize)
+            else:
+                K.decode_y_chunks(ys, M, channel_means_scales(model, ms), gauss, put, coder=coder)
             del ms
         else:
             if zs:

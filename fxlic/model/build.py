@@ -120,7 +120,7 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
         im.offset_q = bottleneck_offsets(fm)
     qw_cache: dict = {}
     spread_limits = {}
-    _mean_reduction(im, cal, enabled=mean_reduction)
+    _mean_reduction(im, cal, enabled=mean_reduction and latents == "integer")  # O5: no M1
     for spec in fm.arch.layers:
         L = _make_layer(im, fm, cal, spec.name, weight_scheme, act_quant == "nlq-mux", qw_cache,
                         relu_headroom)

@@ -111,22 +111,28 @@ def aligned_levels(L, levels: np.ndarray) -> np.ndarray:
     return np.asarray(levels, np.int64) << L.in_shift[:, None, None]
 
 
-def offset_means(model: IntModel, ms: np.ndarray) -> np.ndarray:
-    """SPEC O5 / E1: the predicted means of y on the quarter grid,
-    ``RQ(q_mean, -(e_mean + 2))`` of HS5's mean channels."""
+def offset_mean(model: IntModel, ms: np.ndarray, c: int) -> np.ndarray:
+    """SPEC O5 / E1: the predicted mean of y channel ``c`` on the quarter grid,
+    ``RQ(q_mean, -(e_mean + 2))`` of HS5's mean channel M + c."""
     from ..spec import requant_shift
     from .intmodel import OFFSET_FRAC_BITS
 
     M = model.arch.M
     e = model.layer(model.latent_layer("ms")).out_exp
-    ms = np.asarray(ms, np.int64)
-    return np.stack([requant_shift(ms[M + c], -(int(e[M + c]) + OFFSET_FRAC_BITS)) for c in range(M)])
+    return requant_shift(np.asarray(ms[M + c], np.int64), -(int(e[M + c]) + OFFSET_FRAC_BITS))
 
 
-def offset_y(model: IntModel, y_acc: np.ndarray, means_q: np.ndarray) -> np.ndarray:
-    """SPEC O5: the y symbols round(y - mean) of an offset-latent hyperprior."""
+def offset_means(model: IntModel, ms: np.ndarray) -> np.ndarray:
+    """``offset_mean`` of every channel, int64 (M, h, w)."""
+    return np.stack([offset_mean(model, ms, c) for c in range(model.arch.M)])
+
+
+def offset_y(model: IntModel, y_acc: np.ndarray, means_q: np.ndarray, channels=None) -> np.ndarray:
+    """SPEC O5: the y symbols round(y - mean) of an offset-latent hyperprior;
+    ``channels`` (a slice) when ``y_acc`` / ``means_q`` hold only those channels."""
     L = model.layer(model.latent_layer("y"))
-    return out_offset_latent(y_acc, L.acc_exp, means_q)
+    e = L.acc_exp if channels is None else L.acc_exp[channels]
+    return out_offset_latent(y_acc, e, means_q)
 
 
 def image_mu(model: IntModel, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:

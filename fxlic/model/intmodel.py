@@ -231,6 +231,8 @@ class IntModel:
         _expect(self.offset_q, (fact.cout,), np.int64, "latents offset_q")
         if np.any(np.abs(self.offset_q) > OFFSET_Q_MAX):
             raise ModelError(f"latents offset_q outside +-{OFFSET_Q_MAX} (quarter grid)")
+        if np.asarray(self.mr_mask).shape == (self.arch.M,) and np.any(self.mr_mask):
+            raise ModelError("offset latents (SPEC O5) and mean-reduced channels (M1) exclude each other")
 
     def _validate_offsets(self):
         """SPEC O5 loader checks: every intermediate of the symbol computation within int64."""
