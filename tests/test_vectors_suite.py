@@ -235,7 +235,8 @@ def test_generator_picks_up_shipped_models(tmp_path):
     gen = _gen()
     out = tmp_path / "v"
     suite = gen.generate(str(out), VEC, gen.DEFAULT_KODAK, zoo_dir=str(zoo), log=lambda *a: None)
-    assert set(suite["models"]) == {"rand16", "rand16-directed", "hp5-mse-q2", "zz-fact"}
+    assert set(suite["models"]) == {"rand16", "rand16-directed", "rand8-offset", "rand8f-offset", "hp5-mse-q2",
+                                    "zz-fact"}
     assert suite["models"]["zz-fact"]["dir"] is None
     dirs = {c["dir"] for c in suite["cases"]}
     assert {"cases/hp5-mse-q2/img64", "cases/hp5-mse-q2/img65x47", "cases/zz-fact/img64"} <= dirs

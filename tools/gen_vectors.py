@@ -4,6 +4,7 @@
     python tools/gen_vectors.py                 # rewrite vectors/ in place
     python tools/gen_vectors.py --out /tmp/v    # somewhere else (inputs still read from vectors/)
     python tools/gen_vectors.py --rebuild-model # rebuild the small random model (changes every file)
+    python tools/gen_vectors.py --out /tmp/v --cases 'rand8*'   # only some cases (no units): quick checks
 
 The suite is a pure function of its inputs, so regenerating gives byte-identical
 files (tests/test_vectors_suite.py checks it):
@@ -12,6 +13,9 @@ files (tests/test_vectors_suite.py checks it):
   built once by this script (``--rebuild-model``) and kept: its float build
   (random weights, float calibration, entropy tables) is not guaranteed
   bit-identical across BLAS/SciPy builds, the integer model is;
+* ``vectors/models/rand8-offset/model.fxq`` and ``rand8f-offset/model.fxq`` --
+  small random offset-latent models (SPEC O5; hyperprior5(8), factorized(8)),
+  built once like rand16 (``build_offset_model``) and kept;
 * ``vectors/images/kodim23_crop256.png`` -- a 256 x 256 centre crop of Kodak
   kodim23, made from ``../shared/data/kodak`` the first time and kept;
 * the shipped models ``fxlic/zoo/*.fxq`` (picked up automatically: adding or
@@ -52,6 +56,9 @@ DIRECTED_IMAGE = "img64"
 COVERAGE_DOC = os.path.join(REPO, "docs", "VECTORS-coverage.md")
 #: the whole suite should stay below this (sum of file sizes)
 BUDGET_BYTES = 30_000_000
+#: small offset-latent models (SPEC O5): name -> (kind, seed)
+OFFSET_MODELS = {"rand8-offset": ("hyperprior", 8), "rand8f-offset": ("factorized", 8)}
+OFFSET_IMAGE = "img64"
 
 
 # ---------------------------------------------------------------------------
@@ -109,6 +116,117 @@ def build_small_model(path: str):
                          f"AT3 x{f:.4g} (+160/-150 on channels 1, 6), HA2 x{g:.4g}")
     save_model(im, path)
     return im
+
+
+# ---------------------------------------------------------------------------
+# the offset-latent models (SPEC O5)
+# ---------------------------------------------------------------------------
+
+def build_offset_model(kind: str, seed: int, path: str, log=print):
+    """A small random offset-latent model (SPEC O5): random float weights
+    (hyperprior5(8) or factorized(8)) with bottleneck medians spread over
+    -2.3 .. 2.3 (quarter-grid offsets of both signs, most not multiples of 4), y
+    (and z) livened up like rand16's and pushed far out on two channels each
+    (O5 symbols saturate at both ends, escapes), quantized with latents="offset"
+    (no mean reduction: SPEC O5); then integer bias edits put one
+    element of each latent layer on an exact O5 tie of either sign
+    (``o5_tie_edits``).  Saved to ``path``."""
+    from fxlic.io.modelfile import save_model
+    from fxlic.model.arch import factorized, hyperprior5
+    from fxlic.model.build import build_int_model, calibrate
+    from fxlic.model.float_model import float_forward, random_float_model
+
+    fm = random_float_model(hyperprior5(8) if kind == "hyperprior" else factorized(8), seed)
+    q = fm.entropy["entropy_bottleneck.quantiles"].copy()
+    q += np.linspace(-2.3, 2.3, q.shape[0])[:, None, None]
+    fm.entropy["entropy_bottleneck.quantiles"] = q
+    cal = [synthetic_image(64, 64, 100 + k, offset=40 * k - 100) for k in range(4)]
+    ys = np.concatenate([float_forward(fm, im / 255.0, names=["AT0", "AT1", "AT2", "AT3"])["AT3"].reshape(-1)
+                         for im in cal])
+    f = 6.0 / max(float(np.std(ys)), 1e-9)
+    fm.weights["AT3"] = fm.weights["AT3"] * f
+    fm.biases["AT3"] = fm.biases["AT3"] * f
+    fm.biases["AT3"][[1, 6]] += [200.0, -200.0]
+    note = f"AT3 x{f:.4g} (+200/-200 on channels 1, 6)"
+    if kind == "hyperprior":
+        zs = np.concatenate([float_forward(fm, im / 255.0)["HA2"].reshape(-1) for im in cal])
+        g = 2.5 / max(float(np.std(zs)), 1e-9)
+        fm.weights["HA2"] = fm.weights["HA2"] * g
+        fm.biases["HA2"] = fm.biases["HA2"] * g
+        fm.biases["HA2"][[2, 5]] += [200.0, -200.0]
+        note += f", HA2 x{g:.4g} (+200/-200 on channels 2, 5)"
+    im = build_int_model(fm, calibrate(fm, cal), latents="offset")
+    im, edits = o5_tie_edits(im, synthetic_image(64, 64, 1), log)
+    im.meta["source"] = (f"tools/gen_vectors.py build_offset_model: random_float_model({im.arch.name}, {seed}), "
+                         f"medians -2.3..2.3, {note}, latents offset; " + "; ".join(edits))
+    save_model(im, path)
+    return im
+
+
+def o5_tie_edits(model, pixels, log=print):
+    """Integer bias edits (one channel each) that put an element of every O5
+    stage (z, a factorized y, the y symbols of a hyperprior) on an exact R1 tie
+    of ``RHU(diff, F)`` with diff > 0 and with diff < 0 (SPEC O5).  Each edit
+    is checked on a fresh run (the y of a hyperprior feeds its own means), keeps
+    the layer's other bins and the loader checks.  Returns (model, edits)."""
+    import copy
+
+    from fxlic.model.int_forward import offset_means
+    from fxlic.model.intmodel import ModelError, offset_frac_bits
+    from fxlic.vectors.coverage import case_coverage, offset_y_layer
+    from fxlic.vectors.writer import layer_rule, run_case
+
+    m = copy.deepcopy(model)
+    edits = []
+
+    def bins(name):
+        rec = case_coverage(m, run_case(m, pixels))
+        return {b for g in rec["layers"] if g["name"] == name for b, v in g["bins"].items() if v}
+
+    for spec in m.arch.layers:
+        if layer_rule(m, spec) != "O5" and not offset_y_layer(m, spec):
+            continue
+        n = spec.name
+        L = m.layer(n)
+        used = set()
+        for b in ("o5.tie+", "o5.tie-"):
+            have = bins(n)
+            for o in range(spec.cout):
+                if b in have:
+                    break
+                e = int(L.acc_exp[o])
+                F = offset_frac_bits(e)
+                if o in used or F + e != 0:
+                    continue
+                r = run_case(m, pixels)
+                acc = np.asarray(r["layers"][n][1], np.int64)[o]
+                off = (offset_means(m, r["ms"])[o] if offset_y_layer(m, spec)
+                       else np.full(acc.shape, int(m.offset_q[o]), np.int64))
+                diff = acc - (off << (F - 2))
+                a = int(diff.max()) if b == "o5.tie+" else int(diff.min())
+                half, full = 1 << (F - 1), 1 << F
+                delta = (half - (a % full)) % full
+                if b == "o5.tie-":
+                    delta -= full
+                if (b == "o5.tie+" and a + delta <= 0) or (b == "o5.tie-" and a + delta >= 0) or delta == 0:
+                    continue
+                old = int(L.bias[o])
+                L.bias[o] = old + delta
+                try:
+                    m.validate()
+                    got = bins(n)
+                except ModelError:
+                    got = set()
+                if b in got and have <= got:
+                    used.add(o)
+                    have = got
+                    edits.append(f"{n}: channel {o} bias {old:+d} -> {old + delta:+d} ({b})")
+                else:
+                    L.bias[o] = old
+            if b not in have:
+                log(f"offset model: no edit reaches {n}/{b}")
+    m.validate()
+    return m, edits
 
 
 # ---------------------------------------------------------------------------
@@ -363,6 +481,9 @@ def plan(zoo):
               "real image: every layer's output codes (.npy), no accumulators"),
              (DIRECTED, DIRECTED_IMAGE, npy_acc, "directed model (functional coverage): every layer, "
                                                  "accumulators in .npy only")]
+    o5 = Options(mem=frozenset({"act", "entropy", "params"}), inputs=False)
+    cases += [(name, OFFSET_IMAGE, o5, f"offset latents (SPEC O5), {kind}: every layer, accumulators and decode "
+                                       f"tables in .npy") for name, (kind, _) in OFFSET_MODELS.items()]
     for i, (name, _) in enumerate(zoo):
         if i == 0:
             cases += [(name, "img64", npy_acc, "default shipped model: every layer (accumulators in .npy only)"),
@@ -391,9 +512,11 @@ def directed_want(small, images, log=print):
 
 
 def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=False,
-             quick=False, log=print, coverage_doc=None) -> dict:
+             quick=False, log=print, coverage_doc=None, cases=None) -> dict:
     """Write the suite to ``out`` (replacing it).  ``quick``: only the small
-    model's cases and the units (for fast checks).  ``coverage_doc``: where the
+    model's cases and the units (for fast checks).  ``cases``: glob patterns
+    of ``MODEL/IMAGE``: only those cases, their models and no units (a partial
+    suite, for checks; its manifest says ``selection``).  ``coverage_doc``: where the
     suite coverage page is written (default: docs/VECTORS-coverage.md when
     ``out`` is the repository's vectors/ and not ``quick``; "" for none).
     Returns the suite manifest."""
@@ -403,6 +526,13 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
     from fxlic.io.images import read_image
     from fxlic.vectors.coverage import summarize
     from fxlic.vectors.units import write_units
+
+    import fnmatch
+
+    selection = None if cases is None else list(cases)
+
+    def selected(mname, iname):
+        return selection is None or any(fnmatch.fnmatchcase(f"{mname}/{iname}", p) for p in selection)
 
     out = os.path.abspath(out)
     parent = os.path.dirname(out)
@@ -450,22 +580,52 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
         models = {SMALL: load_model(fxq_path)}
         os.unlink(fxq_path)
         # the directed model: the small model edited for the bins its own cases miss
-        want, small_runs = directed_want(models[SMALL], images, log)
-        dm, directed_edits = build_directed_model(models[SMALL], images[DIRECTED_IMAGE], want, log)
-        dpath = os.path.join(tmp, "directed.fxq")
-        save_model(dm, dpath)
-        with open(dpath, "rb") as f:
-            directed_fxq = f.read()
-        models[DIRECTED] = load_model(dpath)
-        os.unlink(dpath)
-        log(f"model {DIRECTED}: {len(directed_edits)} edits for {len(want)} bins")
+        small_runs = {}
+        if selected(DIRECTED, DIRECTED_IMAGE):
+            want, small_runs = directed_want(models[SMALL], images, log)
+            dm, directed_edits = build_directed_model(models[SMALL], images[DIRECTED_IMAGE], want, log)
+            dpath = os.path.join(tmp, "directed.fxq")
+            save_model(dm, dpath)
+            with open(dpath, "rb") as f:
+                directed_fxq = f.read()
+            models[DIRECTED] = load_model(dpath)
+            os.unlink(dpath)
+            log(f"model {DIRECTED}: {len(directed_edits)} edits for {len(want)} bins")
+        # the offset-latent models (SPEC O5): kept like the small model, built if absent
+        offset_fxq = {}
+        for name, (kind, seed) in OFFSET_MODELS.items():
+            if not selected(name, OFFSET_IMAGE):
+                continue
+            src = os.path.join(source, "models", name, "model.fxq")
+            if rebuild_model or not os.path.exists(src):
+                src = os.path.join(tmp, name + ".fxq")
+                log(f"building the offset-latent model {name} ({kind})")
+                build_offset_model(kind, seed, src, log)
+            with open(src, "rb") as f:
+                offset_fxq[name] = f.read()
+            models[name] = load_model(src)
+            if src.startswith(tmp):
+                os.unlink(src)
         zoo = [] if quick else zoo_models(zoo_dir)
         for name, path in zoo:
-            models[name] = load_model(path)
+            if any(selected(mn, im) for mn, im, _, _ in plan(zoo) if mn == name):
+                models[name] = load_model(path)
         model_info = {}
         default_zoo = zoo[0][0] if zoo else None
         for name, m in models.items():
             mdir = os.path.join(tmp, "models", name)
+            if name in offset_fxq:
+                man = write_model_dir(m, mdir, Options(mem=frozenset({"params"})), name,
+                                      files={"model.fxq": offset_fxq[name]},
+                                      extra={"source": "generated by tools/gen_vectors.py build_offset_model "
+                                                       "(model.fxq kept)"})
+                model_info[name] = {"dir": f"models/{name}", "hash": model_hash(m), "source": man["source"],
+                                    "architecture": m.arch.name, "latents": m.latents}
+                log(f"model {name}: {m.arch.name}, offset latents")
+                continue
+            if name == SMALL and selection is not None and not any(
+                    selected(mn, im) for mn, im, _, _ in plan(zoo) if mn in (SMALL, DIRECTED)):
+                continue  # a partial suite without the small model's cases (it is loaded for the units)
             if name not in (SMALL, DIRECTED, default_zoo):
                 model_info[name] = {"dir": None, "hash": model_hash(m), "source": f"fxlic/zoo/{name}.fxq",
                                     "architecture": m.arch.name}
@@ -490,7 +650,7 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
         # ---- cases
         cases, cov_recs, cov_names = [], [], []
         for mname, iname, opts, note in plan(zoo):
-            if iname not in images:
+            if iname not in images or not selected(mname, iname) or mname not in models:
                 continue
             cdir = os.path.join(tmp, "cases", mname, iname)
             mrel = _rel(os.path.join(tmp, "models", mname), cdir) if model_info[mname]["dir"] else ""
@@ -507,7 +667,7 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             log(f"case {mname}/{iname}: {len(man['files'])} files")
 
         # ---- units
-        units = write_units(os.path.join(tmp, "units"), models[SMALL])
+        units = write_units(os.path.join(tmp, "units"), models[SMALL]) if selection is None else {}
         log(f"units: {len(units)}")
 
         # ---- suite manifest
@@ -528,6 +688,8 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
                            for n in sorted(units)],
                  "manifests": digests, "total_bytes": total, "file_count": nfiles, "budget_bytes": BUDGET_BYTES,
                  "coverage": summarize(cov_recs)}
+        if selection is not None:
+            suite["selection"] = selection
         from fxlic.spec import SPEC_VERSION
         suite["spec_version"] = SPEC_VERSION
         with open(os.path.join(tmp, "manifest.json"), "wb") as f:
@@ -539,7 +701,7 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             + (f"; missing {' '.join(cov['missing'])}" if cov["missing"] else ""))
         if coverage_doc is None:
             coverage_doc = COVERAGE_DOC if (os.path.abspath(out) == os.path.abspath(DEFAULT_OUT)
-                                            and not quick) else ""
+                                            and not quick and selection is None) else ""
         if coverage_doc:
             with open(coverage_doc, "w", encoding="utf-8", newline="\n") as f:
                 f.write(coverage_markdown(cov_recs, cov_names))
@@ -581,10 +743,16 @@ def main(argv=None) -> int:
     ap.add_argument("--coverage-doc", default=None,
                     help="where to write the suite coverage page (default docs/VECTORS-coverage.md when "
                          "writing vectors/; '' for none)")
+    ap.add_argument("--cases", default=None, metavar="GLOB[,GLOB]",
+                    help="only the cases MODEL/IMAGE matching these patterns (e.g. 'rand8*'), their models "
+                         "and no units: a partial suite for checks (never the committed vectors/)")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
+    sel = None if a.cases is None else [p.strip() for p in a.cases.split(",") if p.strip()]
+    if sel is not None and os.path.abspath(a.out) == os.path.abspath(DEFAULT_OUT):
+        ap.error("--cases writes a partial suite: give --out (not the committed vectors/)")
     generate(a.out, a.source, a.kodak, a.zoo_dir, a.rebuild_model, a.quick,
-             log=(lambda *x: None) if a.quiet else print, coverage_doc=a.coverage_doc)
+             log=(lambda *x: None) if a.quiet else print, coverage_doc=a.coverage_doc, cases=sel)
     return 0
 
 

@@ -41,6 +41,16 @@ bin                           hit when an element of the layer ...
 ``sat-`` / ``sat+``           ``RQ(acc, s) - mu`` below -128 / above 127 (SPEC O3, R3)
 ``tie+`` / ``tie-``           exact R1 tie of ``RQ(acc, s)`` by sign of acc (R1, R2)
 ``mean_reduced``              (y only) a mean-reduced channel with ``mu != 0`` (SPEC M1)
+**O5** (offset latents: z and a factorized y; also the y symbols of an
+offset-latent hyperprior, formed from AT3's accumulators and HS5's means)
+``o5.sat-`` / ``o5.sat+``     ``RHU(diff, F)`` below -128 / above 127, ``diff = acc *
+                              2^(F+E) - off * 2^(F-2)`` (SPEC O5, R3)
+``o5.tie+`` / ``o5.tie-``     an exact R1 tie of ``RHU(diff, F)`` with ``diff > 0`` /
+                              ``diff < 0`` (SPEC O5, R1)
+``o5.off-`` / ``o5.off+``     an element whose quarter-grid offset is negative /
+                              positive (the median, or the predicted mean)
+``o5.frac``                   an offset that is not a multiple of 4 (the quarter grid
+                              matters: ``y - off / 4`` is not an integer shift)
 **O4** (reconstruction)
 ``sat-`` / ``sat+``           ``RQ(acc, s)`` below 0 / above 255 (SPEC O4)
 ``tie+`` / ``tie-``           exact R1 tie of ``RQ(acc, s)`` by sign of acc (R1, R2)
@@ -48,8 +58,9 @@ bin                           hit when an element of the layer ...
 ``phase<py><px>``             (transposed convolutions) an output of phase
                               ``(oy mod 2, ox mod 2)`` receives a non-zero product
                               (``acc != bias``; SPEC C2: 4 bins)
-``mr_input``                  (layers reading y) reads a mean-reduced channel with
-                              ``mu != 0``: ``stored + mu`` decode (SPEC M1, I1)
+``mr_input``                  (layers reading y + mu; not in offset-latent models,
+                              which have no mean-reduced channels) reads a mean-reduced channel with ``mu != 0``:
+                              ``stored + mu`` decode (SPEC M1, I1)
 ============================  =====================================================
 
 Besides the bins every layer reports its **accumulator peak**: ``max |acc|``
@@ -101,7 +112,7 @@ UNREACHABLE = {
 #: SPEC rule of each bin (by the bin's first component)
 BIN_RULE = {"mux": "X1 Q1 Q2", "relu": "O1", "tie+": "R1", "tie-": "R1", "sat-": "R3",
             "sat+": "R3", "leaky": "O2", "leaky.odd": "O2", "leaky.1round": "O2",
-            "mean_reduced": "M1", "phase": "C2", "mr_input": "M1 I1", "y.scale": "E1",
+            "mean_reduced": "M1", "phase": "C2", "mr_input": "M1 I1", "o5": "O5", "y.scale": "E1",
             "y.scale_neg": "E1", "y.d": "E1", "y.esc-": "ENTROPY 4", "y.esc+": "ENTROPY 4",
             "z.esc-": "ENTROPY 4", "z.esc+": "ENTROPY 4"}
 
@@ -109,7 +120,7 @@ BIN_RULE = {"mux": "X1 Q1 Q2", "relu": "O1", "tie+": "R1", "tie-": "R1", "sat-":
 def bin_rule(name: str) -> str:
     if name in BIN_RULE:
         return BIN_RULE[name]
-    for pre in ("mux", "phase", "y.scale", "y.d"):
+    for pre in ("mux", "phase", "y.scale", "y.d", "o5"):
         if name.startswith(pre):
             return BIN_RULE[pre]
     return ""
@@ -119,11 +130,20 @@ def bin_rule(name: str) -> str:
 # the bins of one layer
 # ---------------------------------------------------------------------------
 
-def layer_bins(spec, out_rule: str) -> list:
+#: the bins of an O5 stage (SPEC O5)
+O5_BINS = ("o5.sat-", "o5.sat+", "o5.tie+", "o5.tie-", "o5.off-", "o5.off+", "o5.frac")
+
+
+def layer_bins(spec, out_rule: str, model=None) -> list:
     """Every bin of a layer (by its op, activation, source and output stage),
-    reachable or not, in report order."""
+    reachable or not, in report order.  ``model`` (an offset-latent model):
+    the O5 bins of its latent layers, and no ``mr_input`` where the input is
+    decoded without mu (SPEC O5)."""
+    offset = bool(model is not None and model.offset_latents)  # no M1 (SPEC O5)
     b = []
-    if out_rule == "O1":
+    if out_rule == "O5":
+        b += list(O5_BINS)
+    elif out_rule == "O1":
         for m in range(4):
             b += [f"mux{m}.seg{j}" for j in range(N_SEGMENTS[m])]
         b += [f"mux{m}.clip" for m in range(4)]
@@ -133,12 +153,45 @@ def layer_bins(spec, out_rule: str) -> list:
         if out_rule == "O2" and spec.act == "leaky":
             b += ["leaky", "leaky.odd", "leaky.1round"]
         if out_rule == "O3" and spec.out == "y":
-            b += ["mean_reduced"]
+            if not offset:  # an offset-latent model has no mean-reduced channels (SPEC O5)
+                b += ["mean_reduced"]
+            if offset_y_layer(model, spec):  # the y symbols of an offset-latent hyperprior
+                b += list(O5_BINS)
     if spec.op == "tconv":
         b += [f"phase{py}{px}" for py in range(2) for px in range(2)]
-    if spec.src in ("y", "y_hat"):
+    if spec.src in ("y", "y_hat") and not offset:
         b += ["mr_input"]
     return b
+
+
+def offset_y_layer(model, spec) -> bool:
+    """AT3 of an offset-latent hyperprior: O3 codes out, O5 symbols after HS5."""
+    return bool(model is not None and model.offset_latents and model.arch.kind == "hyperprior"
+                and spec.out == "y")
+
+
+def count_o5(acc, acc_exp, off) -> dict:
+    """The O5 bins of accumulators ``acc`` (O, H, W) with exponents ``acc_exp``
+    (O,) and quarter-grid offsets ``off`` (broadcasting to acc), exactly."""
+    from ..model.intmodel import OFFSET_FRAC_BITS, offset_frac_bits
+
+    acc = np.asarray(acc, np.int64)
+    off = np.broadcast_to(np.asarray(off, np.int64), acc.shape)
+    c = {b: 0 for b in O5_BINS}
+    for o in range(acc.shape[0]):
+        e = int(acc_exp[o])
+        F = offset_frac_bits(e)
+        diff = (acc[o] << (F + e)) - (off[o] << (F - OFFSET_FRAC_BITS))
+        v = _rq(diff, np.full(diff.shape, F))
+        t = _ties(diff, np.full(diff.shape, F))
+        c["o5.sat-"] += _count(v < -128)
+        c["o5.sat+"] += _count(v > 127)
+        c["o5.tie+"] += _count(t & (diff > 0))
+        c["o5.tie-"] += _count(t & (diff < 0))
+    c["o5.off-"] = _count(off < 0)
+    c["o5.off+"] = _count(off > 0)
+    c["o5.frac"] = _count((off & 3) != 0)
+    return c
 
 
 def _rq(a, s):
@@ -168,20 +221,23 @@ def _count(sel) -> int:
     return int(np.count_nonzero(sel))
 
 
-def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarray) -> dict:
+def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarray, means=None) -> dict:
     """``{bin: number of elements}`` of one layer run (acc and out as the engine
-    produced them) and the accumulator peak against the bound (SPEC A3)."""
+    produced them) and the accumulator peak against the bound (SPEC A3).
+    ``means``: the quarter-grid means of y (AT3 of an offset-latent hyperprior)."""
     from ..model.intmodel import accumulator_bound
     from ..quant.codebook import act_nlq
-    from .writer import OUT_RULE
+    from .writer import layer_rule
 
     L = model.layer(name)
     spec = L.spec
-    rule = OUT_RULE[L.out_kind]
+    rule = layer_rule(model, spec)
     acc = np.asarray(acc, np.int64)
     s = np.asarray(L.out_shift, np.int64)[:, None, None]
     c = {}
-    if rule == "O1":
+    if rule == "O5":
+        c.update(count_o5(acc, L.acc_exp, np.asarray(model.offset_q, np.int64)[:, None, None]))
+    elif rule == "O1":
         a = np.maximum(acc, 0)
         ss = np.broadcast_to(s, a.shape)
         a = np.where(ss < 0, a << np.maximum(-ss, 0), a)  # Q2: a := a << -s, s := 0
@@ -228,6 +284,8 @@ def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarr
         if rule == "O3" and spec.out == "y":
             red = np.asarray(model.mr_mask, bool) & (np.asarray(mu) != 0)
             c["mean_reduced"] = int(red.sum()) * int(np.prod(acc.shape[1:]))
+            if offset_y_layer(model, spec) and means is not None:
+                c.update(count_o5(acc, L.acc_exp, means))
     if spec.op == "tconv":
         bias = np.asarray(L.bias, np.int64)[:, None, None]
         for py in range(2):
@@ -250,10 +308,12 @@ def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarr
 # the entropy side
 # ---------------------------------------------------------------------------
 
-def entropy_bins(kind: str) -> list:
+def entropy_bins(kind: str, offset: bool = False) -> list:
+    """The entropy bins; ``offset`` (SPEC O5): no mean families (y is coded with
+    the zero-mean family)."""
     if kind == "hyperprior":
-        return ([f"y.scale{i}" for i in range(64)] + ["y.scale_neg"] + [f"y.d{d:+d}" if d else "y.d0"
-                                                                        for d in (-2, -1, 0, 1)]
+        return ([f"y.scale{i}" for i in range(64)] + ["y.scale_neg"]
+                + ([] if offset else [f"y.d{d:+d}" if d else "y.d0" for d in (-2, -1, 0, 1)])
                 + ["y.esc-", "y.esc+", "z.esc-", "z.esc+"])
     return ["y.esc-", "y.esc+"]
 
@@ -276,7 +336,19 @@ def count_entropy(model, run: dict) -> dict:
     mu = np.asarray(run["mu"], np.int64)
     y_hat = np.asarray(run["y"], np.int64) + mu[:, None, None]
     c = {}
-    if model.arch.kind == "hyperprior":
+    if model.offset_latents and model.arch.kind == "hyperprior":  # SPEC O5
+        from ..model.int_forward import offset_means, offset_y
+        _, scales = means_scales(model, run["ms"])
+        idx = np.asarray(y_indexes(scales, np.zeros_like(scales), gauss), np.int64)
+        for i in range(64):
+            c[f"y.scale{i}"] = _count(idx == i)
+        c["y.scale_neg"] = _count(scales < 0)
+        sym = offset_y(model, run["y_acc"], offset_means(model, run["ms"]))
+        c["y.esc-"], c["y.esc+"] = _escapes(sym, idx, gauss)
+        z = np.asarray(run["z"], np.int64)
+        zi = np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape)
+        c["z.esc-"], c["z.esc+"] = _escapes(z, zi, fact)
+    elif model.arch.kind == "hyperprior":
         means, scales = means_scales(model, run["ms"])
         base, sign, fam = y_means(means, gauss)
         idx = np.asarray(y_indexes(scales, fam, gauss), np.int64)
@@ -306,17 +378,21 @@ def case_coverage(model, run: dict, checked=None, entropy_checked: bool = True,
     """The coverage record of one case from a ``run_case`` result.  ``checked``:
     the layers whose golden output the case holds (None: every layer)."""
     from ..spec import SPEC_VERSION
-    from .writer import OUT_RULE
+    from .writer import layer_rule
 
     names = [s.name for s in model.arch.layers]
     checked = set(names if checked is None else checked)
     layers = []
+    means = None
+    if model.offset_latents and model.arch.kind == "hyperprior":
+        from ..model.int_forward import offset_means
+        means = offset_means(model, run["ms"])
     for spec in model.arch.layers:
         n = spec.name
         _, acc, out = run["layers"][n]
-        r = count_layer(model, n, acc, out, run["mu"])
-        rule = OUT_RULE[model.layer(n).out_kind]
-        bins = layer_bins(spec, rule)
+        r = count_layer(model, n, acc, out, run["mu"], means)
+        rule = layer_rule(model, spec)
+        bins = layer_bins(spec, rule, model)
         unreach = {b: UNREACHABLE[(rule, b)] for b in bins if (rule, b) in UNREACHABLE}
         layers.append({"name": n, "op": spec.op, "act": spec.act, "rule": rule, "checked": n in checked,
                        "bins": {b: int(r["counts"].get(b, 0)) for b in bins},
@@ -324,7 +400,7 @@ def case_coverage(model, run: dict, checked=None, entropy_checked: bool = True,
     kind = model.arch.kind
     ec = count_entropy(model, run)
     ent = {"name": "entropy", "rule": "E1", "checked": bool(entropy_checked),
-           "bins": {b: int(ec.get(b, 0)) for b in entropy_bins(kind)}, "unreachable": {}}
+           "bins": {b: int(ec.get(b, 0)) for b in entropy_bins(kind, model.offset_latents)}, "unreachable": {}}
     rec = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec_version": SPEC_VERSION,
            "model": {"name": model_name or model.arch.name, "hash": model_hash,
                      "architecture": model.arch.name, "kind": kind},
@@ -625,12 +701,12 @@ def write_case_coverage(D, model, run: dict, chosen, opts, sizing: bool, model_n
 def stub_record(model, checked, ent, model_name=None, image=None) -> dict:
     """A record with every count 0 (sizing: about the size of the real one)."""
     from ..spec import SPEC_VERSION
-    from .writer import OUT_RULE
+    from .writer import layer_rule
 
     layers = []
     for spec in model.arch.layers:
-        rule = OUT_RULE[model.layer(spec.name).out_kind]
-        bins = layer_bins(spec, rule)
+        rule = layer_rule(model, spec)
+        bins = layer_bins(spec, rule, model)
         layers.append({"name": spec.name, "op": spec.op, "act": spec.act, "rule": rule,
                        "checked": spec.name in set(checked), "bins": {b: 0 for b in bins},
                        "unreachable": {b: UNREACHABLE[(rule, b)] for b in bins if (rule, b) in UNREACHABLE},
@@ -640,7 +716,8 @@ def stub_record(model, checked, ent, model_name=None, image=None) -> dict:
                      "architecture": model.arch.name, "kind": model.arch.kind},
            "image": image or {}, "layers": layers,
            "entropy": {"name": "entropy", "rule": "E1", "checked": bool(ent),
-                       "bins": {b: 0 for b in entropy_bins(model.arch.kind)}, "unreachable": {}}}
+                       "bins": {b: 0 for b in entropy_bins(model.arch.kind, model.offset_latents)},
+                       "unreachable": {}}}
     rec["summary"] = summarize([rec])
     return rec
 

@@ -23,7 +23,8 @@ MEM_CATEGORIES = ("image", "act", "acc", "weights", "params", "dec", "entropy", 
 
 #: stored dtype of a layer's output codes, by IntLayer.out_kind (SPEC F2-F4, O1-O4)
 OUT_DTYPE = {0: "uint8", 1: "int8", 2: "int8", 3: "uint8"}
-#: the output-stage rule of each out_kind
+#: the output-stage rule of each out_kind (an offset-latent model's z and
+#: factorized y: O5, ``layer_rule``)
 OUT_RULE = {0: "O1", 1: "O2", 2: "O3", 3: "O4"}
 #: where the tensor a layer reads lives in a case directory
 SOURCE_TENSOR = {"x": "x", "y": "y", "y_hat": "y", "z_hat": "z"}
@@ -136,6 +137,32 @@ def parse_layers(arg, names) -> tuple:
     return tuple(n for n in names if n in chosen)
 
 
+def layer_rule(model: IntModel, spec) -> str:
+    """The output-stage rule of a layer: OUT_RULE of its out_kind, except that
+    the latent an offset-latent model codes with the factorized tables (z of a
+    hyperprior, y of a factorized model) leaves its layer as O5 symbols.  (The
+    y of an offset-latent hyperprior leaves AT3 as O3 codes, HA0's input; its O5
+    symbols are formed after HS5, from AT3's accumulators: SPEC O5.)"""
+    L = model.layer(spec.name)
+    rule = OUT_RULE[L.out_kind]
+    if rule == "O3" and model.offset_latents and not (spec.out == "y" and model.arch.kind == "hyperprior"):
+        return "O5"
+    return rule
+
+
+def reads_levels(model: IntModel, spec) -> bool:
+    """The layer reads per-element levels, not codes: ST0 of an offset-latent
+    hyperprior (``4 * symbol + mean_q``, SPEC O5); it has no decode table."""
+    return bool(model.offset_latents and model.arch.kind == "hyperprior" and spec.src == "y_hat")
+
+
+def level_input_dtype(model: IntModel, spec) -> str:
+    """Stored dtype of a level input (``reads_levels``): int16 when the model's
+    level range (SPEC O5 / I2: 4 * [-128, 127] + the mean range) fits, else int32."""
+    lo, hi = model.input_range(spec)
+    return "int16" if int(np.min(lo)) >= -(1 << 15) and int(np.max(hi)) < (1 << 15) else "int32"
+
+
 def layer_stages(name: str) -> list:
     """Which side of the codec computes a layer: AT/HA encoder, ST decoder, HS both."""
     p = name[:2]
@@ -157,6 +184,9 @@ def arch_text(model: IntModel) -> str:
              "# arch NAME KIND N M PAD_MULTIPLE",
              "# layer NAME OP K STRIDE CIN COUT ACT SRC OUT",
              f"arch {a.name} {a.kind} {a.N} {a.M} {a.pad_multiple}"]
+    if model.offset_latents:  # SPEC O5 (only then: integer-latent files are unchanged)
+        lines[3:3] = ["# latents offset: SPEC O5, medians in latents/offset_q"]
+        lines.append("latents offset")
     for s in a.layers:
         lines.append(f"layer {s.name} {s.op} {s.k} {s.stride} {s.cin} {s.cout} {s.act} {s.src} {s.out}")
     return "\n".join(lines) + "\n"
@@ -215,6 +245,10 @@ def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str 
     tensor("mean_reduction/mask", np.asarray(model.mr_mask, np.uint8), "uint8", pm, ("C",), rule="M1")
     tensor("mean_reduction/a_q", model.mr_a_q, "int64", pm, ("C",), rule="M2")
     tensor("mean_reduction/b_q", model.mr_b_q, "int64", pm, ("C",), rule="M2")
+    if model.offset_latents:
+        tensor("latents/offset_q", model.offset_q, "int64", pm, ("C",), rule="O5",
+               what="offset latents: bottleneck medians on the quarter grid, R4(4 * median), of z "
+                    "(hyperprior) or y (factorized)")
     for ename in sorted(model.entropy):
         a = np.asarray(model.entropy[ename])
         from .memfmt import dtype_name
@@ -224,6 +258,7 @@ def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str 
     head = {"kind": "model", "name": name or model.arch.name, "model_hash": model_hash(model),
             "architecture": {"name": model.arch.name, "kind": model.arch.kind, "N": model.arch.N,
                            "M": M, "pad_multiple": model.arch.pad_multiple},
+            "latents": model.latents,
             "layers": layers, "options": {"mem": sorted(mem), **opts.hw_dict()}}
     if records:
         heads, info = c_headers(records, head["model_hash"], SPEC_VERSION, head["name"], D.formats.layout,
@@ -241,7 +276,7 @@ def _layer_entry(model: IntModel, spec) -> dict:
     L = model.layer(spec.name)
     return {"name": spec.name, "op": spec.op, "k": spec.k, "stride": spec.stride, "cin": spec.cin,
             "cout": spec.cout, "act": spec.act, "src": spec.src, "out": spec.out,
-            "out_rule": OUT_RULE[L.out_kind], "out_dtype": OUT_DTYPE[L.out_kind],
+            "out_rule": layer_rule(model, spec), "out_dtype": OUT_DTYPE[L.out_kind],
             "stages": layer_stages(spec.name)}
 
 
@@ -298,6 +333,8 @@ def run_case(model: IntModel, pixels: np.ndarray, backend: str = "numba", progre
         ms_layer = [l.name for l in model.arch.layers if l.out == "ms"][0]
         out["z"] = layers[z_layer][2]
         out["ms"] = layers[ms_layer][2]
+        if model.offset_latents:  # SPEC O5: the encoder keeps AT3's accumulators
+            out["y_acc"] = np.asarray(layers[y_layer][1]).astype(np.int32)
     return out
 
 
@@ -309,6 +346,8 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
     mu = r["mu"]
     y_hat = r["y"].astype(np.int64) + mu[:, None, None]
     e = {"y_hat": y_hat}
+    if model.offset_latents:
+        return _offset_entropy_side(model, r)
     if model.arch.kind == "hyperprior":
         _, gauss = _tables(model)
         z = r["z"].astype(np.int64)
@@ -327,13 +366,40 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
     return e
 
 
+def _offset_entropy_side(model: IntModel, r: dict) -> dict:
+    """The entropy side of an offset-latent model (SPEC O5): symbols round(latent
+    - offset), the quarter-grid levels 4 * symbol + offset, the means (hyperprior)."""
+    from ..codec import _tables, means_scales
+    from ..entropy.gaussian import y_indexes
+    from ..kernels.reference import offset_level
+    from ..model.int_forward import offset_means, offset_y
+
+    mu = np.asarray(r["mu"], np.int64)
+    off = np.asarray(model.offset_q, np.int64)[:, None, None]
+    if model.arch.kind != "hyperprior":
+        y = np.asarray(r["y"], np.int64)
+        return {"y_sym": y + mu[:, None, None], "y_hat": offset_level(y, off),
+                "y_idx": np.broadcast_to(np.arange(y.shape[0])[:, None, None], y.shape)}
+    _, gauss = _tables(model)
+    z = np.asarray(r["z"], np.int64)
+    means = offset_means(model, r["ms"])
+    _, scales = means_scales(model, r["ms"])
+    sym = offset_y(model, r["y_acc"], means)
+    return {"z_sym": z, "z_idx": np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape),
+            "z_hat": offset_level(z, off), "means": means, "scale_q": scales,
+            "y_idx": y_indexes(scales, np.zeros_like(scales), gauss).astype(np.int64),
+            "y_sym": sym, "y_hat": offset_level(sym, means)}
+
+
 def _entropy_side_shapes(model: IntModel, r: dict) -> dict:
     """The entropy side as shape-only stand-ins (sizing)."""
     ys = np.shape(r["y"])
     e = {k: _stub(ys) for k in ("y_hat", "y_sym", "y_idx")}
     if model.arch.kind == "hyperprior":
-        e.update({k: _stub(ys) for k in ("means", "scale_q", "y_base")})
-        e.update({k: _stub(np.shape(r["z"])) for k in ("z_sym", "z_idx")})
+        e.update({k: _stub(ys) for k in ("means", "scale_q")
+                  + (() if model.offset_latents else ("y_base",))})
+        e.update({k: _stub(np.shape(r["z"])) for k in ("z_sym", "z_idx")
+                  + (("z_hat",) if model.offset_latents else ())})
     return e
 
 
@@ -347,13 +413,28 @@ ENTROPY_DOC = {
     "y_idx": "y table index: |d| * 64 + #{i: scale_q > T_i} (SPEC E1); factorized: channel",
     "y_sym": "y symbols: sign * (y_hat - base) (SPEC E1); factorized: y_hat",
 }
+#: the entropy side of an offset-latent model (SPEC O5)
+OFFSET_ENTROPY_DOC = {
+    "z_sym": "z symbols round(z - median) (SPEC O5), coded with table z_idx",
+    "z_idx": "z table index (= channel)",
+    "z_hat": "z_hat level 4 * z_sym + offset_q[c] on the quarter grid (SPEC O5): what HS0 reads",
+    "means": "mean_q: the mean of each y element on the quarter grid, RQ(q_mean, -(e_mean + 2)) (SPEC O5, E1)",
+    "scale_q": "scale at 16 fractional bits (SPEC E1)",
+    "y_idx": "y table index: #{i: scale_q > T_i}, the zero-mean family (SPEC O5, E1 with mean_q = 0); "
+             "factorized: channel",
+    "y_sym": "y symbols round(y - mean_q / 4) from AT3's accumulators (SPEC O5), coded as is; factorized: "
+             "round(y - median)",
+    "y_hat": "y_hat level 4 * y_sym + mean_q (factorized: + offset_q[c]) on the quarter grid (SPEC O5): "
+             "what ST0 reads",
+}
 
 
-def _case_text(arch, model_dir, H, W, Hp, Wp, chosen) -> str:
+def _case_text(arch, model_dir, H, W, Hp, Wp, chosen, latents="integer") -> str:
     return "\n".join([
         "# fxlic vectors case (docs/VECTORS.md): KEY VALUE lines",
         f"model_dir {model_dir or '-'}",
         f"kind {arch.kind}",
+        f"latents {latents}",
         f"height {H}", f"width {W}", f"padded_height {Hp}", f"padded_width {Wp}",
         f"layers {' '.join(chosen) if chosen else '-'}",
     ]) + "\n"
@@ -410,10 +491,21 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
     if want("mu"):
         D.tensor("mu", r["mu"], "int8", act, ("C",), what="mean-reduction offsets (M2; 0 if not reduced)",
                  stages=["encoder"])
+    offset = model.offset_latents
+    offset_hp = offset and arch.kind == "hyperprior"
     if want("y"):
-        D.tensor("y", r["y"], "int8", act, CHW, what="stored y (O3): y_hat - mu", stages=["decoder", "encoder"])
+        if offset_hp:  # SPEC O5: the decoder never sees the O3 codes
+            D.tensor("y", r["y"], "int8", act, CHW, what="stored y (O3): SAT8(round(y) - mu), HA0's input; "
+                     "the coded symbols are entropy/y_sym (O5)", stages=["encoder"])
+        else:
+            D.tensor("y", r["y"], "int8", act, CHW, what="y symbols (O5): round(y - median)" if offset
+                     else "stored y (O3): y_hat - mu", stages=["decoder", "encoder"])
+    if offset_hp and want("y_acc"):
+        D.tensor("y_acc", r["y_acc"], "int32", "acc" in mem, CHW, rule="O5", stages=["encoder"],
+                 what="AT3's int32 accumulators, kept by the encoder until HS5's means are known (SPEC O5)")
     if "z" in r and want("z"):
-        D.tensor("z", r["z"], "int8", act, CHW, what="z_hat (O3)", stages=["decoder", "encoder"])
+        D.tensor("z", r["z"], "int8", act, CHW, what="z symbols (O5): round(z - median)" if offset
+                 else "z_hat (O3)", stages=["decoder", "encoder"])
     layer_entries = []
     for spec in arch.layers:
         n = spec.name
@@ -423,10 +515,14 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
         ent["in_shape"] = [int(s) for s in inp.shape]
         ent["out_shape"] = [int(s) for s in out.shape]
         src_t = SOURCE_TENSOR.get(spec.src, f"layers/{spec.src}/out")
+        if reads_levels(model, spec):
+            src_t = "entropy/y_hat"  # SPEC O5: the levels (times 2^d_c)
         ent["in_tensor"] = src_t
         from ..model.int_forward import input_tables
-        tables, offset = input_tables(model, n, r["mu"] if spec.src in Y_SOURCES else None)
-        ent["dec_offset"] = int(offset)
+        tables, dec_off = input_tables(model, n, r["mu"] if spec.src in Y_SOURCES else None)
+        ent["dec_offset"] = None if dec_off is None else int(dec_off)
+        if reads_levels(model, spec):
+            ent["in_kind"] = "levels"
         ent["dumped"] = n in chosen
         layer_entries.append(ent)
         if n not in chosen:
@@ -435,6 +531,10 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
         p = f"layers/{n}/"
         if not want(p + "in"):
             pass
+        elif reads_levels(model, spec):  # SPEC O5: per-element levels, no table
+            D.tensor(p + "in", inp, level_input_dtype(model, spec), act, CHW, layer=n, rule="O5",
+                     stages=st, what="input levels V = (4 * y_sym + mean_q) << d_c on the quarter grid "
+                                     "(SPEC O5, I1; entropy/y_hat shifted by the alignment)")
         elif not opts.inputs and src_t in D.tensors:
             D.alias(p + "in", src_t, layer=n, what="input codes", stages=st)
         else:
@@ -444,19 +544,21 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
             D.tensor(p + "acc", acc, "int32", "acc" in mem, CHW, layer=n, rule="A1",
                      what="int32 accumulator incl. bias (C1/C2)", stages=st)
         if want(p + "out"):
-            D.tensor(p + "out", out, OUT_DTYPE[L.out_kind], act, CHW, layer=n, rule=OUT_RULE[L.out_kind],
-                     what="output codes", stages=st, required=True)
-        if opts.dec_tables and want(p + "dec_table"):
+            D.tensor(p + "out", out, OUT_DTYPE[L.out_kind], act, CHW, layer=n, rule=layer_rule(model, spec),
+                     what="output symbols (O5)" if layer_rule(model, spec) == "O5" else "output codes",
+                     stages=st, required=True)
+        if opts.dec_tables and tables is not None and want(p + "dec_table"):
             D.tensor(p + "dec_table", tables, "int64", "dec" in mem, ("C", "INDEX"),
                      layer=n, rule="I1", stages=st,
-                     what=f"aligned input level of code q of channel c at INDEX = q + {offset}")
+                     what=f"aligned input level of code q of channel c at INDEX = q + {dec_off}")
     # entropy side
     ent_mem = "entropy" in mem
     e = _entropy_side_shapes(model, r) if sizing else _entropy_side(model, r)
-    for k in ("z_sym", "z_idx", "y_hat", "means", "scale_q", "y_base", "y_idx", "y_sym"):
+    doc = OFFSET_ENTROPY_DOC if offset else ENTROPY_DOC
+    for k in ("z_sym", "z_idx", "z_hat", "y_hat", "means", "scale_q", "y_base", "y_idx", "y_sym"):
         if k in e and want("entropy/" + k):
             a = e[k]
-            D.tensor("entropy/" + k, a, "int32", ent_mem, CHW, what=ENTROPY_DOC[k], stages=["decoder", "encoder"])
+            D.tensor("entropy/" + k, a, "int32", ent_mem, CHW, what=doc[k], stages=["decoder", "encoder"])
     D.write("stream.fxl", r["stream"], what="the .fxl bitstream (docs/BITSTREAM.md)", stages=["encoder"])
     if r["z_stream"]:
         D.write("entropy/z.rans", r["z_stream"], what="z substream (docs/ENTROPY.md 5)")
@@ -467,7 +569,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
                  stages=["decoder"])
     st = r["stats"]
     mrel = model_dir.replace(os.sep, "/") or None
-    D.text("case.txt", _case_text(arch, mrel, H, W, Hp, Wp, chosen))
+    D.text("case.txt", _case_text(arch, mrel, H, W, Hp, Wp, chosen, model.latents))
     image = {"name": image_name or "image", "height": H, "width": W, "padded_height": Hp,
              "padded_width": Wp, "pad_multiple": arch.pad_multiple}
     if image_meta:
@@ -478,7 +580,8 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
                             {"name": image["name"], "width": W, "height": H})
     head = {"kind": "case",
             "model": {"name": model_name or arch.name, "hash": model_hash(model), "dir": mrel,
-                      "architecture": arch.name, "arch_kind": arch.kind, "N": arch.N, "M": arch.M},
+                      "architecture": arch.name, "arch_kind": arch.kind, "N": arch.N, "M": arch.M,
+                      "latents": model.latents},
             "image": image,
             "layers": layer_entries,
             "stream": {"bytes": st.bytes_total, "z_bytes": st.bytes_z, "y_bytes": st.bytes_y},
@@ -558,6 +661,8 @@ def plan_case(model: IntModel, height: int, width: int, opts: Options = None, mo
             r["z"] = _stub(sh["z"])
             ms = [l.name for l in model.arch.layers if l.out == "ms"][0]
             r["ms"] = _stub(sh["layers"][ms][1])
+            if model.offset_latents:
+                r["y_acc"] = _stub(sh["y"], np.int32)
         zb, yb = estimate_stream_bytes(model, height, width)
         r["z_stream"], r["y_stream"] = b"\0" * zb, b"\0" * yb
         r["stats"] = _Stats(zb, yb)
@@ -584,6 +689,8 @@ def plan_case(model: IntModel, height: int, width: int, opts: Options = None, mo
 
 
 def _src_dtype(model: IntModel, spec) -> str:
+    if reads_levels(model, spec):
+        return level_input_dtype(model, spec)
     if spec.src == "x":
         return "uint8"
     if spec.src in Y_SOURCES + ("z_hat",):

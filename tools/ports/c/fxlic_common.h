@@ -4,7 +4,9 @@
  * codebooks and the O1/O2 stages, .npy reading and .npy/.mem dumping, the
  * model directory (arch.txt, the seven stored per-layer fields, the derived
  * A2/O shifts), one layer (I1 decode, C1/C2 loops, O1-O4), SPEC E1 (means,
- * scales, table indexes), the entropy tables and the CRC-32.
+ * scales, table indexes), SPEC O5 (offset latents: the symbol rule, the
+ * quarter-grid levels, the model's latents flag and offset_q), the entropy
+ * tables and the CRC-32.
  *
  * Header only (every function static), so that each program stays one
  * translation unit: `gcc -std=c99 ... fxlic_dec.c` (or fxlic_enc.c) builds
@@ -25,6 +27,10 @@
 #define MAXL 64
 #define NAMELEN 32
 #define PATHLEN 4096
+/* the spec this port implements (docs/SPEC.md V); a model directory made for
+ * fxlic-spec-1.1 is read as an integer-latent 1.2 model */
+#define FXLIC_SPEC_VERSION "fxlic-spec-1.2"
+#define FXLIC_SPEC_VERSION_OLD "fxlic-spec-1.1"
 
 static const char *g_prog = "fxlic"; /* the program name in messages */
 
@@ -151,6 +157,27 @@ static int stage_o1(int64_t acc, int s, int m)
     L = rhu(a, s + CB[m].seg[seg].k) * ((int64_t)1 << CB[m].seg[seg].k);
     L = sat(L, 0, CB[m].top);
     return code_of_level(m, L);
+}
+
+/* O5 (offset latents): symbol = SAT8(RHU(acc * 2^(F + E) - off * 2^(F - 2), F)),
+ * F = max(2, -E), E the accumulator exponent, off on the quarter grid; the
+ * model check (o5_check) keeps both terms and their difference in int64 */
+static int o5_frac_bits(int64_t E)
+{
+    return E >= -2 ? 2 : (int)(-E);
+}
+
+static int64_t stage_o5(int64_t acc, int64_t E, int64_t off)
+{
+    int F = o5_frac_bits(E);
+    int64_t a = acc * ((int64_t)1 << (F + E)), b = off * ((int64_t)1 << (F - 2));
+    return sat(rhu(a - b, F), -128, 127);
+}
+
+/* O5 level on the quarter grid: 4 * symbol + off */
+static int64_t o5_level(int64_t symbol, int64_t off)
+{
+    return 4 * symbol + off;
 }
 
 /* O2: signed LQ, LeakyReLU(1/8) folded into the shift of negative values */
@@ -346,6 +373,12 @@ typedef struct {
     int64_t *eacc;      /* accumulator exponent per output channel */
     int64_t *s;         /* requantization shift per output channel */
     int loaded;
+    /* SPEC O5 (set by read_latents): o5 = the output stage is O5 around
+     * offq[o]; in_kind = how the input is decoded: 0 I1 codes, 1 offset
+     * latent 4 * code + offq[c] (HS0, factorized ST0), 2 per-element levels
+     * (ST0 of an offset-latent hyperprior) */
+    int o5, in_kind;
+    const int64_t *offq;
 } layer_t;
 
 typedef struct {
@@ -353,6 +386,8 @@ typedef struct {
     int N, M, pad;
     int nl;
     layer_t L[MAXL];
+    int offset;         /* SPEC O5: offset latents (arch.txt "latents offset") */
+    arr_t offset_q;     /* latents/offset_q: medians on the quarter grid */
 } model_t;
 
 static int find_layer(const model_t *m, const char *name)
@@ -372,11 +407,18 @@ static void read_arch(model_t *m, const char *dir)
     if (!f) die("%s: %s", path, strerror(errno));
     m->nl = 0;
     m->name[0] = 0;
+    m->offset = 0;
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#' || line[0] == '\n') continue;
         if (strncmp(line, "arch ", 5) == 0) {
             if (sscanf(line + 5, "%63s %15s %d %d %d", m->name, m->kind, &m->N, &m->M, &m->pad) != 5)
                 die("%s: bad arch line", path);
+        } else if (strncmp(line, "latents ", 8) == 0) {
+            char v[16];
+            if (sscanf(line + 8, "%15s", v) != 1) die("%s: bad latents line", path);
+            if (strcmp(v, "offset") == 0) m->offset = 1;
+            else if (strcmp(v, "integer") == 0) m->offset = 0;
+            else die("%s: unknown latents %s", path, v);
         } else if (strncmp(line, "layer ", 6) == 0) {
             layer_t *L;
             if (m->nl >= MAXL) die("%s: too many layers", path);
@@ -532,7 +574,9 @@ static int64_t input_level(const model_t *m, const layer_t *L, int c, int64_t q,
     if (strcmp(L->src, "x") == 0) {                        /* F4: pixel p has level p */
         if (q < 0 || q > 255) die("%s: pixel %lld out of range", L->name, (long long)q);
         level = q;
-    } else if (strcmp(L->src, "z_hat") == 0) level = q;
+    } else if (L->in_kind == 2) level = q;            /* O5: already a level (ST0, hyperprior) */
+    else if (L->in_kind == 1) level = o5_level(q, L->offq[c]);   /* O5: 4 * code + offset_q[c] */
+    else if (strcmp(L->src, "z_hat") == 0) level = q;
     else if (is_y(L->src)) level = q + mu[c];   /* "y_hat" (or "y": the same stored latent) */
     else {
         int p = find_layer(m, L->src);
@@ -628,7 +672,10 @@ static void run_layer(const model_t *m, const layer_t *L, const arr_t *in, const
             switch (rule) {
             case 1: v = stage_o1(a, s, (int)L->mux.v[o]); break;
             case 2: v = stage_o2(a, s, strcmp(L->act, "leaky") == 0); break;
-            case 3: v = sat(rq(a, s) - (out_mu ? out_mu[o] : 0), -128, 127); break; /* O3 (encoder) */
+            case 3:
+                if (L->o5) v = stage_o5(a, L->eacc[o], L->offq[o]);               /* O5 */
+                else v = sat(rq(a, s) - (out_mu ? out_mu[o] : 0), -128, 127); /* O3 (encoder) */
+                break;
             default: v = sat(rq(a, s), 0, 255); break;                        /* O4 */
             }
             out.v[o * Ho * Wo + i] = v;
@@ -649,6 +696,107 @@ static int src_unsigned(const model_t *m, const layer_t *L)
     return p >= 0 && out_rule(&m->L[p]) == 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* SPEC O5: offset latents (model property)                            */
+/* ------------------------------------------------------------------ */
+
+/* the mean-channel exponent e of HS5 channel M + c maps a code q to the
+ * quarter-grid mean RQ(q, -(e + 2)) (SPEC O5 / E1 with F = 2) */
+static int64_t o5_mean(int64_t q, int64_t e)
+{
+    return rq(q, -(int)(e + 2));
+}
+
+static int find_out(const model_t *m, const char *out)
+{
+    int i;
+    for (i = 0; i < m->nl; i++)
+        if (strcmp(m->L[i].out, out) == 0) return i;
+    return -1;
+}
+
+/* [lo, hi] of the quarter-grid offset over all channels of the latent a layer
+ * outputs (y or z): offset_q, or for the y of a hyperprior the means of the HS5
+ * codes -128 and 127 (SPEC O5, I2); HS5 must be loaded for the latter */
+static void o5_offset_range(const model_t *m, const layer_t *L, int64_t *lo, int64_t *hi)
+{
+    long c;
+    if (strcmp(m->kind, "hyperprior") == 0 && strcmp(L->out, "y") == 0) {
+        const layer_t *H = &m->L[find_out(m, "ms")];
+        if (!H->loaded) die("%s: the means need %s's exponents", L->name, H->name);
+        *lo = o5_mean(-128, H->out_exp.v[m->M]);
+        *hi = o5_mean(127, H->out_exp.v[m->M]);
+        for (c = 0; c < m->M; c++) {
+            int64_t a = o5_mean(-128, H->out_exp.v[m->M + c]), b = o5_mean(127, H->out_exp.v[m->M + c]);
+            if (a < *lo) *lo = a;
+            if (b > *hi) *hi = b;
+        }
+        return;
+    }
+    *lo = *hi = m->offset_q.v[0];
+    for (c = 1; c < m->offset_q.n; c++) {
+        if (m->offset_q.v[c] < *lo) *lo = m->offset_q.v[c];
+        if (m->offset_q.v[c] > *hi) *hi = m->offset_q.v[c];
+    }
+}
+
+/* the stored dtype of an O5 level input (ST0 of a hyperprior): int16 when the
+ * level range 4 * [-128, 127] + [offset lo, hi] fits, else int32 (docs/VECTORS.md 2) */
+static const char *level_dtype(const model_t *m, const layer_t *L)
+{
+    int64_t lo, hi;
+    o5_offset_range(m, &m->L[find_out(m, "y")], &lo, &hi);
+    (void)L;
+    return (4 * -128 + lo >= -32768 && 4 * 127 + hi <= 32767) ? "i2" : "i4";
+}
+
+/* after read_arch: the spec version of the model directory (manifest.json, if
+ * any), latents/offset_q of an offset-latent model, and every layer's O5 role */
+static void read_latents(model_t *m, const char *mdir)
+{
+    char path[PATHLEN];
+    FILE *f;
+    int i, hyper = strcmp(m->kind, "hyperprior") == 0;
+    const char *coded = hyper ? "z" : "y";  /* the latent of the factorized tables */
+    xsnprintf(path, sizeof path, "%s/manifest.json", mdir);
+    f = fopen(path, "rb");
+    if (f) {
+        long len;
+        unsigned char *b;
+        const char *p;
+        fclose(f);
+        b = read_file(path, &len);
+        p = strstr((const char *)b, "\"spec_version\": \"");
+        if (p) {
+            p += strlen("\"spec_version\": \"");
+            if (strncmp(p, FXLIC_SPEC_VERSION "\"", strlen(FXLIC_SPEC_VERSION) + 1) != 0 &&
+                (m->offset || strncmp(p, FXLIC_SPEC_VERSION_OLD "\"", strlen(FXLIC_SPEC_VERSION_OLD) + 1) != 0))
+                die("%s: the model directory was made for another spec (this port implements %s)", path,
+                    FXLIC_SPEC_VERSION);
+        }
+        free(b);
+    }
+    memset(&m->offset_q, 0, sizeof m->offset_q);
+    if (m->offset) {
+        int p = find_out(m, coded);
+        long c;
+        if (p < 0) die("the model has no %s", coded);
+        xsnprintf(path, sizeof path, "%s/latents/offset_q.npy", mdir);
+        m->offset_q = read_npy(path);
+        if (m->offset_q.n != m->L[p].cout) die("%s: %ld offsets, expected %d", path, m->offset_q.n, m->L[p].cout);
+        for (c = 0; c < m->offset_q.n; c++)
+            if (m->offset_q.v[c] < -508 || m->offset_q.v[c] > 508) die("%s: offset outside +-508 (SPEC O5)", path);
+    }
+    for (i = 0; i < m->nl; i++) {
+        layer_t *L = &m->L[i];
+        L->o5 = m->offset && strcmp(L->out, coded) == 0;
+        L->offq = m->offset_q.v;
+        L->in_kind = 0;
+        if (m->offset && (strcmp(L->src, "z_hat") == 0 || (!hyper && strcmp(L->src, "y_hat") == 0))) L->in_kind = 1;
+        if (m->offset && hyper && strcmp(L->src, "y_hat") == 0) L->in_kind = 2;
+    }
+}
+
 /* dumps of one layer: layers/<L>/{in, dec_table, acc (want_acc), out} */
 static void dump_layer(const model_t *m, const layer_t *L, const arr_t *in, const int64_t *in_mu,
                        const arr_t *acc, const arr_t *out, int want_acc)
@@ -658,19 +806,24 @@ static void dump_layer(const model_t *m, const layer_t *L, const arr_t *in, cons
     long sh[2], q, c, off = uns ? 0 : 128;
     arr_t tab;
     xsnprintf(name, sizeof name, "layers/%s/in", L->name);
-    dump(name, in, uns ? "u1" : "i1");
-    /* I1 as one 256-entry table per input channel, index = code + offset */
-    sh[0] = L->cin;
-    sh[1] = 256;
-    tab = arr_new(2, sh);
-    for (c = 0; c < L->cin; c++)
-        for (q = 0; q < 256; q++) {
-            /* pixels are 0..255 only: the table holds their levels (offset 0) */
-            tab.v[c * 256 + q] = input_level(m, L, (int)c, q - off, in_mu);
-        }
-    xsnprintf(name, sizeof name, "layers/%s/dec_table", L->name);
-    dump(name, &tab, "i8");
-    free(tab.v);
+    if (L->in_kind == 2) {
+        /* O5 per-element levels: int16 or int32 (level_dtype), no decode table */
+        dump(name, in, level_dtype(m, L));
+    } else {
+        dump(name, in, uns ? "u1" : "i1");
+        /* I1 as one 256-entry table per input channel, index = code + offset */
+        sh[0] = L->cin;
+        sh[1] = 256;
+        tab = arr_new(2, sh);
+        for (c = 0; c < L->cin; c++)
+            for (q = 0; q < 256; q++) {
+                /* pixels are 0..255 only: the table holds their levels (offset 0) */
+                tab.v[c * 256 + q] = input_level(m, L, (int)c, q - off, in_mu);
+            }
+        xsnprintf(name, sizeof name, "layers/%s/dec_table", L->name);
+        dump(name, &tab, "i8");
+        free(tab.v);
+    }
     if (want_acc) {
         xsnprintf(name, sizeof name, "layers/%s/acc", L->name);
         dump(name, acc, "i4");
@@ -683,11 +836,14 @@ static void dump_layer(const model_t *m, const layer_t *L, const arr_t *in, cons
 /* SPEC E1: means, scales, rounded mean, sign and table index          */
 /* ------------------------------------------------------------------ */
 
-typedef struct { arr_t means, scales, ybase, ysign, yidx; } e1_t;
+typedef struct { arr_t means, scales, ybase, ysign, yidx; int offset; } e1_t;
 
 /* from the h_s output `out` (layer L = HS5: channels [0, M) scales, [M, 2M)
- * means) and the model's gauss.thresholds / gauss.frac_bits */
-static void entropy_e1(const char *mdir, const layer_t *L, const arr_t *out, int M, e1_t *r)
+ * means) and the model's gauss.thresholds / gauss.frac_bits.  offset (SPEC
+ * O5): the means on the quarter grid are the offsets of the y symbols, which
+ * are coded with the zero-mean family (E1 with mean_q = 0: base 0, sign +1,
+ * index = scale index) */
+static void entropy_e1(const char *mdir, const layer_t *L, const arr_t *out, int M, int offset, e1_t *r)
 {
     char path[PATHLEN];
     arr_t thr, fb;
@@ -708,14 +864,21 @@ static void entropy_e1(const char *mdir, const layer_t *L, const arr_t *out, int
     r->ybase = arr3(M, out->shape[1], out->shape[2]);
     r->ysign = arr3(M, out->shape[1], out->shape[2]);
     r->yidx = arr3(M, out->shape[1], out->shape[2]);
+    r->offset = offset;
     for (c = 0; c < M; c++)
         for (j = 0; j < hw; j++) {
             int64_t cnt = 0, d;
             e = c * hw + j;
             r->scales.v[e] = rq(out->v[c * hw + j], -(int)(L->out_exp.v[c] + S));
-            r->means.v[e] = rq(out->v[(M + c) * hw + j], -(int)(L->out_exp.v[M + c] + F));
-            r->ybase.v[e] = rhu(r->means.v[e], F);
-            d = r->means.v[e] - r->ybase.v[e] * ((int64_t)1 << F);
+            if (offset) {    /* O5: mean_q = RQ(q_mean, -(e_mean + 2)); coded around 0 */
+                r->means.v[e] = o5_mean(out->v[(M + c) * hw + j], L->out_exp.v[M + c]);
+                r->ybase.v[e] = 0;
+                d = 0;
+            } else {
+                r->means.v[e] = rq(out->v[(M + c) * hw + j], -(int)(L->out_exp.v[M + c] + F));
+                r->ybase.v[e] = rhu(r->means.v[e], F);
+                d = r->means.v[e] - r->ybase.v[e] * ((int64_t)1 << F);
+            }
             r->ysign.v[e] = d < 0 ? -1 : 1;
             for (t = 0; t < thr.n; t++) cnt += r->scales.v[e] > thr.v[t];
             r->yidx.v[e] = (d < 0 ? -d : d) * nscales + cnt;
@@ -728,7 +891,7 @@ static void dump_e1(const e1_t *r)
 {
     dump("entropy/means", &r->means, "i4");
     dump("entropy/scale_q", &r->scales, "i4");
-    dump("entropy/y_base", &r->ybase, "i4");
+    if (!r->offset) dump("entropy/y_base", &r->ybase, "i4"); /* O5: no base */
     dump("entropy/y_idx", &r->yidx, "i4");
 }
 

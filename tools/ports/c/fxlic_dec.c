@@ -18,6 +18,12 @@
  * count follows from arch.txt; -l hwc: the .bin was written with --layout hwc
  * (w_codes in O, KY, KX, C order).
  *
+ * Offset latents (SPEC O5; arch.txt "latents offset", latents/offset_q): z
+ * symbols are read through 4 * z + offset_q[c] (HS0), the y symbols of a
+ * hyperprior are decoded with the zero-mean family and ST0 reads the levels
+ * 4 * symbol + mean_q; without --stream they come from entropy/y_sym.npy (a
+ * factorized model: y.npy holds the symbols, ST0 reads 4 * y + offset_q[c]).
+ *
  * Only the stored fields are read; every derived quantity (alignment
  * shifts, accumulator exponents, requantization shifts, decode tables,
  * codebooks) is computed here from the rules it cites.
@@ -146,14 +152,15 @@ int main(int argc, char **argv)
     static model_t m;
     static arr_t tensors[MAXL];
     int have[MAXL];
-    arr_t y, z, mu;
-    int hyper;
+    arr_t y, z, mu, ylev;
+    int hyper, offset_hp;
     unsigned char *stream = NULL;
     const unsigned char *ys = NULL;
     long ylen = 0;
 
     memset(&y, 0, sizeof y);
     memset(&z, 0, sizeof z);
+    memset(&ylev, 0, sizeof ylev);
     for (i = 1; i < argc; i++) {
         int io = parse_io_option(argc, argv, &i);
         if (io < 0) usage();
@@ -187,6 +194,8 @@ int main(int argc, char **argv)
         if (strncmp(m.L[li].name, "HS", 2) == 0 || strncmp(m.L[li].name, "ST", 2) == 0)
             load_layer(&m.L[li], mdir);
     }
+    read_latents(&m, mdir);
+    offset_hp = m.offset && hyper;
 
     if (from_stream) {
         /* docs/BITSTREAM.md: header, mu records, substreams, CRC */
@@ -247,9 +256,12 @@ int main(int argc, char **argv)
     } else {
         xsnprintf(path, sizeof path, "%s/mu.npy", casedir);
         mu = read_npy(path);
-        xsnprintf(path, sizeof path, "%s/y.npy", casedir);
+        if (offset_hp) {
+            /* O5: the decoder's input is the coded y symbols (y.npy is the encoder's O3 y) */
+            xsnprintf(path, sizeof path, "%s/entropy/y_sym.npy", casedir);
+        } else xsnprintf(path, sizeof path, "%s/y.npy", casedir);
         y = read_npy(path);
-        have_y = 1;
+        have_y = !offset_hp;
         if (hyper) {
             xsnprintf(path, sizeof path, "%s/z.npy", casedir);
             z = read_npy(path);
@@ -266,16 +278,29 @@ int main(int argc, char **argv)
             dump("z", &z, "i1");
             dump("entropy/z_sym", &z, "i4");
         }
+        if (m.offset) {  /* O5: z_hat = 4 * z + offset_q[c] */
+            long zhw = z.shape[1] * z.shape[2];
+            arr_t zh = arr3(z.shape[0], z.shape[1], z.shape[2]);
+            if (m.offset_q.n != z.shape[0]) die("offset_q has %ld channels, z %ld", m.offset_q.n, z.shape[0]);
+            for (j = 0; j < z.n; j++) zh.v[j] = o5_level(z.v[j], m.offset_q.v[j / zhw]);
+            dump("entropy/z_hat", &zh, "i4");
+            free(zh.v);
+        }
     }
-    if (!from_stream) dump("y", &y, "i1");
+    if (!from_stream && !offset_hp) dump("y", &y, "i1");
     if (!hyper) {
-        /* factorized prior: y_hat = stored y + mu is coded directly, table = channel */
+        /* factorized prior: y_hat = stored y + mu is coded directly, table = channel
+         * (O5: the stored y are the symbols; y_hat is the level 4 * y + offset_q[c]) */
         long hw = y.shape[1] * y.shape[2];
         arr_t yh = arr3(y.shape[0], y.shape[1], y.shape[2]), yi = yh;
         yi.v = channel_index(y.shape[0], hw);
         for (j = 0; j < y.n; j++) yh.v[j] = y.v[j] + mu.v[j / hw];
-        dump("entropy/y_hat", &yh, "i4");
         dump("entropy/y_sym", &yh, "i4");
+        if (m.offset) {
+            if (m.offset_q.n != y.shape[0]) die("offset_q has %ld channels, y %ld", m.offset_q.n, y.shape[0]);
+            for (j = 0; j < y.n; j++) yh.v[j] = o5_level(y.v[j], m.offset_q.v[j / hw]);
+        }
+        dump("entropy/y_hat", &yh, "i4");
         dump("entropy/y_idx", &yi, "i4");
         free(yh.v);
         free(yi.v);
@@ -290,6 +315,9 @@ int main(int argc, char **argv)
         if (strcmp(L->src, "z_hat") == 0) {
             if (!hyper) die("%s reads z_hat in a factorized model", L->name);
             in = &z;
+        } else if (L->in_kind == 2) {       /* O5: the levels 4 * symbol + mean_q */
+            if (!ylev.v) die("%s reads y_hat before it is decoded", L->name);
+            in = &ylev;
         } else if (is_y(L->src)) {
             if (!have_y) die("%s reads y_hat before it is decoded", L->name);
             in = &y;
@@ -309,10 +337,26 @@ int main(int argc, char **argv)
             e1_t e1;
             arr_t ysym, yhat;
             long hw = out.shape[1] * out.shape[2], e;
-            entropy_e1(mdir, L, &out, m.M, &e1);
+            entropy_e1(mdir, L, &out, m.M, offset_hp, &e1);
             ysym = arr3(m.M, out.shape[1], out.shape[2]);
             yhat = arr3(m.M, out.shape[1], out.shape[2]);
-            if (from_stream) {
+            if (offset_hp) {
+                /* O5: symbols round(y - mean), zero-mean family; level 4 * symbol + mean_q */
+                if (from_stream) {
+                    tables_t gauss;
+                    read_tables(&gauss, mdir, "gauss");
+                    rans_decode(ys, ylen, &gauss, e1.yidx.v, e1.yidx.n, ysym.v);
+                } else {
+                    if (y.n != ysym.n) die("entropy/y_sym and the h_s output have different sizes");
+                    memcpy(ysym.v, y.v, sizeof(int64_t) * (size_t)y.n);
+                }
+                for (e = 0; e < ysym.n; e++) {
+                    if (ysym.v[e] < -128 || ysym.v[e] > 127) die("corrupt stream: y symbol outside int8");
+                    yhat.v[e] = o5_level(ysym.v[e], e1.means.v[e]);
+                }
+                ylev = yhat;
+                yhat.v = NULL;
+            } else if (from_stream) {
                 tables_t gauss;
                 read_tables(&gauss, mdir, "gauss");
                 rans_decode(ys, ylen, &gauss, e1.yidx.v, e1.yidx.n, ysym.v);
@@ -333,7 +377,7 @@ int main(int argc, char **argv)
             }
             dump_e1(&e1);
             dump("entropy/y_sym", &ysym, "i4");
-            dump("entropy/y_hat", &yhat, "i4");
+            dump("entropy/y_hat", offset_hp ? &ylev : &yhat, "i4");
         }
         if (strcmp(L->out, "pixel") == 0) {
             /* P1: crop the reconstruction to H x W */

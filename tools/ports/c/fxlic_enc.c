@@ -19,6 +19,13 @@
  * model id (the first 16 bytes of the content hash) when MODEL_DIR has no
  * manifest.json.
  *
+ * Offset latents (SPEC O5; arch.txt "latents offset", latents/offset_q): z
+ * (and a factorized y) leave their layer as O5 symbols around offset_q; the y
+ * of a hyperprior leaves AT3 as O3 codes for HA0, and AT3's accumulators are
+ * kept (dumped as y_acc) until HS5's means give the symbols
+ * SAT8(RHU(acc * 2^(F + E) - mean_q * 2^(F - 2), F)), coded with the zero-mean
+ * family.
+ *
  * The layer arithmetic, the model reading and E1 are shared with the decoder
  * (fxlic_common.h).  No floating point anywhere.
  */
@@ -48,6 +55,24 @@ static int64_t m2_mu(int64_t a_q, int64_t b_q, int64_t S, int64_t n)
     if (q < -128) return -128;
     if (q > 127) return 127;
     return (int64_t)q;
+}
+
+/* the loader check of SPEC O5: 2^31 * 2^(F + E) + max|off| * 2^(F - 2) < 2^62 for
+ * every output channel of a latent layer (so the symbol's difference is exact) */
+static void o5_check(const model_t *m, const layer_t *L)
+{
+    int64_t lo, hi, omax;
+    long o;
+    o5_offset_range(m, L, &lo, &hi);
+    omax = lo < 0 ? -lo : lo;
+    if (hi > omax) omax = hi;
+    for (o = 0; o < L->cout; o++) {
+        int F = o5_frac_bits(L->eacc[o]);
+        /* each term below 2^61 first, so that the sum itself cannot overflow */
+        if (F + L->eacc[o] > 30 || F - 2 > 61 || omax >= ((int64_t)1 << (61 - (F - 2))) ||
+            ((int64_t)1 << (31 + F + L->eacc[o])) + omax * ((int64_t)1 << (F - 2)) >= ((int64_t)1 << 62))
+            die("%s: offset-latent symbol (SPEC O5) could leave int64", L->name);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -261,15 +286,16 @@ int main(int argc, char **argv)
     static model_t m;
     static arr_t tensors[MAXL];
     int have[MAXL];
-    arr_t img, x, mu, y, z, mask, aq, bq, ysym, yhat, yidx;
+    arr_t img, x, mu, y, z, mask, aq, bq, ysym, yhat, yidx, yacc;
     e1_t e1;
-    int have_y = 0, have_z = 0, have_e1 = 0;
+    int have_y = 0, have_z = 0, have_e1 = 0, offset_hp, ylayer = -1;
     int64_t S = 0;
     unsigned char *zs = NULL, *ys, *f, id[16];
     tables_t fact;
 
     memset(&y, 0, sizeof y);
     memset(&z, 0, sizeof z);
+    memset(&yacc, 0, sizeof yacc);
     for (i = 1; i < argc; i++) {
         int io = parse_io_option(argc, argv, &i);
         if (io < 0) usage();
@@ -297,6 +323,11 @@ int main(int argc, char **argv)
             strncmp(m.L[li].name, "HS", 2) == 0)
             load_layer(&m.L[li], mdir);
     }
+    read_latents(&m, mdir);
+    offset_hp = m.offset && hyper;
+    for (li = 0; li < m.nl; li++)   /* O5: the int64 bound of every latent layer */
+        if (m.L[li].loaded && (m.L[li].o5 || (offset_hp && strcmp(m.L[li].out, "y") == 0)))
+            o5_check(&m, &m.L[li]);
 
     /* P1: pad on the bottom and the right by replicating the last row / column */
     img = read_image(imgpath);
@@ -357,10 +388,14 @@ int main(int argc, char **argv)
         }
         run_layer(&m, L, in, in_mu, strcmp(L->out, "y") == 0 ? mu.v : NULL, &acc, &out);
         dump_layer(&m, L, in, in_mu, &acc, &out, want_acc);
-        free(acc.v);
+        if (offset_hp && strcmp(L->out, "y") == 0) {
+            yacc = acc;                        /* O5: kept until the means are known */
+            ylayer = li;
+            dump("y_acc", &yacc, "i4");
+        } else free(acc.v);
         tensors[li] = out;
         have[li] = 1;
-        if (strcmp(L->out, "y") == 0) {        /* O3 with M1: stored y = SAT8(v - mu) */
+        if (strcmp(L->out, "y") == 0) {        /* O3 with M1: stored y = SAT8(v - mu) (O5 factorized: symbols) */
             if (out.shape[0] != m.M) die("%s: y has %ld channels, expected M = %d", L->name, out.shape[0], m.M);
             y = out;
             have_y = 1;
@@ -370,7 +405,7 @@ int main(int argc, char **argv)
             have_z = 1;
             dump("z", &z, "i1");
         } else if (strcmp(L->out, "ms") == 0) {
-            entropy_e1(mdir, L, &out, m.M, &e1);
+            entropy_e1(mdir, L, &out, m.M, offset_hp, &e1);
             have_e1 = 1;
         }
     }
@@ -394,9 +429,24 @@ int main(int argc, char **argv)
         dump("entropy/z_idx", &zi, "i4");
         free(zidx);
         write_bytes("entropy/z.rans", zs, zlen);
-        /* E1: symbol = sign * (y_hat - base), table |d| * 64 + scale index */
         if (e1.yidx.n != y.n) die("y and the h_s output have different sizes");
-        for (j = 0; j < y.n; j++) ysym.v[j] = e1.ysign.v[j] * (yhat.v[j] - e1.ybase.v[j]);
+        if (offset_hp) {
+            /* O5: z_hat = 4 * z + offset_q[c]; y symbols from AT3's accumulators around
+             * mean_q, coded with the zero-mean family (index = scale index) */
+            long zhw = z.shape[1] * z.shape[2];
+            arr_t zh = arr3(z.shape[0], z.shape[1], z.shape[2]);
+            for (j = 0; j < z.n; j++) zh.v[j] = o5_level(z.v[j], m.offset_q.v[j / zhw]);
+            dump("entropy/z_hat", &zh, "i4");
+            free(zh.v);
+            for (j = 0; j < y.n; j++) {
+                ysym.v[j] = stage_o5(yacc.v[j], m.L[ylayer].eacc[j / hw], e1.means.v[j]);
+                yhat.v[j] = o5_level(ysym.v[j], e1.means.v[j]);
+            }
+            free(yacc.v);
+        } else {
+            /* E1: symbol = sign * (y_hat - base), table |d| * 64 + scale index */
+            for (j = 0; j < y.n; j++) ysym.v[j] = e1.ysign.v[j] * (yhat.v[j] - e1.ybase.v[j]);
+        }
         read_tables(&gauss, mdir, "gauss");
         ys = rans_encode(&gauss, e1.yidx.v, ysym.v, ysym.n, &ylen);
         yidx = e1.yidx;
@@ -410,6 +460,8 @@ int main(int argc, char **argv)
         for (j = 0; j < y.n; j++) ysym.v[j] = yhat.v[j];
         ys = rans_encode(&fact, yidx.v, ysym.v, ysym.n, &ylen);
         dump("entropy/y_idx", &yidx, "i4");
+        if (m.offset)   /* O5: the stored y are the symbols; y_hat = 4 * y + offset_q[c] */
+            for (j = 0; j < y.n; j++) yhat.v[j] = o5_level(y.v[j], m.offset_q.v[j / hw]);
     }
     dump("entropy/y_sym", &ysym, "i4");
     dump("entropy/y_hat", &yhat, "i4");
