@@ -56,15 +56,17 @@ def find_model(stream):
     Header), or None.  BitstreamError for a stream without a valid header."""
     from .bitstream.container import Header
     from .codec import model_id, read_header
-    from .io.modelfile import list_zoo, load_model
+    from .io.modelfile import declared_hash, list_zoo, load_model
 
     mid = stream.model_id if isinstance(stream, Header) else read_header(stream).model_id
     for p in list_zoo():
-        try:
+        try:  # the zoo indexed by the ids its headers declare; only a match is loaded
+            if bytes.fromhex(declared_hash(p).split(":")[-1])[:16] != mid:
+                continue
             im = load_model(p)
-        except ModelFileError:
+        except (ModelFileError, ValueError):
             continue
-        if model_id(im) == mid:
+        if model_id(im) == mid:  # the loader verified the declared hash
             return Model(im, os.path.basename(p)[:-4], p)
     return None
 

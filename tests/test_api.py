@@ -141,3 +141,16 @@ def test_no_shipped_model(tmp_path, monkeypatch, capsys, image):
     assert main(["compress", image[1], "-o", str(tmp_path / "s.fxl")]) == 1
     assert capsys.readouterr().err.strip() == \
         "fxlic compress: error: no shipped model is installed; pass --model PATH.fxq"
+
+
+def test_find_model_loads_only_the_match(monkeypatch):
+    """The zoo is indexed by the ids its headers declare (issue 20: decompress loaded
+    every shipped model to find the stream's): one full load, the matching model's."""
+    import fxlic.io.modelfile as mf
+    m = fxlic.load("hp5-mse-q1")
+    data = m.compress(np.zeros((64, 64, 3), np.uint8))
+    loads = []
+    real = mf.load_model
+    monkeypatch.setattr(mf, "load_model", lambda p: loads.append(p) or real(p))
+    assert fxlic.find_model(data).name == "hp5-mse-q1"
+    assert [os.path.basename(p) for p in loads] == ["hp5-mse-q1.fxq"]

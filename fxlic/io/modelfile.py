@@ -294,6 +294,25 @@ def _check_header(path: str, h):
             raise ModelFileError(f"{path}: header entry of array {n!r} is malformed")
 
 
+def declared_hash(path: str) -> str:
+    """The content hash a .fxq's header.json declares, read without loading the
+    arrays (an index of the zoo by model id; the model itself is verified when it
+    is loaded).  Raises ModelFileError."""
+    check_input(path, ModelFileError, "a .fxq model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a fxlic model file (not a zip archive; truncated?)")
+    with zipfile.ZipFile(path) as z:
+        members = _open_zip(path, z)
+        try:
+            header = json.loads(_read_member(z, members[HEADER], MAX_HEADER_BYTES, path).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            if isinstance(e, ModelFileError):
+                raise
+            raise ModelFileError(f"{path}: {HEADER} is not valid JSON ({e})") from None
+    _check_header(path, header)
+    return header["content_hash"]
+
+
 def read_model_file(path: str):
     """(IntModel, header) after every check; raises ModelFileError."""
     try:
