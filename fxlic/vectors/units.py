@@ -229,6 +229,38 @@ def unit_o3(root):
                    "saturation to int8")
 
 
+def unit_o5(root):
+    """O5 symbols: both grids (E <= -2: F = -E; E > -2: F = 2), ties of both signs,
+    saturation at both ends, offsets of both signs and off the integer grid."""
+    trip = []
+    for e in (-31, -17, -9, -4, -3, -2, -1, 0, 1, 3):
+        F = max(2, -e)
+        for off in (0, 1, -1, 2, -2, 3, -3, 4, -4, 9, -9, 127, -128, 508, -508):
+            # y = acc 2^e; round(y - off/4): ties where acc 2^(F+e) - off 2^(F-2) = (2k+1) 2^(F-1)
+            for k in (-200, -129, -128, -3, -1, 0, 1, 2, 127, 128, 200):
+                for t in (0, 1, -1):
+                    num = (2 * k + 1) * (1 << (F - 1)) + (off << (F - 2)) + t
+                    if num % (1 << (F + e)) == 0:
+                        a = num >> (F + e)
+                        if INT32_MIN <= a <= INT32_MAX:
+                            trip.append((a, e, off))
+            trip += [(a, e, off) for a in (INT32_MIN, -1, 0, 1, INT32_MAX)]
+    trip = _uniq(trip)
+    acc = np.array([t[0] for t in trip], np.int64)
+    ex = np.array([t[1] for t in trip], np.int64)
+    off = np.array([t[2] for t in trip], np.int64)
+    sym = ref.out_offset_latent(acc[:, None], ex, off[:, None])[:, 0]
+    D = VectorDir(root)
+    _inp(D, "acc", acc, "int32")
+    _inp(D, "acc_exp", ex, "int8", what="E = the channel's accumulator exponent")
+    _inp(D, "offset_q", off, "int16", what="offset on the quarter grid (median, or mean_q)")
+    _outp(D, "symbol", sym, "int8", what="SAT8(RHU(acc 2^(F+E) - off 2^(F-2), F)), F = max(2, -E)")
+    _outp(D, "level", ref.offset_level(sym, off), "int16", what="4 * symbol + off (exponent -2)")
+    return _finish(D, "o5_offset_latent", ["O5", "R1", "R3"],
+                   "O5 offset-latent symbols (round(y - off/4), ties toward +infinity, saturation) "
+                   "and their quarter-grid levels")
+
+
 def unit_o4(root):
     pairs = []
     for s in (-2, 0, 1, 3, 8, 12, 20, 31, 33):
@@ -640,7 +672,7 @@ def layer_units(root_of):
     return out
 
 
-UNITS = ("r1_rhu", "o1_relu_nlq", "o2_signed_lq", "o3_latent", "o4_pixel", "hdl_requant", "i1_decode",
+UNITS = ("r1_rhu", "o1_relu_nlq", "o2_signed_lq", "o3_latent", "o5_offset_latent", "o4_pixel", "hdl_requant", "i1_decode",
          "e1_means_scales", "m2_mu", "a3_acc_worst_conv", "a3_acc_worst_tconv")
 
 
@@ -654,6 +686,7 @@ def write_units(root: str, model) -> dict:
         "o1_relu_nlq": unit_o1(r("o1_relu_nlq")),
         "o2_signed_lq": unit_o2(r("o2_signed_lq")),
         "o3_latent": unit_o3(r("o3_latent")),
+        "o5_offset_latent": unit_o5(r("o5_offset_latent")),
         "o4_pixel": unit_o4(r("o4_pixel")),
         "hdl_requant": unit_hdl_requant(r("hdl_requant")),
         "i1_decode": unit_i1(r("i1_decode")),
