@@ -194,6 +194,26 @@ def test_gemm_block_extremes_and_wrap(K):
         assert got == want and gen == want
 
 
+@pytest.mark.parametrize("K", [16, 32, 48, 80, 1152, 1168])
+def test_every_gemm_block_variant_is_exact(K):
+    """Each SIMD variant this host runs (AVX2 ymm vpmaddwd, AVX-512 zmm vpmaddwd /
+    VNNI vpdpwssd with its ymm tail for K = 16 mod 32) equals the int64 dot product
+    wrapped to int32, at random and extreme operands and at offsets p, o > 0.
+    Issue 20: the integers never depend on the machine."""
+    from fxlic.kernels.numba_kernels import _wrap32, variant_callers
+    rng = np.random.default_rng(K + 1)
+    cases = [(np.full((6, K), -32768, np.int16), np.full((3, K), -32768, np.int16)),
+             (np.full((6, K), 32767, np.int16), np.full((3, K), -32768, np.int16)),
+             (rng.integers(-32768, 32768, (6, K)).astype(np.int16),
+              rng.integers(-32768, 32768, (3, K)).astype(np.int16))]
+    for name, blk in variant_callers().items():
+        for col, w in cases:
+            for p, o in ((0, 0), (2, 1)):
+                exact = col[p:p + 4].astype(np.int64) @ w[o:o + 2].T.astype(np.int64)
+                want = [int(_wrap32(np.int64(v))) for v in exact.ravel()]
+                assert [int(v) for v in blk(col, p, w, o, K)] == want, name
+
+
 def test_nlq_u_table_saturates():
     """The O1 table is indexed by u clipped to NLQ_U - 1: the clip must already
     give the top code there (and for any larger u)."""

@@ -349,7 +349,9 @@ def main(argv=None):
     except Exception:
         isa = []
     print(f"machine: {cpu} {os.cpu_count()} cpus, {' '.join(isa)}; python {platform.python_version()}")
-    res["machine"] = {"cpu": cpu, "cpus": os.cpu_count(), "isa": isa}
+    from fxlic.kernels.numba_kernels import BLOCK_VARIANT
+    res["machine"] = {"cpu": cpu, "cpus": os.cpu_count(), "isa": isa, "kernel": BLOCK_VARIANT}
+    print(f"kernel variant: {BLOCK_VARIANT}")
 
     from fxlic.model.int_forward import encode, hyper_decode, synthesize
 

@@ -42,6 +42,9 @@ def run(args) -> int:
 
     print(f"fxlic {__version__}  spec {SPEC_VERSION}")
     print(f"numpy {np.__version__}  numba {numba.__version__}")
+    from ..kernels import numba_kernels as nk
+    print(f"kernels: int16 GEMM block {nk.BLOCK_VARIANT} (chosen at start-up from the CPU; "
+          f"identical integers on every variant)")
     if args.model:
         from ..io.modelfile import ModelFileError, describe_model_file, resolve_model
 

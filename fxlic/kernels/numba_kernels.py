@@ -96,29 +96,42 @@ def block4x2_generic(col, p, w, o, K):
             _wrap32(s20), _wrap32(s21), _wrap32(s30), _wrap32(s31))
 
 
-def _host_has_avx2() -> bool:
+def _host_feature(name: str) -> bool:
     try:
         import llvmlite.binding as llvm
-        feats = llvm.get_host_cpu_features()
-        return bool(feats.get("avx2", False))
+        return bool(llvm.get_host_cpu_features().get(name, False))
     except Exception:  # pragma: no cover - exotic hosts
         return False
 
 
+def _host_has_avx2() -> bool:
+    return _host_feature("avx2")
+
+
 HAVE_AVX2 = _host_has_avx2() and not config.DISABLE_JIT
+#: AVX-512BW zmm vpmaddwd (and VNNI's vpdpwssd fusion).  Chosen from the host's
+#: features only: Numba's cache is keyed by them, so the choice and the cache agree.
+HAVE_AVX512 = HAVE_AVX2 and _host_feature("avx512bw") and _host_feature("avx512f")
+HAVE_VNNI = HAVE_AVX512 and _host_feature("avx512vnni")
 
 
-def _make_avx2_block():
+def _make_simd_block(width: int = 256):
+    """The block as an LLVM intrinsic: ``vpmaddwd`` on ymm (width 256, AVX2) or zmm
+    (width 512, AVX-512BW; with AVX-512 VNNI, LLVM fuses each multiply-add pair
+    with its accumulation into ``vpdpwssd``).  K is a multiple of 16; a 512-bit
+    block finishes an odd 16-column step on ymm."""
     from llvmlite import ir
     from numba.core import cgutils
     from numba.extending import intrinsic
 
     i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
     v16, v8 = ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+    lanes = width // 32  # int32 lanes of one accumulator
+    vw, va = ir.VectorType(i16, 2 * lanes), ir.VectorType(i32, lanes)
     out_t = types.UniTuple(types.int32, _NP * _NO)
 
     @intrinsic
-    def _block4x2_avx2(typingctx, col, p, w, o, K):
+    def _block4x2_simd(typingctx, col, p, w, o, K):
         if not (isinstance(col, types.Array) and col.dtype == types.int16 and col.ndim == 2
                 and isinstance(w, types.Array) and w.dtype == types.int16 and w.ndim == 2):
             return None
@@ -136,25 +149,37 @@ def _make_avx2_block():
                     for a in range(_NP)]
             wrow = [builder.gep(wbase, [builder.mul(builder.add(ov, ir.Constant(i64, b)), wstr)])
                     for b in range(_NO)]
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v16, v16]),
-                                                "llvm.x86.avx2.pmadd.wd")
+            fn8 = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v16, v16]),
+                                                 "llvm.x86.avx2.pmadd.wd")
+            fn = fn8 if width == 256 else cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(va, [vw, vw]), "llvm.x86.avx512.pmaddw.d.512")
             accs = []
             for _ in range(_NP * _NO):
-                slot = cgutils.alloca_once(builder, v8)
-                builder.store(ir.Constant(v8, None), slot)
+                slot = cgutils.alloca_once(builder, va)
+                builder.store(ir.Constant(va, None), slot)
                 accs.append(slot)
-            nblk = builder.sdiv(kv, ir.Constant(i64, 16))
-            with cgutils.for_range(builder, nblk) as loop:
-                off = builder.mul(loop.index, ir.Constant(i64, 32))  # bytes
-                wv_ = [builder.load(builder.bitcast(builder.gep(r, [off]), v16.as_pointer()), align=2)
+            step = 2 * lanes  # int16 columns per multiply-add
+            nblk = builder.sdiv(kv, ir.Constant(i64, step))
+
+            def madd(off, vt, f, widen):
+                wv_ = [builder.load(builder.bitcast(builder.gep(r, [off]), vt.as_pointer()), align=2)
                        for r in wrow]
                 for a in range(_NP):
-                    cv = builder.load(builder.bitcast(builder.gep(crow[a], [off]), v16.as_pointer()),
+                    cv = builder.load(builder.bitcast(builder.gep(crow[a], [off]), vt.as_pointer()),
                                       align=2)
                     for b in range(_NO):
                         slot = accs[a * _NO + b]
-                        prod = builder.call(fn, [cv, wv_[b]])
+                        prod = builder.call(f, [cv, wv_[b]])
+                        if widen:  # ymm product into the low half of a zmm accumulator
+                            prod = builder.shuffle_vector(prod, ir.Constant(v8, None),
+                                                          ir.Constant(ir.VectorType(i32, 16), list(range(16))))
                         builder.store(builder.add(builder.load(slot), prod), slot)
+            with cgutils.for_range(builder, nblk) as loop:
+                madd(builder.mul(loop.index, ir.Constant(i64, 2 * step)), vw, fn, False)  # bytes
+            if width == 512:  # K = 16 (mod 32): the last 16 columns on ymm
+                odd = builder.icmp_signed("!=", builder.srem(kv, ir.Constant(i64, 32)), ir.Constant(i64, 0))
+                with builder.if_then(odd):
+                    madd(builder.mul(nblk, ir.Constant(i64, 64)), v16, fn8, True)
             # transpose-reduce the 8 accumulators: 3 levels of (even + odd)
             # lane pairs leave lane i = sum of accumulator i
             ev = ir.Constant(ir.VectorType(i32, 8), [0, 2, 4, 6, 8, 10, 12, 14])
@@ -164,6 +189,10 @@ def _make_avx2_block():
                 return builder.add(builder.shuffle_vector(u, v, ev), builder.shuffle_vector(u, v, od))
 
             vs = [builder.load(slot) for slot in accs]
+            if width == 512:  # fold each zmm accumulator to ymm: low half + high half
+                lo = ir.Constant(ir.VectorType(i32, 8), list(range(8)))
+                hi = ir.Constant(ir.VectorType(i32, 8), list(range(8, 16)))
+                vs = [builder.add(builder.shuffle_vector(v, v, lo), builder.shuffle_vector(v, v, hi)) for v in vs]
             l1 = [pair(vs[0], vs[1]), pair(vs[2], vs[3]), pair(vs[4], vs[5]), pair(vs[6], vs[7])]
             # l1[j]: lanes 0-3 partial sums of acc 2j, lanes 4-7 of acc 2j+1
             l2 = [pair(l1[0], l1[1]), pair(l1[2], l1[3])]
@@ -174,12 +203,19 @@ def _make_avx2_block():
 
         return sig, codegen
 
-    return _block4x2_avx2
+    return _block4x2_simd
 
 
-if HAVE_AVX2:
-    block4x2 = _make_avx2_block()
+#: the GEMM block variant chosen at start-up from the host's features (issue 20);
+#: every variant gives the same integers (tests/test_kernels_equivalence.py)
+if HAVE_AVX512:
+    BLOCK_VARIANT = "avx512-vnni" if HAVE_VNNI else "avx512bw"
+    block4x2 = _make_simd_block(512)
+elif HAVE_AVX2:
+    BLOCK_VARIANT = "avx2"
+    block4x2 = _make_simd_block(256)
 else:
+    BLOCK_VARIANT = "generic"
     block4x2 = block4x2_generic
 
 
@@ -187,6 +223,40 @@ else:
 def block4x2_call(col, p, w, o, K):
     """``block4x2`` callable from Python (an intrinsic is not), for tests."""
     return block4x2(col, p, w, o, K)
+
+
+def _variant_blocks() -> dict:
+    out = {"generic": block4x2_generic}
+    for name, width, ok in (("avx2", 256, HAVE_AVX2), ("avx512", 512, HAVE_AVX512)):
+        if ok:
+            out[name] = _make_simd_block(width)
+    return out
+
+
+def variant_callers() -> dict:
+    """{variant: a Python-callable block} for every SIMD variant this host runs
+    (tests compare each with the generic block)."""
+    def caller(blk):
+        @njit
+        def call(col, p, w, o, K):
+            return blk(col, p, w, o, K)
+        return call
+    return {n: (b if n == "generic" else caller(b)) for n, b in _variant_blocks().items()}
+
+
+def variant_loops() -> dict:
+    """{variant: loop(col, w, K, n)} calling the block n times inside compiled code
+    (tools/bench_block.py: no Python call overhead in the timing)."""
+    def looper(blk):
+        @njit
+        def loop(col, w, K, n):
+            s = np.int64(0)
+            for i in range(n):
+                r = blk(col, i & 1, w, 0, K)
+                s += np.int64(r[0]) + np.int64(r[7])
+            return s
+        return loop
+    return {n: looper(b) for n, b in _variant_blocks().items()}
 
 
 @njit(cache=True)
