@@ -294,23 +294,32 @@ def _check_header(path: str, h):
             raise ModelFileError(f"{path}: header entry of array {n!r} is malformed")
 
 
+def _header_of(path: str, z: zipfile.ZipFile):
+    """Z0 and the checked header.json of an open .fxq: ({name: ZipInfo}, header)."""
+    members = _open_zip(path, z)
+    try:
+        header = json.loads(_read_member(z, members[HEADER], MAX_HEADER_BYTES, path).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: {HEADER} is not valid JSON ({e})") from None
+    _check_header(path, header)
+    return members, header
+
+
+def _open_model_zip(path: str) -> zipfile.ZipFile:
+    check_input(path, ModelFileError, "a .fxq model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a fxlic model file (not a zip archive; truncated?)")
+    return zipfile.ZipFile(path)
+
+
 def declared_hash(path: str) -> str:
     """The content hash a .fxq's header.json declares, read without loading the
     arrays (an index of the zoo by model id; the model itself is verified when it
     is loaded).  Raises ModelFileError."""
-    check_input(path, ModelFileError, "a .fxq model file")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path}: not a fxlic model file (not a zip archive; truncated?)")
-    with zipfile.ZipFile(path) as z:
-        members = _open_zip(path, z)
-        try:
-            header = json.loads(_read_member(z, members[HEADER], MAX_HEADER_BYTES, path).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            if isinstance(e, ModelFileError):
-                raise
-            raise ModelFileError(f"{path}: {HEADER} is not valid JSON ({e})") from None
-    _check_header(path, header)
-    return header["content_hash"]
+    with _open_model_zip(path) as z:
+        return _header_of(path, z)[1]["content_hash"]
 
 
 def read_model_file(path: str):
@@ -367,18 +376,8 @@ def _array_plan(path: str, header: dict, arch: Architecture) -> dict:
 
 
 def _read_model_file(path: str):
-    check_input(path, ModelFileError, "a .fxq model file")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path}: not a fxlic model file (not a zip archive; truncated?)")
-    with zipfile.ZipFile(path) as z:
-        members = _open_zip(path, z)
-        try:
-            header = json.loads(_read_member(z, members[HEADER], MAX_HEADER_BYTES, path).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            if isinstance(e, ModelFileError):
-                raise
-            raise ModelFileError(f"{path}: {HEADER} is not valid JSON ({e})") from None
-        _check_header(path, header)
+    with _open_model_zip(path) as z:
+        members, header = _header_of(path, z)
         try:
             arch = Architecture.from_dict(header["architecture"])
         except ValueError as e:
