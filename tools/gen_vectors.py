@@ -671,16 +671,8 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
         log(f"units: {len(units)}")
 
         # ---- suite manifest
-        total, nfiles, digests = 0, 0, {}
-        for dp, dn, fn in os.walk(tmp):
-            dn.sort()
-            for n in sorted(fn):
-                p = os.path.join(dp, n)
-                total += os.path.getsize(p)
-                nfiles += 1
-                if n == "manifest.json":
-                    with open(p, "rb") as f:
-                        digests[_rel(p, tmp)] = sha256_hex(f.read())
+        from fxlic.vectors.batch import tree_digests
+        total, nfiles, digests = tree_digests(tmp)
         suite = {"format": "fxlic-vectors", "format_version": 1, "kind": "suite",
                  "generator": "tools/gen_vectors.py", "quick": bool(quick),
                  "models": model_info, "cases": cases,

@@ -84,13 +84,9 @@ def tasks_for(model_arg: str, model_name: str, images, names, root: str, opts, c
              "crop": crop} for p, n in zip(images, names)]
 
 
-def suite_manifest(root: str, model, model_name: str, cases: list, coverage: dict = None) -> dict:
-    """Write ``root/manifest.json`` of a finished folder suite and return it:
-    the sha256 of every manifest below ``root``, the file count and total size
-    (without the suite manifest), the model and the cases in the given order."""
-    from ..io.modelfile import model_hash
-    from ..spec import SPEC_VERSION
-
+def tree_digests(root: str):
+    """(total bytes, file count, {relative path: sha256} of every manifest.json)
+    of the files below ``root``, walked in sorted order (a suite manifest's totals)."""
     total, nfiles, digests = 0, 0, {}
     for dp, dn, fn in os.walk(root):
         dn.sort()
@@ -101,6 +97,17 @@ def suite_manifest(root: str, model, model_name: str, cases: list, coverage: dic
             if n == MANIFEST:
                 with open(p, "rb") as f:
                     digests[os.path.relpath(p, root).replace(os.sep, "/")] = sha256_hex(f.read())
+    return total, nfiles, digests
+
+
+def suite_manifest(root: str, model, model_name: str, cases: list, coverage: dict = None) -> dict:
+    """Write ``root/manifest.json`` of a finished folder suite and return it:
+    the sha256 of every manifest below ``root``, the file count and total size
+    (without the suite manifest), the model and the cases in the given order."""
+    from ..io.modelfile import model_hash
+    from ..spec import SPEC_VERSION
+
+    total, nfiles, digests = tree_digests(root)
     suite = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec_version": SPEC_VERSION, "kind": "suite",
              "generator": "fxlic vectors --image DIR",
              "models": {model_name: {"dir": f"models/{model_name}", "hash": model_hash(model),
