@@ -106,16 +106,13 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     if model.arch.kind == "hyperprior":
         zs = K.encode_factorized_chunks(lambda c: enc.z[c], fact, coder=coder)
         est = K.estimate_factorized_bits_chunks(lambda c: enc.z[c], fact)
+        ms_of = channel_means_scales(model, enc.ms)
         if model.offset_latents:  # SPEC O5: code round(y - mean) with the zero-mean family
-            ms_of = channel_means_scales(model, enc.ms)
-
             def chunk(c):
                 mq = offset_mean(model, enc.ms, c)
                 sym = offset_y(model, enc.y_acc[c:c + 1], mq[None], slice(c, c + 1))[0]
                 return sym, np.zeros_like(sym), ms_of(c)[1]
         else:
-            ms_of = channel_means_scales(model, enc.ms)
-
             def chunk(c):
                 return (y_hat(c),) + ms_of(c)
         ys = K.encode_y_chunks(M, chunk, gauss, coder=coder)
@@ -170,10 +167,12 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
     stored = np.empty((M, Hp // 16, Wp // 16), np.int16)
     in_range = [True]
 
+    def check8(a):  # every decoded value of y must be 8-bit (checked after decoding)
+        in_range[0] &= bool(a.size == 0 or (a.min() >= -128 and a.max() <= 127))
+        return np.clip(a, -128, 127)
+
     def put(c, y):
-        s = y.astype(np.int64) - mu[c]
-        in_range[0] &= bool(s.size == 0 or (s.min() >= -128 and s.max() <= 127))
-        stored[c] = np.clip(s, -128, 127)
+        stored[c] = check8(y.astype(np.int64) - mu[c])
     try:
         if arch.kind == "hyperprior":
             zshape = (fact.channels, Hp // 64, Wp // 64)
@@ -194,8 +193,7 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
                     return np.zeros_like(scale), scale
 
                 def put_level(c, sym):
-                    in_range[0] &= bool(sym.size == 0 or (sym.min() >= -128 and sym.max() <= 127))
-                    y_lv[c] = offset_level(np.clip(sym, -128, 127), offset_mean(model, ms, c))
+                    y_lv[c] = offset_level(check8(sym), offset_mean(model, ms, c))
                 K.decode_y_chunks(ys, M, get, gauss, put_level, coder=coder)
                 stored = y_lv  # g_s reads the levels (int_forward.synthesize)
             else:

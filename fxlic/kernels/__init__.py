@@ -108,62 +108,44 @@ class NumbaBackend(Backend):
         return out, acc_chw
 
     def accumulate(self, L, codes, tables, offset):
-        """Decode + conv/tconv: (C, H, W) codes -> (Ho, Wo, O) int32 accumulators."""
+        """Decode + conv/tconv: (C, H, W) codes -> (Ho, Wo, O) int32 accumulators.
+        With ``tables`` None, ``codes`` holds aligned levels (``Backend.layer``)."""
         from . import numba_kernels as nk
 
         spec = L.spec
-        if tables is None:
-            return self._accumulate_levels(L, codes)
-        codes = np.ascontiguousarray(codes)
-        if codes.dtype.kind not in "iu":
-            codes = codes.astype(np.int64)
-        tables = np.asarray(tables, dtype=np.int64)
-        r, t16 = split_shift(tables) if self.fast else (None, None)
+        if tables is None:  # levels: the int16 path when every level fits int16
+            levels = np.asarray(codes)
+            fits = levels.size == 0 or (levels.min() >= -32768 and levels.max() <= 32767)
+            r = np.zeros(spec.cin, np.int64) if (self.fast and fits) else None
+        else:
+            codes = np.ascontiguousarray(codes)
+            if codes.dtype.kind not in "iu":
+                codes = codes.astype(np.int64)
+            tables = np.asarray(tables, dtype=np.int64)
+            r, t16 = split_shift(tables) if self.fast else (None, None)
         prep = self._weights(L, r) if r is not None else None
         bias = L.bias.astype(np.int64)
-        small = _is_small(L, codes.shape)
         if prep is not None:
-            # single-threaded twins (same code, no parallel launch) for small work
-            dec = nk.decode_levels_i16_serial if codes.size < SMALL_OUTPUT else nk.decode_levels_i16
-            if small:
+            if tables is None:
+                x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int16)
+            else:
+                # single-threaded twins (same code, no parallel launch) for small work
+                dec = nk.decode_levels_i16_serial if codes.size < SMALL_OUTPUT else nk.decode_levels_i16
+                x = dec(codes, t16, offset)
+            if _is_small(L, np.shape(codes)):
                 conv, tconv = nk.conv2d_acc_i16_serial, nk.tconv2d_acc_i16_serial
             else:
                 conv, tconv = nk.conv2d_acc_i16, nk.tconv2d_acc_i16
-            x = dec(codes, t16, offset)
             b32 = bias.astype(np.int32)
             if spec.op == "conv":
                 return conv(x, prep[0], b32, spec.k, spec.stride, spec.cout)
             w16, kph, taps, ntaps = prep
             return tconv(x, w16, kph, taps, ntaps, b32, spec.k, spec.cout)
         # general path: int32 operands, int64 products
-        x = nk.decode_levels_hwc(codes, np.ascontiguousarray(tables), offset)
-        prep = self._weights(L, None)
-        if spec.op == "conv":
-            return nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)
-        wph, taps, ntaps = prep
-        return nk.tconv2d_acc_hwc(x, wph, taps, ntaps, bias, spec.k)
-
-    def _accumulate_levels(self, L, levels):
-        """``accumulate`` of a layer fed aligned levels (C, H, W) instead of codes:
-        the int16 path when every level fits int16, else the general path."""
-        from . import numba_kernels as nk
-
-        spec = L.spec
-        levels = np.asarray(levels)
-        bias = L.bias.astype(np.int64)
-        fits = levels.size == 0 or (levels.min() >= -32768 and levels.max() <= 32767)
-        prep = self._weights(L, np.zeros(spec.cin, np.int64)) if (self.fast and fits) else None
-        if prep is not None:
-            x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int16)
-            small = _is_small(L, levels.shape)
-            b32 = bias.astype(np.int32)
-            if spec.op == "conv":
-                conv = nk.conv2d_acc_i16_serial if small else nk.conv2d_acc_i16
-                return conv(x, prep[0], b32, spec.k, spec.stride, spec.cout)
-            tconv = nk.tconv2d_acc_i16_serial if small else nk.tconv2d_acc_i16
-            w16, kph, taps, ntaps = prep
-            return tconv(x, w16, kph, taps, ntaps, b32, spec.k, spec.cout)
-        x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int32)
+        if tables is None:
+            x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int32)
+        else:
+            x = nk.decode_levels_hwc(codes, np.ascontiguousarray(tables), offset)
         prep = self._weights(L, None)
         if spec.op == "conv":
             return nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)

@@ -89,9 +89,9 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
         offset_out = model.offset_latents and spec.out in ("y", "z")
         want_acc = offset_out or (hook is not None and getattr(hook, "wants_acc", True))
         out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=want_acc)
-        if offset_out and not (spec.out == "y" and model.arch.kind == "hyperprior"):
-            # O5: z (and a factorized y) coded around the bottleneck medians
-            out = out_offset_latent(acc, L.acc_exp, np.asarray(model.offset_q)[:, None, None])
+        sym = offset_symbols(model, L, acc) if offset_out else None
+        if sym is not None:
+            out = sym
         if hook is not None:
             hook(name, src, acc, out)
         tensors[name] = out
@@ -104,6 +104,15 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
         elif spec.out == "z":
             tensors["z_hat"] = out
     return tensors
+
+
+def offset_symbols(model: IntModel, L, acc: np.ndarray):
+    """SPEC O5 output of a latent layer of an offset-latent model: the symbols
+    around the bottleneck medians (z; the y of a factorized model), or None for
+    the y of a hyperprior, whose symbols wait for the means (``offset_y``)."""
+    if L.spec.out == "y" and model.arch.kind == "hyperprior":
+        return None
+    return out_offset_latent(acc, L.acc_exp, np.asarray(model.offset_q)[:, None, None])
 
 
 def aligned_levels(L, levels: np.ndarray) -> np.ndarray:

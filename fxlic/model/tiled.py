@@ -34,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import Backend, NumbaBackend, get_backend
-from ..kernels.reference import out_latent, out_offset_latent
-from .int_forward import Encoded, _names, aligned_levels, check_padded, image_mu, input_tables
+from ..kernels.reference import out_latent
+from .int_forward import Encoded, _names, aligned_levels, check_padded, image_mu, input_tables, offset_symbols
 from .intmodel import IntModel
 
 #: default budget of one intermediate band: elements (channels x rows x cols),
@@ -95,9 +95,8 @@ class _Chain:
                 acc = self.be.accumulate(L, codes, tables, offset).transpose(2, 0, 1).astype(np.int64)
             else:
                 acc = self.be.layer(L, codes, tables, offset, lmu, want_acc=True)[1]
-            if spec.out == "y" and self.model.arch.kind == "hyperprior":
-                return acc  # O5: the y symbols need the means (offset_y)
-            return out_offset_latent(acc, L.acc_exp, np.asarray(self.model.offset_q)[:, None, None])
+            sym = offset_symbols(self.model, L, acc)
+            return acc if sym is None else sym  # hyperprior y: symbols need the means
         if isinstance(self.be, NumbaBackend):
             acc = self.be.accumulate(L, codes, tables, offset)
             return self.be.output_stage(L, acc, lmu, np.int16)
