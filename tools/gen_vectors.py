@@ -97,25 +97,33 @@ def build_small_model(path: str):
     from fxlic.io.modelfile import save_model
     from fxlic.model.arch import hyperprior5
     from fxlic.model.build import build_int_model, calibrate
-    from fxlic.model.float_model import float_forward, random_float_model
+    from fxlic.model.float_model import random_float_model
 
     fm = random_float_model(hyperprior5(16), SMALL_SEED)
     cal = [synthetic_image(64, 64, 100 + k, offset=40 * k - 100) for k in range(6)]
-    ys = np.concatenate([float_forward(fm, im / 255.0, names=["AT0", "AT1", "AT2", "AT3"])["AT3"].reshape(-1)
-                         for im in cal])
-    f = 6.0 / max(float(np.std(ys)), 1e-9)
-    fm.weights["AT3"] = fm.weights["AT3"] * f
-    fm.biases["AT3"] = fm.biases["AT3"] * f
+    f = scale_to_std(fm, "AT3", cal, 6.0)
     fm.biases["AT3"][[1, 6]] += [160.0, -150.0]
-    zs = np.concatenate([float_forward(fm, im / 255.0)["HA2"].reshape(-1) for im in cal])
-    g = 2.5 / max(float(np.std(zs)), 1e-9)
-    fm.weights["HA2"] = fm.weights["HA2"] * g
-    fm.biases["HA2"] = fm.biases["HA2"] * g
+    g = scale_to_std(fm, "HA2", cal, 2.5)
     im = build_int_model(fm, calibrate(fm, cal))
     im.meta["source"] = (f"tools/gen_vectors.py: random_float_model(hyperprior5(16), {SMALL_SEED}), "
                          f"AT3 x{f:.4g} (+160/-150 on channels 1, 6), HA2 x{g:.4g}")
     save_model(im, path)
     return im
+
+
+def scale_to_std(fm, layer: str, images, std: float) -> float:
+    """Scale ``layer``'s float weights and bias so that its output over ``images``
+    has standard deviation ``std`` (livens up a random model's latents); returns
+    the factor.  Only the layers up to ``layer`` are run."""
+    from fxlic.model.float_model import float_forward
+
+    names = [l.name for l in fm.arch.layers]
+    names = names[:names.index(layer) + 1]
+    v = np.concatenate([float_forward(fm, im / 255.0, names=names)[layer].reshape(-1) for im in images])
+    f = std / max(float(np.std(v)), 1e-9)
+    fm.weights[layer] = fm.weights[layer] * f
+    fm.biases[layer] = fm.biases[layer] * f
+    return f
 
 
 # ---------------------------------------------------------------------------
@@ -134,25 +142,18 @@ def build_offset_model(kind: str, seed: int, path: str, log=print):
     from fxlic.io.modelfile import save_model
     from fxlic.model.arch import factorized, hyperprior5
     from fxlic.model.build import build_int_model, calibrate
-    from fxlic.model.float_model import float_forward, random_float_model
+    from fxlic.model.float_model import random_float_model
 
     fm = random_float_model(hyperprior5(8) if kind == "hyperprior" else factorized(8), seed)
     q = fm.entropy["entropy_bottleneck.quantiles"].copy()
     q += np.linspace(-2.3, 2.3, q.shape[0])[:, None, None]
     fm.entropy["entropy_bottleneck.quantiles"] = q
     cal = [synthetic_image(64, 64, 100 + k, offset=40 * k - 100) for k in range(4)]
-    ys = np.concatenate([float_forward(fm, im / 255.0, names=["AT0", "AT1", "AT2", "AT3"])["AT3"].reshape(-1)
-                         for im in cal])
-    f = 6.0 / max(float(np.std(ys)), 1e-9)
-    fm.weights["AT3"] = fm.weights["AT3"] * f
-    fm.biases["AT3"] = fm.biases["AT3"] * f
+    f = scale_to_std(fm, "AT3", cal, 6.0)
     fm.biases["AT3"][[1, 6]] += [200.0, -200.0]
     note = f"AT3 x{f:.4g} (+200/-200 on channels 1, 6)"
     if kind == "hyperprior":
-        zs = np.concatenate([float_forward(fm, im / 255.0)["HA2"].reshape(-1) for im in cal])
-        g = 2.5 / max(float(np.std(zs)), 1e-9)
-        fm.weights["HA2"] = fm.weights["HA2"] * g
-        fm.biases["HA2"] = fm.biases["HA2"] * g
+        g = scale_to_std(fm, "HA2", cal, 2.5)
         fm.biases["HA2"][[2, 5]] += [200.0, -200.0]
         note += f", HA2 x{g:.4g} (+200/-200 on channels 2, 5)"
     im = build_int_model(fm, calibrate(fm, cal), latents="offset")

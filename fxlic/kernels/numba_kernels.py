@@ -104,11 +104,7 @@ def _host_feature(name: str) -> bool:
         return False
 
 
-def _host_has_avx2() -> bool:
-    return _host_feature("avx2")
-
-
-HAVE_AVX2 = _host_has_avx2() and not config.DISABLE_JIT
+HAVE_AVX2 = _host_feature("avx2") and not config.DISABLE_JIT
 #: AVX-512BW zmm vpmaddwd (and VNNI's vpdpwssd fusion).  Chosen from the host's
 #: features only: Numba's cache is keyed by them, so the choice and the cache agree.
 HAVE_AVX512 = HAVE_AVX2 and _host_feature("avx512bw") and _host_feature("avx512f")

@@ -227,7 +227,7 @@ class IntModel:
 
     def _validate_offset_array(self):
         """SPEC O5 loader checks: offset shape and range."""
-        fact = [l for l in self.arch.layers if l.out == ("z" if self.arch.kind == "hyperprior" else "y")][0]
+        fact = self.arch.layer(self.latent_layer("z" if self.arch.kind == "hyperprior" else "y"))
         _expect(self.offset_q, (fact.cout,), np.int64, "latents offset_q")
         if np.any(np.abs(self.offset_q) > OFFSET_Q_MAX):
             raise ModelError(f"latents offset_q outside +-{OFFSET_Q_MAX} (quarter grid)")

@@ -233,8 +233,10 @@ def unit_o5(root):
     """O5 symbols: both grids (E <= -2: F = -E; E > -2: F = 2), ties of both signs,
     saturation at both ends, offsets of both signs and off the integer grid."""
     trip = []
+    from ..model.intmodel import offset_frac_bits
+
     for e in (-31, -17, -9, -4, -3, -2, -1, 0, 1, 3):
-        F = max(2, -e)
+        F = offset_frac_bits(e)
         for off in (0, 1, -1, 2, -2, 3, -3, 4, -4, 9, -9, 127, -128, 508, -508):
             # y = acc 2^e; round(y - off/4): ties where acc 2^(F+e) - off 2^(F-2) = (2k+1) 2^(F-1)
             for k in (-200, -129, -128, -3, -1, 0, 1, 2, 127, 128, 200):
