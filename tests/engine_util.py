@@ -106,6 +106,18 @@ def vectors_case(d, model, shape, img_seed, *options, box=None):
     return out
 
 
+def read_tree(root):
+    """{relative path: bytes} of every file below ``root`` (trees compared byte for byte)."""
+    import os
+    out = {}
+    for dp, _, fn in os.walk(root):
+        for n in fn:
+            p = os.path.join(dp, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = f.read()
+    return out
+
+
 def one_line_error(capsys, rc, cmd):
     """The CLI's bad-input contract: exit 1, one line ``fxlic CMD: error: ...`` on stderr,
     no traceback. Returns that line."""

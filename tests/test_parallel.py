@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine_util import one_line_error, small_model
+from engine_util import one_line_error, read_tree, small_model
 
 from fxlic import parallel
 from fxlic.cli import main
@@ -50,16 +50,6 @@ def _ways(cluster):
     return [("serial", ["--jobs", "1"]), ("pool", ["--jobs", "2"]), ("dask", ["--scheduler", cluster])]
 
 
-def _tree(root):
-    out = {}
-    for dp, _, fn in os.walk(root):
-        for n in fn:
-            p = os.path.join(dp, n)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, root)] = f.read()
-    return out
-
-
 def test_eval_same_records_on_every_executor(work, cluster, tmp_path, capsys):
     pytest.importorskip("bjontegaard")
     got = {}
@@ -80,7 +70,7 @@ def test_vectors_folder_identical_on_every_executor(work, cluster, tmp_path, cap
         out = tmp_path / name
         assert main(["vectors", "--model", str(work / "m.fxq"), "--image", str(work / "imgs"), "--out", str(out),
                      "--mem", "none", "--no-acc", "-q", *opts]) == 0, capsys.readouterr().err
-        trees[name] = _tree(out)
+        trees[name] = read_tree(out)
     assert trees["serial"] == trees["pool"] == trees["dask"]
     suite = json.loads(trees["serial"]["manifest.json"])
     assert suite["kind"] == "suite" and [c["dir"] for c in suite["cases"]] == ["cases/m/im0", "cases/m/im1"]

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from engine_util import small_model
+from engine_util import read_tree, small_model
 from fxlic.cli import main
 from fxlic.spec import SPEC_VERSION
 from fxlic.io.modelfile import save_model
@@ -109,20 +109,10 @@ def case(tmp_path_factory, model_file, image_file):
     return out
 
 
-def _tree(root):
-    out = {}
-    for dp, dn, fn in os.walk(root):
-        for n in fn:
-            p = os.path.join(dp, n)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, root)] = f.read()
-    return out
-
-
 def test_vectors_deterministic_and_manifest_complete(case, model_file, image_file, tmp_path):
     out2 = str(tmp_path / "again")
     assert main(["vectors", "--model", model_file, "--image", image_file, "--out", out2, "-q"]) == 0
-    a, b = _tree(case), _tree(out2)
+    a, b = read_tree(case), read_tree(out2)
     assert a == b  # byte-identical directories
     m = json.loads(a["manifest.json"])
     assert m["spec_version"] == SPEC_VERSION and m["model"]["hash"].startswith("sha256:")

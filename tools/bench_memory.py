@@ -36,6 +36,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, ".."))
+sys.path.insert(0, ROOT)
+from fxlic.eval.cache import file_digest  # noqa: E402  (sha256 prefix of a file)
 
 
 def cpu_model() -> str:
@@ -83,14 +85,6 @@ def run_cli(args, pythonpath=None) -> dict:
     m = re.findall(r"([0-9.]+) s\b", text)
     return {"wall_s": wall, "rss_mb": ru.ru_maxrss / 1024.0, "coding_s": float(m[-1]) if m else None,
             "output": text.strip()}
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def pixels_sha(path: str) -> str:
@@ -142,7 +136,7 @@ def main(argv=None) -> int:
             dec = median_run(n, lambda: run_cli(dargs, a.pythonpath))
             mp = s * s / 1e6
             row = {"size": s, "mpixels": mp, "compress": enc, "decompress": dec,
-                   "stream_bytes": os.path.getsize(fxl), "stream_sha": sha256_file(fxl),
+                   "stream_bytes": os.path.getsize(fxl), "stream_sha": file_digest(fxl),
                    "pixels_sha": pixels_sha(out)}
             res["sizes"].append(row)
             for name, r in (("compress", enc), ("decompress", dec)):
