@@ -251,8 +251,11 @@ def test_generator_picks_up_shipped_models(tmp_path):
     assert (out / "cases/hp5-mse-q2/img64/layers/ST3/acc.npy").exists()
     assert not (out / "cases/hp5-mse-q2/img65x47/layers").exists()
     assert "model_dir -" in (out / "cases/zz-fact/img64/case.txt").read_text()
+    ext = suite["models"]["zz-fact"]["external"]  # named by its file (fxlic/vectors/external.py)
+    assert ext["zoo"] == "zz-fact" and ext["bytes"] == os.path.getsize(zoo / "zz-fact.fxq")
+    assert main(["vectors", "--check", str(out), "--zoo", str(zoo), "-q"]) == 0
     for c in dirs:
-        assert main(["verify", "--vectors", str(out / c), "--dumps", str(out / c)]) == 0
+        assert main(["verify", "--vectors", str(out / c), "--dumps", str(out / c), "--zoo", str(zoo)]) == 0
     if shutil.which("gcc"):
         exe = str(tmp_path / "fxlic_dec")
         subprocess.run(["gcc", "-std=c99", "-O2", "-o", exe, os.path.join(REPO, "tools/ports/c/fxlic_dec.c")],

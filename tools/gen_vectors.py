@@ -42,6 +42,7 @@ if REPO not in sys.path:
 
 from fxlic.vectors.memfmt import png_bytes  # noqa: E402
 from fxlic.vectors.store import VectorDir, json_bytes, sha256_hex  # noqa: E402
+from fxlic.vectors.external import external_entry, write_model_dir_of  # noqa: E402
 from fxlic.vectors.writer import MEM_CATEGORIES, Options, write_case, write_model_dir  # noqa: E402
 
 DEFAULT_OUT = os.path.join(REPO, "vectors")
@@ -491,8 +492,9 @@ def plan(zoo):
                       (name, "img65x47", io_only, "default shipped model, odd size: no per-layer tensors"),
                       (name, "kodim23_crop256", io_only, "default shipped model: no per-layer tensors")]
         else:
-            cases.append((name, "img64", io_only, "shipped model: no per-layer tensors, no model "
-                                                  "directory (weights: fxlic/zoo/NAME.fxq)"))
+            cases.append((name, "img64", io_only, f"shipped model: no per-layer tensors; external model "
+                                                  f"fxlic/zoo/{name}.fxq (model.external; its model directory: "
+                                                  f"fxlic vectors --model {name} --model-only --out DIR)"))
     return cases
 
 
@@ -608,6 +610,7 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             if src.startswith(tmp):
                 os.unlink(src)
         zoo = [] if quick else zoo_models(zoo_dir)
+        zoo_paths = dict(zoo)
         for name, path in zoo:
             if any(selected(mn, im) for mn, im, _, _ in plan(zoo) if mn == name):
                 models[name] = load_model(path)
@@ -627,9 +630,10 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             if name == SMALL and selection is not None and not any(
                     selected(mn, im) for mn, im, _, _ in plan(zoo) if mn in (SMALL, DIRECTED)):
                 continue  # a partial suite without the small model's cases (it is loaded for the units)
-            if name not in (SMALL, DIRECTED, default_zoo):
+            if name not in (SMALL, DIRECTED, default_zoo):  # external: fxlic/vectors/external.py
                 model_info[name] = {"dir": None, "hash": model_hash(m), "source": f"fxlic/zoo/{name}.fxq",
-                                    "architecture": m.arch.name}
+                                    "architecture": m.arch.name,
+                                    "external": external_entry(m, zoo_paths[name], name)}
                 continue
             if name == SMALL:
                 man = write_model_dir(m, mdir, Options(), name, files={"model.fxq": small_fxq},
@@ -641,9 +645,8 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
                                                        f"with integer edits for functional coverage "
                                                        f"(fxlic/vectors/coverage.py)",
                                              "edits": directed_edits})
-            else:
-                man = write_model_dir(m, mdir, Options(mem=frozenset({"params"})), name,
-                                      extra={"source": f"fxlic/zoo/{name}.fxq"})
+            else:  # the default shipped model: what `fxlic vectors --model NAME --model-only` writes
+                man = write_model_dir_of(m, zoo_paths[name], mdir, name)
             model_info[name] = {"dir": f"models/{name}", "hash": model_hash(m), "source": man["source"],
                                 "architecture": m.arch.name}
             log(f"model {name}: {m.arch.name}")
@@ -658,6 +661,7 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             opts = dataclasses.replace(opts, coverage=True)
             man = write_case(models[mname], images[iname], cdir, opts, model_dir=mrel, model_name=mname,
                              image_name=iname, extra={"note": note},
+                             external=model_info[mname].get("external"),
                              _run=small_runs.get(iname) if mname == SMALL else None)
             with open(os.path.join(cdir, "coverage.json"), "rb") as f:
                 cov_recs.append(json.loads(f.read()))

@@ -14,7 +14,12 @@ bitstream, a few % at most): it is printed, and a case over ``--max-bytes``
 on a local process pool (``--jobs``) or a Dask cluster (``--scheduler``).
 
 ``fxlic vectors --check DIR``: manifest, sizes and sha256 of every file of a
-case, model, unit or suite directory (exit status 1 naming the first bad file).
+case, model, unit or suite directory, and of the .fxq of an external-model case
+(exit status 1 naming the first bad file).
+
+``fxlic vectors --model M --model-only --out DIR``: only the model directory
+(docs/VECTORS.md 3) of M, as the committed suite holds a shipped model's
+(fxlic/vectors/external.py): what a port reads for an external-model case.
 """
 from __future__ import annotations
 
@@ -168,7 +173,7 @@ def run_check(args) -> int:
 
     root = args.check
     try:
-        s = check_tree(root)
+        s = check_tree(root, zoo=args.zoo)
     except IntegrityError as e:
         raise CliError(str(e)) from None
     if not args.quiet:
@@ -177,24 +182,84 @@ def run_check(args) -> int:
     return 0
 
 
+def check_out(out: str, what: str = "case") -> None:
+    """CliError unless ``out`` does not exist or is an empty directory."""
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise CliError(f"{out}: exists and is not an empty directory (vectors are written to a new "
+                       f"directory so that no stale file is left in a {what})")
+
+
+def temp_dir_for(out: str) -> str:
+    """A temporary directory next to ``out`` (missing parents are created); the
+    output is written there and swapped in by ``swap_in``."""
+    parent = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix=".fxlic-vectors-", dir=parent)
+    except OSError as e:
+        raise CliError(f"{out}: cannot create the output directory ({e.strerror})") from None
+
+
+def swap_in(tmp: str, out: str) -> None:
+    if os.path.isdir(out):
+        os.rmdir(out)
+    os.replace(tmp, out)
+
+
+def run_model_only(args) -> int:
+    """``--model-only``: the model directory of --model, written as the suite writes
+    a shipped model's (external.write_model_dir_of)."""
+    from ..io.modelfile import model_hash
+    from ..vectors.external import write_model_dir_of
+    from ..vectors.writer import Options
+    from .common import load_codec_arg
+
+    for flag, val in (("--image", args.image), ("--crop", args.crop), ("--check", args.check),
+                      ("--coverage", getattr(args, "coverage", False))):
+        if val:
+            raise CliError(f"--model-only writes a model directory and takes no {flag}")
+    if not args.out:
+        raise CliError("--model-only needs --out DIR")
+    check_out(args.out, "model directory")
+    opts = Options(mem=_mem_arg(args.mem), **_hw_args(args))
+    codec = load_codec_arg(args.model)
+    tmp = temp_dir_for(args.out)
+    try:
+        man = write_model_dir_of(codec.int_model, codec.path, tmp, codec.name, opts)
+        swap_in(tmp, args.out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CliError(f"{args.out}: cannot write the model directory ({e.strerror or e})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not args.quiet:
+        size = sum(f["bytes"] for f in man["files"].values())
+        print(f"{args.out}: model directory of {codec.name} ({model_hash(codec.int_model)[7:19]}, "
+              f"{man['source']}): {len(man['files'])} files, {size:,} bytes")
+    return 0
+
+
 def run(args) -> int:
+    if args.mem is None:  # a model directory alone: the suite's (.npy, .mem of the parameters)
+        args.mem = "params" if args.model_only else "all"
     if getattr(args, "coverage_of", None) is not None:  # functional coverage: fxlic/vectors/coverage.py
         from ..vectors.coverage import run_coverage_of
         return run_coverage_of(args)
+    if args.model_only:
+        return run_model_only(args)
     if args.check is not None:
         if args.image or args.out:
             raise CliError("--check DIR takes no --image / --out")
         return run_check(args)
     if not args.image or not args.out:
-        raise CliError("--image and --out are required (or --check DIR)")
+        raise CliError("--image and --out are required (or --check DIR, or --model-only --out DIR)")
     from ..io.modelfile import model_hash
     from ..vectors.writer import plan_case, write_case
     from .common import load_model_arg, read_image_arg
 
     out = args.out
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise CliError(f"{out}: exists and is not an empty directory (vectors are written to a new "
-                       f"directory so that no stale file is left in a case)")
+    check_out(out)
     crop = parse_crop(args.crop) if args.crop else None
     max_bytes = parse_size(args.max_bytes) if args.max_bytes is not None else DEFAULT_MAX_BYTES
     if os.path.isdir(args.image):  # one case per image: fxlic/vectors/batch.py
@@ -219,21 +284,14 @@ def run(args) -> int:
                        f"--no-inputs) or pass --force")
     model_name = model_name_of(args, model)
     image_name = os.path.splitext(os.path.basename(args.image))[0]
-    parent = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".fxlic-vectors-", dir=parent)
-    except OSError as e:
-        raise CliError(f"{out}: cannot create the output directory ({e.strerror})") from None
+    tmp = temp_dir_for(out)
     show = args.progress if args.progress is not None else (not args.quiet and sys.stderr.isatty())
     bar = BarProgress(show)
     try:
         man = write_case(model, pixels, tmp, opts, model_name=model_name, image_name=image_name,
                          image_meta=image_meta, progress=bar)
         bar.close()
-        if os.path.isdir(out):
-            os.rmdir(out)
-        os.replace(tmp, out)
+        swap_in(tmp, out)
     except OSError as e:
         bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -268,7 +326,15 @@ def register(sub):
                                  "directories are created); required unless --check")
     s.add_argument("--check", metavar="DIR",
                    help="only check DIR (a case, model, unit or suite directory): manifest, sizes, sha256 "
-                        "of every file, tensor headers, no unlisted file; exit 1 naming the first bad file")
+                        "of every file, tensor headers, no unlisted file, the .fxq of an external-model case; "
+                        "exit 1 naming the first bad file")
+    s.add_argument("--model-only", action="store_true",
+                   help="write only the model directory of --model to --out (docs/VECTORS.md 3), as the "
+                        "committed suite holds a shipped model's: .npy arrays, .mem of the parameters (other "
+                        "--mem, --layout, --mem-pack, --bin, --c-headers apply); for external-model cases")
+    s.add_argument("--zoo", metavar="DIR",
+                   help="with --check: where the .fxq of an external-model case is looked up (default: "
+                        "fxlic/zoo of this fxlic)")
     s.add_argument("--crop", metavar="WxH[+X+Y]",
                    help="use a W x H crop of the image: centred, or with its top-left corner at column X, "
                         "row Y (recorded in the manifest's image.crop)")
@@ -280,9 +346,9 @@ def register(sub):
                         "matched against the full name (layers/HS0/acc, entropy/y_sym, layers/ST*/out) "
                         "or its last part (out, acc, in, dec_table, y, z, mu, x, image, recon, y_sym...); "
                         "stream.fxl, the rANS substreams, the PNGs and case.txt are always written")
-    s.add_argument("--mem", default="all",
-                   help="which tensors also get a $readmemh .mem file: all (default), none, or a comma "
-                        "list of image,act,acc,weights,params,dec,entropy,tables")
+    s.add_argument("--mem", default=None,
+                   help="which tensors also get a $readmemh .mem file: all (default; with --model-only: "
+                        "params), none, or a comma list of image,act,acc,weights,params,dec,entropy,tables")
     s.add_argument("--layout", default="chw", metavar="chw|hwc",
                    help="element order of the .mem, packed .mem, .bin and C-header files: chw (default, the "
                         ".npy order) or hwc (channels last: C,H,W tensors as H,W,C, weights O,C,KY,KX as "

@@ -1,7 +1,8 @@
 """``fxlic verify --vectors CASE --dumps DIR``: compare a port's per-layer dumps
 with a golden case (docs/VECTORS.md 5); exit status 1 on any mismatch, missing
 or malformed dump, and on a golden directory that is not intact (a file that
-does not match its sha256 in the manifest, a malformed manifest)."""
+does not match its sha256 in the manifest, a malformed manifest, an external
+model's .fxq that is missing or not the file the case names)."""
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ def run(args) -> int:
     want_masks = bool(args.mask_dir or args.html)
     try:
         results, manifest = verify(args.vectors, args.dumps, args.scope, layers, args.strict,
-                                   max_mismatches=args.max_mismatches, keep_masks=want_masks)
+                                   max_mismatches=args.max_mismatches, keep_masks=want_masks, zoo=args.zoo)
     except VerifyError as e:
         raise CliError(str(e)) from None
     if not results:
@@ -86,5 +87,8 @@ def register(sub):
                    help="write DIR/<tensor>.mask.npy (uint8, 1 where the dump differs) for each failing tensor")
     s.add_argument("--html", metavar="FILE",
                    help="also write a self-contained HTML report with per-layer mismatch heat maps")
+    s.add_argument("--zoo", metavar="DIR",
+                   help="where the .fxq of an external-model case (model.external, docs/VECTORS.md 6) is looked "
+                        "up (default: fxlic/zoo of this fxlic); its size and sha256 must match the case")
     s.add_argument("-v", "--verbose", action="store_true", help="also list optional tensors not dumped")
     s.set_defaults(func=run)

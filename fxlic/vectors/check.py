@@ -14,8 +14,10 @@ A directory is intact when
   shape (``check_tensors``);
 * (``check_tree`` only) no file is left that no manifest lists, every nested
   directory with a manifest is intact, a case's model directory is intact and
-  has the case's model hash, and a suite's manifest lists the sha256 of every
-  manifest below it and the right file count and total size.
+  has the case's model hash, the .fxq of an external model (a case's
+  ``model.external``, a suite's ``models[NAME].external``) has the recorded size
+  and sha256 (fxlic/vectors/external.py), and a suite's manifest lists the
+  sha256 of every manifest below it and the right file count and total size.
 
 Everything raises ``IntegrityError`` naming the first bad file.
 """
@@ -77,6 +79,13 @@ def validate_manifest(m, path: str = MANIFEST) -> None:
         man = m.get("manifests")
         if not isinstance(man, dict) or not all(isinstance(v, str) and _SHA.match(v) for v in man.values()):
             bad("'manifests' must map paths to sha256 digests")
+        models = m.get("models", {})
+        if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+            bad("'models' must map names to objects")
+        from .external import validate
+        for v in models.values():
+            if "external" in v:
+                validate(v["external"], path)
         return
     files = m.get("files")
     if not isinstance(files, dict):
@@ -112,6 +121,11 @@ def validate_manifest(m, path: str = MANIFEST) -> None:
     if m["kind"] == "case":
         if not isinstance(m.get("model"), dict) or not isinstance(m.get("image"), dict):
             bad("a case needs 'model' and 'image'")
+        if "external" in m["model"]:  # a shipped model named by its .fxq file (external.py)
+            from .external import validate
+            if m["model"].get("dir"):
+                bad("a case with model.external has no model.dir")
+            validate(m["model"]["external"], path)
         if not isinstance(m.get("layers", []), list) or \
                 not all(isinstance(l, dict) and isinstance(l.get("name"), str) for l in m.get("layers", [])):
             bad("'layers' must be a list of layer entries with names")
@@ -236,16 +250,18 @@ def _walk_files(root: str):
     return out
 
 
-def check_tree(root: str, progress=None) -> CheckSummary:
+def check_tree(root: str, progress=None, zoo: str = None) -> CheckSummary:
     """``fxlic vectors --check``: the directory, every directory below it that
-    has a manifest, and a case's model directory (docs/VECTORS.md 4)."""
+    has a manifest, a case's model directory, and the file of an external model
+    (size and sha256; looked up in ``zoo``, default the installed fxlic/zoo:
+    fxlic/vectors/external.py) (docs/VECTORS.md 4)."""
     summary = CheckSummary()
     done = set()
-    _check_tree(root, summary, done, progress)
+    _check_tree(root, summary, done, progress, zoo)
     return summary
 
 
-def _check_tree(root, summary, done, progress):
+def _check_tree(root, summary, done, progress, zoo=None):
     real = os.path.realpath(root)
     if real in done:
         return
@@ -281,6 +297,10 @@ def _check_tree(root, summary, done, progress):
                          ("total_bytes", sum(os.path.getsize(_path(root, f)) for f in below))):
             if key in m and m[key] != val:
                 raise IntegrityError(f"{_path(root, MANIFEST)}: {key} {m[key]}, the directory has {val}")
+        from .external import resolve
+        for name in sorted(m.get("models", {})):
+            if "external" in m["models"][name]:
+                resolve(m["models"][name]["external"], f"{_path(root, MANIFEST)}: models[{name!r}]", zoo)
     else:
         listed = set(m["files"])
         for f in all_files:
@@ -294,14 +314,17 @@ def _check_tree(root, summary, done, progress):
     # nested directories (only the outermost ones: they recurse themselves)
     outer = [d for d in nested if not any(d != o and d.startswith(o + "/") for o in nested)]
     for d in outer:
-        _check_tree(_path(root, d), summary, done, progress)
+        _check_tree(_path(root, d), summary, done, progress, zoo)
+    if m["kind"] == "case" and "external" in m["model"]:
+        from .external import resolve
+        resolve(m["model"]["external"], root, zoo)
     if m["kind"] == "case":
         mdir = m["model"].get("dir")
         if mdir:
             p = os.path.normpath(os.path.join(root, *mdir.split("/")))
             if not os.path.isdir(p):
                 raise IntegrityError(f"{p}: model directory of the case (model.dir {mdir!r}) does not exist")
-            _check_tree(p, summary, done, progress)
+            _check_tree(p, summary, done, progress, zoo)
             mm = load_manifest_checked(p)
             if mm.get("kind") != "model" or mm.get("model_hash") != m["model"].get("hash"):
                 raise IntegrityError(f"{_path(p, MANIFEST)}: model hash {mm.get('model_hash')} is not the "

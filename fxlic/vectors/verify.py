@@ -128,10 +128,11 @@ def _position(axes, shape, flat_index) -> str:
 class Golden:
     """Reads a golden directory, every file checked against its sha256."""
 
-    def __init__(self, root: str, manifest: dict):
+    def __init__(self, root: str, manifest: dict, model_file: str = None):
         self.root = root
         self.m = manifest
         self._tables = None
+        self.model_file = model_file  # the checked .fxq of an external model (external.py)
 
     def file(self, rel: str, manifest: dict = None, root: str = None) -> bytes:
         m = manifest or self.m
@@ -191,6 +192,16 @@ class Golden:
                                   f"made with {model.get('hash')}")
             arrays = {n[len("entropy/"):]: self.tensor(n, mm, p)
                       for n in mm.get("tensors", {}) if n.startswith("entropy/")}
+        elif self.model_file:
+            from ..io.modelfile import ModelFileError, load_model, model_hash
+            try:
+                m = load_model(self.model_file)
+            except (ModelFileError, OSError) as e:
+                raise VerifyError(f"external model of the case: {e}") from None
+            if model_hash(m) != model.get("hash"):
+                raise VerifyError(f"{self.model_file} holds model {model_hash(m)}, the case was made with "
+                                  f"{model.get('hash')}")
+            arrays = {k: np.asarray(v) for k, v in m.entropy.items()}
         else:
             arrays = _zoo_entropy(model.get("name"), model.get("hash"))
             if arrays is None:
@@ -504,10 +515,11 @@ def compare_bytes(G: Golden, rel: str, golden: bytes, got: bytes, res: TensorRes
 # ---------------------------------------------------------------------------
 
 def verify(vectors: str, dumps: str, scope: str = "all", layers=None, strict: bool = False,
-           max_mismatches: int = DEFAULT_MAX_MISMATCHES, keep_masks: bool = False):
+           max_mismatches: int = DEFAULT_MAX_MISMATCHES, keep_masks: bool = False, zoo: str = None):
     """Compare ``dumps`` with the golden directory ``vectors``; returns
     (list of TensorResult, manifest).  Raises VerifyError if the golden side is
-    unusable (including any file that does not match its sha256)."""
+    unusable (including any file that does not match its sha256, and the .fxq of
+    an external model, looked up in ``zoo``: fxlic/vectors/external.py)."""
     if scope not in SCOPES:
         raise VerifyError(f"scope must be one of {', '.join(SCOPES)}")
     if max_mismatches < 0:
@@ -525,7 +537,14 @@ def verify(vectors: str, dumps: str, scope: str = "all", layers=None, strict: bo
         check_dir(vectors, manifest)  # sizes, sha256, tensor headers of every golden file
     except IntegrityError as e:
         raise VerifyError(f"golden directory is not intact: {e}") from None
-    G = Golden(vectors, manifest)
+    model_file = None
+    if manifest["kind"] == "case" and "external" in manifest["model"]:
+        from .external import resolve
+        try:
+            model_file = resolve(manifest["model"]["external"], vectors, zoo)
+        except IntegrityError as e:
+            raise VerifyError(str(e)) from None
+    G = Golden(vectors, manifest, model_file)
     tensors = manifest["tensors"]
     layer_names = [l["name"] for l in manifest.get("layers", [])]
     if layers is not None:

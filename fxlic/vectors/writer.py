@@ -429,10 +429,10 @@ OFFSET_ENTROPY_DOC = {
 }
 
 
-def _case_text(arch, model_dir, H, W, Hp, Wp, chosen, latents="integer") -> str:
+def _case_text(arch, model_dir, H, W, Hp, Wp, chosen, latents="integer", model_lines=()) -> str:
     return "\n".join([
         "# fxlic vectors case (docs/VECTORS.md): KEY VALUE lines",
-        f"model_dir {model_dir or '-'}",
+        f"model_dir {model_dir or '-'}", *model_lines,
         f"kind {arch.kind}",
         f"latents {latents}",
         f"height {H}", f"width {W}", f"padded_height {Hp}", f"padded_width {Wp}",
@@ -442,11 +442,12 @@ def _case_text(arch, model_dir, H, W, Hp, Wp, chosen, latents="integer") -> str:
 
 def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = None,
                model_dir: str = None, model_name: str = None, image_name: str = None,
-               extra: dict = None, image_meta: dict = None, progress=None,
+               extra: dict = None, image_meta: dict = None, progress=None, external: dict = None,
                _run: dict = None, _dir=VectorDir) -> dict:
     """Write one conformance case into ``root``.  ``model_dir``: path (relative to
     ``root``) of an existing model directory of the same model; None writes it
-    to ``root/model``; "" writes none (the model is known by its hash only).
+    to ``root/model``; "" writes none (the model is known by its hash only, or
+    by ``external``: the shipped .fxq file, fxlic/vectors/external.py).
     ``image_meta``: extra fields of the manifest's ``image`` (e.g. ``crop``).
     ``progress`` (NoProgress): phase "running" (one step per layer run), then
     phase "writing" (bytes; its total is only an estimate).  Returns the manifest."""
@@ -472,6 +473,8 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
             progress.phase("writing", sum(est.values()), "B")
     D = _dir(root, on_write=progress.update)
     D.formats = opts.hw_formats()
+    if external is not None and model_dir != "":
+        raise ValueError("a case with an external model has no model directory (model_dir '')")
     if model_dir is None:
         write_model_dir(model, os.path.join(root, "model"), opts, model_name, on_write=progress.update,
                         dir_class=_dir)
@@ -569,7 +572,12 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
                  stages=["decoder"])
     st = r["stats"]
     mrel = model_dir.replace(os.sep, "/") or None
-    D.text("case.txt", _case_text(arch, mrel, H, W, Hp, Wp, chosen, model.latents))
+    if external is not None:
+        from .external import case_text_lines
+        model_lines = case_text_lines(external, model_hash(model))
+    else:
+        model_lines = ()
+    D.text("case.txt", _case_text(arch, mrel, H, W, Hp, Wp, chosen, model.latents, model_lines))
     image = {"name": image_name or "image", "height": H, "width": W, "padded_height": Hp,
              "padded_width": Wp, "pad_multiple": arch.pad_multiple}
     if image_meta:
@@ -581,7 +589,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
     head = {"kind": "case",
             "model": {"name": model_name or arch.name, "hash": model_hash(model), "dir": mrel,
                       "architecture": arch.name, "arch_kind": arch.kind, "N": arch.N, "M": arch.M,
-                      "latents": model.latents},
+                      "latents": model.latents, **({"external": dict(external)} if external else {})},
             "image": image,
             "layers": layer_entries,
             "stream": {"bytes": st.bytes_total, "z_bytes": st.bytes_z, "y_bytes": st.bytes_y},

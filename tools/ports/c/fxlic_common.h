@@ -234,6 +234,36 @@ static unsigned char *read_file(const char *path, long *len)
     return buf;
 }
 
+/* the "model_hash" of a model directory's manifest.json ("sha256:" and 64 hex
+ * digits, the content hash of docs/MODEL_FORMAT.md 4) into buf; NULL when the
+ * directory has no manifest.json or the manifest no model_hash */
+static const char *model_dir_hash(const char *mdir, char *buf, size_t n)
+{
+    char path[PATHLEN];
+    const char *key = "\"model_hash\": \"", *p;
+    size_t k = 0;
+    long len;
+    unsigned char *b;
+    FILE *f;
+    xsnprintf(path, sizeof path, "%s/manifest.json", mdir);
+    f = fopen(path, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    b = read_file(path, &len);
+    p = strstr((const char *)b, key);
+    if (p) {
+        p += strlen(key);
+        while (p[k] && p[k] != '"' && k + 1 < n) k++;
+        if (p[k] != '"') p = NULL;
+    }
+    if (p) {
+        memcpy(buf, p, k);
+        buf[k] = 0;
+    }
+    free(b);
+    return p ? buf : NULL;
+}
+
 /* .npy version 1.0/2.0, little-endian integer dtypes, C order */
 static arr_t read_npy(const char *path)
 {

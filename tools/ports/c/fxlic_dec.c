@@ -10,7 +10,13 @@
  * case's z.npy, y.npy and mu.npy (or, with --stream, only stream.fxl), and
  * writes per-layer dumps in the same relative layout for `fxlic verify`.
  *
- *   fxlic_dec [-f npy|mem] [-w npy|bin] [-l chw|hwc] [--stream] [--no-acc] CASE_DIR DUMP_DIR
+ *   fxlic_dec [-f npy|mem] [-w npy|bin] [-l chw|hwc] [-m MODEL_DIR] [--stream] [--no-acc] CASE_DIR DUMP_DIR
+ *
+ * -m MODEL_DIR: the model directory to use instead of case.txt's model_dir;
+ * required for an external-model case (model_dir -, docs/VECTORS.md 6), e.g.
+ * one written by `fxlic vectors --model NAME --model-only --out MODEL_DIR`.
+ * When case.txt has a model_hash line, the directory's manifest.json must
+ * have the same model_hash.
  *
  * -w bin reads the seven stored fields from the raw little-endian .bin files
  * (`fxlic vectors --bin`, docs/VECTORS.md 1) instead of the .npy: no header,
@@ -113,7 +119,8 @@ static void rans_decode(const unsigned char *data, long len, const tables_t *t, 
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
-static const char *case_value(const char *casedir, const char *key, char *buf, size_t n)
+/* the value of the case.txt line KEY VALUE, or NULL (required: die) */
+static const char *case_find(const char *casedir, const char *key, char *buf, size_t n, int required)
 {
     char path[PATHLEN], line[1024];
     FILE *f;
@@ -132,21 +139,26 @@ static const char *case_value(const char *casedir, const char *key, char *buf, s
         }
     }
     fclose(f);
-    die("%s: no %s", path, key);
+    if (required) die("%s: no %s", path, key);
     return NULL;
+}
+
+static const char *case_value(const char *casedir, const char *key, char *buf, size_t n)
+{
+    return case_find(casedir, key, buf, n, 1);
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fxlic_dec [-f npy|mem] [-w npy|bin] [-l chw|hwc] [--stream] [--no-acc] "
-            "CASE_DIR DUMP_DIR\n");
+    fprintf(stderr, "usage: fxlic_dec [-f npy|mem] [-w npy|bin] [-l chw|hwc] [-m MODEL_DIR] [--stream] "
+            "[--no-acc] CASE_DIR DUMP_DIR\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    const char *casedir = NULL, *dumpdir = NULL;
-    char buf[PATHLEN], mdir[PATHLEN], path[PATHLEN];
+    const char *casedir = NULL, *dumpdir = NULL, *mopt = NULL;
+    char buf[PATHLEN], mdir[PATHLEN], path[PATHLEN], want[128], have_hash[128];
     int from_stream = 0, want_acc = 1, have_y = 0, i, li;
     long H, W, Hp, Wp, c, j;
     static model_t m;
@@ -167,6 +179,7 @@ int main(int argc, char **argv)
         if (io) continue;
         if (strcmp(argv[i], "--stream") == 0) from_stream = 1;
         else if (strcmp(argv[i], "--no-acc") == 0) want_acc = 0;
+        else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) mopt = argv[++i];
         else if (argv[i][0] == '-') usage();
         else if (!casedir) casedir = argv[i];
         else if (!dumpdir) dumpdir = argv[i];
@@ -180,9 +193,19 @@ int main(int argc, char **argv)
     init_codebooks();
 
     case_value(casedir, "model_dir", buf, sizeof buf);
-    if (strcmp(buf, "-") == 0) die("%s: the case has no model directory", casedir);
-    if (buf[0] == '/') xsnprintf(mdir, sizeof mdir, "%s", buf);   /* absolute */
+    if (mopt) xsnprintf(mdir, sizeof mdir, "%s", mopt);           /* -m: given */
+    else if (strcmp(buf, "-") == 0)
+        die("%s: the case has no model directory (external model %s: give its model directory with -m; "
+            "fxlic vectors --model NAME --model-only --out DIR writes it)", casedir,
+            case_find(casedir, "model_file", buf, sizeof buf, 0) ? buf : "unknown");
+    else if (buf[0] == '/') xsnprintf(mdir, sizeof mdir, "%s", buf);   /* absolute */
     else xsnprintf(mdir, sizeof mdir, "%s/%s", casedir, buf);     /* relative to the case */
+    if (case_find(casedir, "model_hash", want, sizeof want, 0)) {  /* external model: the right one? */
+        if (!model_dir_hash(mdir, have_hash, sizeof have_hash))
+            die("%s/manifest.json: no model_hash to compare with the case's %s", mdir, want);
+        if (strcmp(want, have_hash) != 0)
+            die("%s: model directory of model %s, the case was made with %s", mdir, have_hash, want);
+    }
     H = atol(case_value(casedir, "height", buf, sizeof buf));
     W = atol(case_value(casedir, "width", buf, sizeof buf));
     read_arch(&m, mdir);

@@ -220,26 +220,15 @@ static arr_t read_image(const char *path)
 /* the model id: the first 16 bytes of the content hash (manifest.json model_hash) */
 static void model_id(const char *mdir, const char *hex_opt, unsigned char id[16])
 {
-    char path[PATHLEN], hex[33];
-    const char *p;
+    char hex[33], h[128];
     int i;
     if (hex_opt) {
         if (strlen(hex_opt) < 32) die("--model-id needs 32 hex digits");
         memcpy(hex, hex_opt, 32);
     } else {
-        long len;
-        unsigned char *b;
-        const char *key = "\"model_hash\": \"sha256:";
-        FILE *mf;
-        xsnprintf(path, sizeof path, "%s/manifest.json", mdir);
-        mf = fopen(path, "rb");
-        if (!mf) die("%s: %s (give the model id with --model-id)", path, strerror(errno));
-        fclose(mf);
-        b = read_file(path, &len);
-        p = strstr((const char *)b, key);
-        if (!p || strlen(p) < strlen(key) + 32) die("%s: no model_hash (use --model-id)", path);
-        memcpy(hex, p + strlen(key), 32);
-        free(b);
+        if (!model_dir_hash(mdir, h, sizeof h) || strncmp(h, "sha256:", 7) != 0 || strlen(h) < 7 + 32)
+            die("%s/manifest.json: no model_hash (give the model id with --model-id)", mdir);
+        memcpy(hex, h + 7, 32);
     }
     hex[32] = 0;
     for (i = 0; i < 32; i++) {
