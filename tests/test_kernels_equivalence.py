@@ -238,14 +238,15 @@ def test_parallel_and_serial_twins_agree():
     w[:, 500:] = 0
     b = rng.integers(-9999, 9999, 5).astype(np.int32)
     assert np.array_equal(nk.conv2d_acc_i16(x, w, b, 5, 2, 5), nk.conv2d_acc_i16_serial(x, w, b, 5, 2, 5))
-    L = synthetic_layer("tconv", 5, 2, 20, 5, seed=1)
+    L = synthetic_layer("tconv", 5, 2, 20, 18, seed=1)  # 18 outputs: the im2col path (kernels.thin)
     be = get_backend("numba")
     from fxlic.kernels import split_shift
     from engine_util import layer_tables
     r, _ = split_shift(layer_tables(L)[0])
     w16, kph, taps, ntaps = be._weights(L, r)
-    assert np.array_equal(nk.tconv2d_acc_i16(x, w16, kph, taps, ntaps, b, 5, 5),
-                          nk.tconv2d_acc_i16_serial(x, w16, kph, taps, ntaps, b, 5, 5))
+    b18 = rng.integers(-9999, 9999, 18).astype(np.int32)
+    assert np.array_equal(nk.tconv2d_acc_i16(x, w16, kph, taps, ntaps, b18, 5, 18),
+                          nk.tconv2d_acc_i16_serial(x, w16, kph, taps, ntaps, b18, 5, 18))
     codes = rng.integers(0, 256, (20, 37, 29))
     t16 = rng.integers(-3000, 3000, (20, 256)).astype(np.int16)
     assert np.array_equal(nk.decode_levels_i16(codes, t16, 0), nk.decode_levels_i16_serial(codes, t16, 0))

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..quant.codebook import act_nlq
 from . import reference as ref
+from . import thin
 
 
 class Backend:
@@ -81,8 +82,18 @@ class NumbaBackend(Backend):
                 prep = _tconv_phase_weights(w)
         else:
             w = w << r[None, :, None, None]
+            path = thin.path_of(spec)
             if w.size and (w.min() < -32768 or w.max() > 32767):
                 prep = None
+            elif path != "im2col":
+                from .numba_kernels import DOT_NO, OC_BLOCK
+                block = OC_BLOCK if path == "oc" else DOT_NO
+                bias = thin.padded_bias(L.bias, block)
+                if spec.op == "conv":
+                    wpk, nps = thin.oc_weights(w, block)
+                    prep = (spec.k // 2, wpk, nps, bias)
+                else:
+                    prep = thin.tconv_phases(w, path == "few", block) + (bias,)
             elif spec.op == "conv":
                 flat = w.transpose(0, 2, 3, 1).reshape(spec.cout, -1)
                 w16 = np.zeros((_even(spec.cout), _round16(flat.shape[1])), np.int16)
@@ -117,6 +128,7 @@ class NumbaBackend(Backend):
             levels = np.asarray(codes)
             fits = levels.size == 0 or (levels.min() >= -32768 and levels.max() <= 32767)
             r = np.zeros(spec.cin, np.int64) if (self.fast and fits) else None
+            t16 = None
         else:
             codes = np.ascontiguousarray(codes)
             if codes.dtype.kind not in "iu":
@@ -125,6 +137,8 @@ class NumbaBackend(Backend):
             r, t16 = split_shift(tables) if self.fast else (None, None)
         prep = self._weights(L, r) if r is not None else None
         bias = L.bias.astype(np.int64)
+        if prep is not None and thin.path_of(spec) != "im2col":
+            return self._thin(L, prep, levels if tables is None else codes, t16, offset)
         if prep is not None:
             if tables is None:
                 x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int16)
@@ -151,6 +165,34 @@ class NumbaBackend(Backend):
             return nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)
         wph, taps, ntaps = prep
         return nk.tconv2d_acc_hwc(x, wph, taps, ntaps, bias, spec.k)
+
+    def _thin(self, L, prep, codes, t16, offset):
+        """The implicit-GEMM paths (``thin.path_of``): decode into the zero-padded
+        channels-last buffer the kernel reads in place, then accumulate."""
+        from . import numba_kernels as nk
+
+        spec = L.spec
+        C, H, W = np.shape(codes)
+        pad = prep[0]
+        Wp = W + 2 * pad
+        if t16 is None:  # aligned levels (int16 range, checked by the caller)
+            buf = np.zeros((H + 2 * pad) * Wp * C + nk.SLACK, np.int16)
+            body = buf[:-nk.SLACK].reshape(H + 2 * pad, Wp, C)
+            body[pad:pad + H, pad:pad + W] = np.asarray(codes).transpose(1, 2, 0)
+        else:
+            small_dec = np.size(codes) < SMALL_OUTPUT
+            dec = nk.decode_levels_i16_pad_serial if small_dec else nk.decode_levels_i16_pad
+            buf = dec(codes, t16, offset, pad, nk.SLACK)
+        small = _is_small(L, (C, H, W))
+        if spec.op == "conv":
+            _, wpk, nps, bias = prep
+            Ho, Wo = spec.out_hw(H, W)
+            segs = np.arange(spec.k, dtype=np.int64) * (Wp * C)
+            f = nk.conv2d_acc_oc_serial if small else nk.conv2d_acc_oc
+            return f(buf, Wp, C, spec.stride, Ho, Wo, segs, nps, wpk, bias, spec.cout)
+        _, wk, dy, nseg, klen, dxmin, bias = prep
+        f = nk.tconv2d_acc_phases_serial if small else nk.tconv2d_acc_phases
+        return f(buf, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, spec.cout, thin.path_of(spec) == "few")
 
     def output_stage(self, L, acc, mu, out_dtype=np.int64):
         """(Ho, Wo, O) int32 accumulators -> (O, Ho, Wo) codes (SPEC O1-O4)."""

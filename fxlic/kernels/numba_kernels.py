@@ -4,14 +4,20 @@ Layout: activations channels-last (H, W, C) inside the kernels so the inner
 product over (ky, kx, c) is contiguous; weights as (O, k*k*C) rows in
 (ky, kx, c) order.
 
-Two accumulation paths, both exact:
+Accumulation paths, all exact:
 
-* fast path (``conv2d_acc_i16`` / ``tconv2d_acc_i16``): operands as int16
-  (activation levels and weight levels, with the alignment shift split
-  between the two sides, see ``kernels.split_shift``), one im2col row block
-  per output row, int32 GEMM blocks of 4 pixels x 2 output channels
-  (``block4x2``: ``vpmaddwd`` on AVX2).  Sums wrap modulo 2^32; the true
-  accumulator lies in int32 (SPEC A3), so the wrapped sum is exact.
+* int16 paths: operands as int16 (activation levels and weight levels, with
+  the alignment shift split between the two sides, see
+  ``kernels.split_shift``), int32 sums that wrap modulo 2^32; the true
+  accumulator lies in int32 (SPEC A3), so the wrapped sum is exact.  Chosen by
+  layer shape (``kernels.thin.path_of``):
+  - implicit GEMM on a zero-padded input read in place (``conv2d_acc_oc``,
+    ``tconv2d_acc_phases``): blocks vectorised over output channels
+    (``oc_block``, O a multiple of 16) or, for few outputs, dot blocks over
+    the taps of a pixel (``dot_seg``, ST3);
+  - im2col (``conv2d_acc_i16`` / ``tconv2d_acc_i16``): one im2col row block
+    per output row, GEMM blocks of 4 pixels x 2 output channels
+    (``block4x2``), for every other shape.
 * general path (``conv2d_acc_hwc`` / ``tconv2d_acc_hwc``): int32 operands
   whose products Numba widens to int64, for layers whose operands do not
   fit int16 (e.g. wide exponent spreads with Lloyd weights).
@@ -44,11 +50,11 @@ from ..spec.rounding import saturate as _sat
 # the order of additions.  (``vpmaddwd`` adds two products without saturation;
 # its one wrap case, -2^15 * -2^15 * 2, is also exact modulo 2^32.)
 #
-# Two implementations with identical results:
+# Implementations with identical results:
 #
-# * ``_block4x2_avx2``: an LLVM intrinsic emitting ``llvm.x86.avx2.pmadd.wd``
-#   (16 int16 products summed pairwise into 8 int32 lanes per instruction),
-#   eight accumulators in ymm registers.  Used when the host has AVX2 and the
+# * ``_make_simd_block(width)``: an LLVM intrinsic emitting ``vpmaddwd``
+#   (int16 products summed pairwise into int32 lanes), eight accumulators in
+#   ymm (AVX2) or zmm (AVX-512) registers.  Used when the host has AVX2 and the
 #   JIT is on.
 # * ``block4x2_generic``: plain Numba (and plain Python under
 #   NUMBA_DISABLE_JIT=1), int64 products truncated to int32 at the end.
@@ -111,25 +117,129 @@ HAVE_AVX512 = HAVE_AVX2 and _host_feature("avx512bw") and _host_feature("avx512f
 HAVE_VNNI = HAVE_AVX512 and _host_feature("avx512vnni")
 
 
+# ---- SIMD code generation (LLVM intrinsics) ------------------------------------
+# Helpers shared by the dot-form blocks (``block4x2``, ``dot_seg``): pmaddwd runs
+# over row pointers into int32 vector accumulators, and the transpose-reduction
+# of the accumulators to one int32 per (pixel, output channel).
+
+def _ir():
+    from llvmlite import ir
+    return ir, ir.IntType(16), ir.IntType(32), ir.IntType(64)
+
+
+def _pmadd(builder, width):
+    """(ymm pmaddwd, pmaddwd of ``width`` bits) declarations."""
+    from numba.core import cgutils
+    ir, i16, i32, _ = _ir()
+    v8 = ir.VectorType(i32, 8)
+    fn8 = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [ir.VectorType(i16, 16)] * 2),
+                                         "llvm.x86.avx2.pmadd.wd")
+    if width == 256:
+        return fn8, fn8
+    fty = ir.FunctionType(ir.VectorType(i32, 16), [ir.VectorType(i16, 32)] * 2)
+    return fn8, cgutils.get_or_insert_function(builder.module, fty, "llvm.x86.avx512.pmaddw.d.512")
+
+
+def _zero_slots(builder, width, n):
+    from numba.core import cgutils
+    ir, _, i32, _ = _ir()
+    va = ir.VectorType(i32, width // 32)
+    slots = []
+    for _ in range(n):
+        slot = cgutils.alloca_once(builder, va)
+        builder.store(ir.Constant(va, None), slot)
+        slots.append(slot)
+    return slots
+
+
+def _madd_run(builder, width, slots, crow, wrow, kv):
+    """slots[a * len(wrow) + b] += the pmaddwd products of the int16 rows at byte
+    pointers crow[a] and wrow[b] over kv columns (a multiple of 16; with width 512
+    an odd 16-column step runs on ymm into the accumulator's low half)."""
+    from numba.core import cgutils
+    ir, i16, i32, i64 = _ir()
+    lanes = width // 32
+    vw, v16, v8 = ir.VectorType(i16, 2 * lanes), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+    fn8, fn = _pmadd(builder, width)
+    step = 2 * lanes  # int16 columns per multiply-add
+    nblk = builder.sdiv(kv, ir.Constant(i64, step))
+
+    def madd(off, vt, f, widen):
+        wv_ = [builder.load(builder.bitcast(builder.gep(r, [off]), vt.as_pointer()), align=2) for r in wrow]
+        for a, cr in enumerate(crow):
+            cv = builder.load(builder.bitcast(builder.gep(cr, [off]), vt.as_pointer()), align=2)
+            for b in range(len(wrow)):
+                slot = slots[a * len(wrow) + b]
+                prod = builder.call(f, [cv, wv_[b]])
+                if widen:  # ymm product into the low half of a zmm accumulator
+                    prod = builder.shuffle_vector(prod, ir.Constant(v8, None),
+                                                  ir.Constant(ir.VectorType(i32, 16), list(range(16))))
+                builder.store(builder.add(builder.load(slot), prod), slot)
+    with cgutils.for_range(builder, nblk) as loop:
+        madd(builder.mul(loop.index, ir.Constant(i64, 2 * step)), vw, fn, False)  # bytes
+    if width == 512:  # K = 16 (mod 32): the last 16 columns on ymm
+        odd = builder.icmp_signed("!=", builder.srem(kv, ir.Constant(i64, 32)), ir.Constant(i64, 0))
+        with builder.if_then(odd):
+            madd(builder.mul(nblk, ir.Constant(i64, 64)), v16, fn8, True)
+
+
+def _reduce_slots(builder, width, slots):
+    """The horizontal sums of the accumulators (wrapping int32), in slot order:
+    zmm folded to ymm, then in groups of 8 three levels of (even + odd) lane
+    pairs leave lane i = sum of accumulator i (a short group is padded with zeros)."""
+    ir, _, i32, _ = _ir()
+    v8 = ir.VectorType(i32, 8)
+    ev = ir.Constant(v8, [0, 2, 4, 6, 8, 10, 12, 14])
+    od = ir.Constant(v8, [1, 3, 5, 7, 9, 11, 13, 15])
+
+    def pair(u, v):
+        return builder.add(builder.shuffle_vector(u, v, ev), builder.shuffle_vector(u, v, od))
+
+    vs = [builder.load(slot) for slot in slots]
+    if width == 512:  # low half + high half
+        lo = ir.Constant(v8, list(range(8)))
+        hi = ir.Constant(v8, list(range(8, 16)))
+        vs = [builder.add(builder.shuffle_vector(v, v, lo), builder.shuffle_vector(v, v, hi)) for v in vs]
+    vals = []
+    for g in range(0, len(vs), 8):
+        grp = vs[g:g + 8] + [ir.Constant(v8, None)] * (8 - len(vs[g:g + 8]))
+        l1 = [pair(grp[0], grp[1]), pair(grp[2], grp[3]), pair(grp[4], grp[5]), pair(grp[6], grp[7])]
+        # l1[j]: lanes 0-3 partial sums of acc 2j, lanes 4-7 of acc 2j+1
+        l2 = [pair(l1[0], l1[1]), pair(l1[2], l1[3])]
+        l3 = pair(l2[0], l2[1])
+        vals += [builder.extract_element(l3, ir.Constant(i32, lane)) for lane in range(min(8, len(vs) - g))]
+    return vals
+
+
+def _is_array(t, dtype, ndim):
+    return isinstance(t, types.Array) and t.dtype == dtype and t.ndim == ndim
+
+
+def _pixel_offsets(builder, base, pstep, npix):
+    """Element offsets base + a' * pstep of the block's pixels, a' = min(a, npix - 1)."""
+    ir, _, _, i64 = _ir()
+    last = builder.sub(npix, ir.Constant(i64, 1))
+    out = []
+    for a in range(_NP):
+        ca = ir.Constant(i64, a)
+        aa = builder.select(builder.icmp_signed("<", ca, npix), ca, last)
+        out.append(builder.add(base, builder.mul(aa, pstep)))
+    return out
+
+
 def _make_simd_block(width: int = 256):
     """The block as an LLVM intrinsic: ``vpmaddwd`` on ymm (width 256, AVX2) or zmm
     (width 512, AVX-512BW; with AVX-512 VNNI, LLVM fuses each multiply-add pair
     with its accumulation into ``vpdpwssd``).  K is a multiple of 16; a 512-bit
     block finishes an odd 16-column step on ymm."""
-    from llvmlite import ir
     from numba.core import cgutils
     from numba.extending import intrinsic
-
-    i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
-    v16, v8 = ir.VectorType(i16, 16), ir.VectorType(i32, 8)
-    lanes = width // 32  # int32 lanes of one accumulator
-    vw, va = ir.VectorType(i16, 2 * lanes), ir.VectorType(i32, lanes)
+    ir, _, _, i64 = _ir()
     out_t = types.UniTuple(types.int32, _NP * _NO)
 
     @intrinsic
     def _block4x2_simd(typingctx, col, p, w, o, K):
-        if not (isinstance(col, types.Array) and col.dtype == types.int16 and col.ndim == 2
-                and isinstance(w, types.Array) and w.dtype == types.int16 and w.ndim == 2):
+        if not (_is_array(col, types.int16, 2) and _is_array(w, types.int16, 2)):
             return None
         sig = out_t(col, types.intp, w, types.intp, types.intp)
 
@@ -145,74 +255,205 @@ def _make_simd_block(width: int = 256):
                     for a in range(_NP)]
             wrow = [builder.gep(wbase, [builder.mul(builder.add(ov, ir.Constant(i64, b)), wstr)])
                     for b in range(_NO)]
-            fn8 = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v16, v16]),
-                                                 "llvm.x86.avx2.pmadd.wd")
-            fn = fn8 if width == 256 else cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(va, [vw, vw]), "llvm.x86.avx512.pmaddw.d.512")
-            accs = []
-            for _ in range(_NP * _NO):
-                slot = cgutils.alloca_once(builder, va)
-                builder.store(ir.Constant(va, None), slot)
-                accs.append(slot)
-            step = 2 * lanes  # int16 columns per multiply-add
-            nblk = builder.sdiv(kv, ir.Constant(i64, step))
-
-            def madd(off, vt, f, widen):
-                wv_ = [builder.load(builder.bitcast(builder.gep(r, [off]), vt.as_pointer()), align=2)
-                       for r in wrow]
-                for a in range(_NP):
-                    cv = builder.load(builder.bitcast(builder.gep(crow[a], [off]), vt.as_pointer()),
-                                      align=2)
-                    for b in range(_NO):
-                        slot = accs[a * _NO + b]
-                        prod = builder.call(f, [cv, wv_[b]])
-                        if widen:  # ymm product into the low half of a zmm accumulator
-                            prod = builder.shuffle_vector(prod, ir.Constant(v8, None),
-                                                          ir.Constant(ir.VectorType(i32, 16), list(range(16))))
-                        builder.store(builder.add(builder.load(slot), prod), slot)
-            with cgutils.for_range(builder, nblk) as loop:
-                madd(builder.mul(loop.index, ir.Constant(i64, 2 * step)), vw, fn, False)  # bytes
-            if width == 512:  # K = 16 (mod 32): the last 16 columns on ymm
-                odd = builder.icmp_signed("!=", builder.srem(kv, ir.Constant(i64, 32)), ir.Constant(i64, 0))
-                with builder.if_then(odd):
-                    madd(builder.mul(nblk, ir.Constant(i64, 64)), v16, fn8, True)
-            # transpose-reduce the 8 accumulators: 3 levels of (even + odd)
-            # lane pairs leave lane i = sum of accumulator i
-            ev = ir.Constant(ir.VectorType(i32, 8), [0, 2, 4, 6, 8, 10, 12, 14])
-            od = ir.Constant(ir.VectorType(i32, 8), [1, 3, 5, 7, 9, 11, 13, 15])
-
-            def pair(u, v):
-                return builder.add(builder.shuffle_vector(u, v, ev), builder.shuffle_vector(u, v, od))
-
-            vs = [builder.load(slot) for slot in accs]
-            if width == 512:  # fold each zmm accumulator to ymm: low half + high half
-                lo = ir.Constant(ir.VectorType(i32, 8), list(range(8)))
-                hi = ir.Constant(ir.VectorType(i32, 8), list(range(8, 16)))
-                vs = [builder.add(builder.shuffle_vector(v, v, lo), builder.shuffle_vector(v, v, hi)) for v in vs]
-            l1 = [pair(vs[0], vs[1]), pair(vs[2], vs[3]), pair(vs[4], vs[5]), pair(vs[6], vs[7])]
-            # l1[j]: lanes 0-3 partial sums of acc 2j, lanes 4-7 of acc 2j+1
-            l2 = [pair(l1[0], l1[1]), pair(l1[2], l1[3])]
-            # l2[0]: lanes (0,1) acc0, (2,3) acc1, (4,5) acc2, (6,7) acc3; l2[1] likewise 4-7
-            l3 = pair(l2[0], l2[1])
-            vals = [builder.extract_element(l3, ir.Constant(i32, lane)) for lane in range(8)]
-            return context.make_tuple(builder, out_t, vals)
+            slots = _zero_slots(builder, width, _NP * _NO)
+            _madd_run(builder, width, slots, crow, wrow, kv)
+            return context.make_tuple(builder, out_t, _reduce_slots(builder, width, slots))
 
         return sig, codegen
 
     return _block4x2_simd
 
 
-#: the GEMM block variant chosen at start-up from the host's features (issue 20);
-#: every variant gives the same integers (tests/test_kernels_equivalence.py)
-if HAVE_AVX512:
-    BLOCK_VARIANT = "avx512-vnni" if HAVE_VNNI else "avx512bw"
-    block4x2 = _make_simd_block(512)
-elif HAVE_AVX2:
-    BLOCK_VARIANT = "avx2"
-    block4x2 = _make_simd_block(256)
-else:
-    BLOCK_VARIANT = "generic"
-    block4x2 = block4x2_generic
+# ---- implicit-GEMM blocks of the thin layers (issue 20) --------------------------
+#
+# Both read a zero-padded channels-last input ``x`` (flat int16, SLACK zeros at
+# the end) in place, without im2col.  An output pixel's taps are ``nseg``
+# segments, each a contiguous run of x: segment s of pixel a starts at element
+# ``base + a * pstep + segs[s]`` (e.g. one kernel row ky: k * C elements).
+# Pixels a >= npix (a block past the row's end) read pixel npix - 1 again and
+# are not stored.  Exactness as above: int16 x int16 products, int32
+# wrap-around sums, the true accumulator lies in int32 (SPEC A3).
+
+#: padding elements after a padded input: the blocks read a segment rounded up
+#: to a whole pmaddwd step (the matching weights are zero)
+SLACK = 32
+#: output channels per dot_seg block (ST3: the 3 colour channels in one block)
+DOT_NO = 3
+#: output channels per oc_block call, per SIMD width (None: the generic twin)
+OC_BLOCK_OF = {512: 64, 256: 16, None: 64}
+
+
+@njit(cache=True)
+def dot_seg_generic(x, base, pstep, npix, segs, seglen, w, o):
+    """dot_seg in plain code: r[a * DOT_NO + b] = sum over segments s and
+    j < seglen of x[base + a' * pstep + segs[s] + j] * w[o + b, s * seglen + j]
+    (a' = min(a, npix - 1)), wrapped to int32."""
+    r = np.zeros(_NP * DOT_NO, np.int32)
+    for a in range(_NP):
+        xa = base + min(a, npix - 1) * pstep
+        for b in range(DOT_NO):
+            s = np.int64(0)
+            for si in range(segs.shape[0]):
+                xs = xa + segs[si]
+                wc = si * seglen
+                for j in range(seglen):
+                    s += np.int64(x[xs + j]) * np.int64(w[o + b, wc + j])
+            r[a * DOT_NO + b] = _wrap32(s)
+    return r
+
+
+def _make_seg_dot_block(width: int):
+    """dot_seg as an LLVM intrinsic: 4 pixels x DOT_NO outputs of pmaddwd rows
+    (``_madd_run``) over every segment, one reduction at the end (seglen a
+    multiple of 16; w (>= o + DOT_NO, nseg * seglen) int16, C order)."""
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+    ir, _, _, i64 = _ir()
+    out_t = types.UniTuple(types.int32, _NP * DOT_NO)
+
+    @intrinsic
+    def _dot_seg_simd(typingctx, x, base, pstep, npix, segs, seglen, w, o):
+        if not (_is_array(x, types.int16, 1) and _is_array(segs, types.int64, 1)
+                and _is_array(w, types.int16, 2)):
+            return None
+        ip = types.intp
+        sig = out_t(x, ip, ip, ip, segs, ip, w, ip)
+
+        def codegen(context, builder, signature, args):
+            xv, basev, pstepv, npixv, segsv, seglenv, wv, ov = args
+            xa = context.make_array(signature.args[0])(context, builder, xv)
+            sa = context.make_array(signature.args[4])(context, builder, segsv)
+            wa = context.make_array(signature.args[6])(context, builder, wv)
+            wlen = cgutils.unpack_tuple(builder, wa.shape, 2)[1]
+            nseg = cgutils.unpack_tuple(builder, sa.shape, 1)[0]
+            i8p = ir.IntType(8).as_pointer()
+            xb, wb = builder.bitcast(xa.data, i8p), builder.bitcast(wa.data, i8p)
+            two = ir.Constant(i64, 2)
+            pix = _pixel_offsets(builder, basev, pstepv, npixv)
+            slots = _zero_slots(builder, width, _NP * DOT_NO)
+            with cgutils.for_range(builder, nseg) as ls:
+                soff = builder.load(builder.gep(sa.data, [ls.index]))
+                crow = [builder.gep(xb, [builder.mul(builder.add(p, soff), two)]) for p in pix]
+                wcol = builder.mul(ls.index, seglenv)
+                wrow = []
+                for b in range(DOT_NO):
+                    row = builder.mul(builder.add(ov, ir.Constant(i64, b)), wlen)
+                    wrow.append(builder.gep(wb, [builder.mul(builder.add(row, wcol), two)]))
+                _madd_run(builder, width, slots, crow, wrow, seglenv)
+            return context.make_tuple(builder, out_t, _reduce_slots(builder, width, slots))
+
+        return sig, codegen
+
+    return _dot_seg_simd
+
+
+@njit(cache=True)
+def oc_block_generic(x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, ostride, nout):
+    """oc_block in plain code: for pixels a < npix and outputs oo in
+    [o, min(o + OC_BLOCK_OF[None], nout)): out[obase + a * ostride + oo] =
+    bias[oo] + sum over segments s and pairs j < nps of
+    x[e] * wpk[q, 2 oo] + x[e + 1] * wpk[q, 2 oo + 1], with
+    e = base + a * pstep + segs[s] + 2 j and q = s * nps + j, wrapped to int32."""
+    for a in range(npix):
+        xa = base + a * pstep
+        for oo in range(o, min(o + 64, nout)):
+            s = np.int64(bias[oo])
+            for si in range(segs.shape[0]):
+                xs = xa + segs[si]
+                for j in range(nps):
+                    q = si * nps + j
+                    e = xs + 2 * j
+                    s += np.int64(x[e]) * np.int64(wpk[q, 2 * oo])
+                    s += np.int64(x[e + 1]) * np.int64(wpk[q, 2 * oo + 1])
+            out[obase + a * ostride + oo] = _wrap32(s)
+
+
+def _make_oc_block(width: int):
+    """oc_block as an LLVM intrinsic, vectorised over output channels: the
+    accumulators of 4 pixels x OC_BLOCK_OF[width] outputs stay in registers (16
+    zmm / 8 ymm), each input pair x[e], x[e + 1] is broadcast to every lane and
+    multiplied with the interleaved weight pairs by pmaddwd (VNNI: vpdpwssd).
+    No horizontal reduction: the lanes are the outputs, stored as int32 vectors
+    (bias as the initial value).  wpk rows and bias are padded to o + OC_BLOCK
+    columns; nout a multiple of 16."""
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+    ir, i16, i32, i64 = _ir()
+    lanes = width // 32
+    nv = OC_BLOCK_OF[width] // lanes  # vectors per pixel
+    vw, va = ir.VectorType(i16, 2 * lanes), ir.VectorType(i32, lanes)
+
+    @intrinsic
+    def _oc_block_simd(typingctx, x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, ostride, nout):
+        if not (_is_array(x, types.int16, 1) and _is_array(segs, types.int64, 1)
+                and _is_array(wpk, types.int16, 2) and _is_array(bias, types.int32, 1)
+                and _is_array(out, types.int32, 1)):
+            return None
+        ip = types.intp
+        sig = types.void(x, ip, ip, ip, segs, ip, wpk, ip, bias, out, ip, ip, ip)
+
+        def codegen(context, builder, signature, args):
+            xv, basev, pstepv, npixv, segsv, npsv, wv, ov, bv, outv, obasev, ostrv, noutv = args
+            arr = [context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 4, 6, 8, 9)]
+            xa, sa, wa, ba, oa = arr
+            wlen = cgutils.unpack_tuple(builder, wa.shape, 2)[1]
+            nseg = cgutils.unpack_tuple(builder, sa.shape, 1)[0]
+            _, fn = _pmadd(builder, width)
+            c = lambda v: ir.Constant(i64, v)  # noqa: E731
+            pix = _pixel_offsets(builder, basev, pstepv, npixv)
+            slots = []
+            for a in range(_NP):
+                for v in range(nv):
+                    slot = cgutils.alloca_once(builder, va)
+                    bp = builder.gep(ba.data, [builder.add(ov, c(v * lanes))])
+                    builder.store(builder.load(builder.bitcast(bp, va.as_pointer()), align=4), slot)
+                    slots.append(slot)
+            splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+            with cgutils.for_range(builder, nseg) as ls:
+                soff = builder.load(builder.gep(sa.data, [ls.index]))
+                xs = [builder.add(p, soff) for p in pix]
+                qbase = builder.mul(ls.index, npsv)
+                with cgutils.for_range(builder, npsv) as lj:
+                    wrow = builder.add(builder.mul(builder.add(qbase, lj.index), wlen), builder.mul(ov, c(2)))
+                    wvec = []
+                    for v in range(nv):
+                        wp = builder.gep(wa.data, [builder.add(wrow, c(2 * lanes * v))])
+                        wvec.append(builder.load(builder.bitcast(wp, vw.as_pointer()), align=2))
+                    j2 = builder.mul(lj.index, c(2))
+                    for a in range(_NP):
+                        e = builder.gep(xa.data, [builder.add(xs[a], j2)])
+                        d = builder.load(builder.bitcast(e, i32.as_pointer()), align=2)
+                        undef = ir.Constant(va, ir.Undefined)
+                        bc = builder.insert_element(undef, d, ir.Constant(i32, 0))
+                        bc = builder.bitcast(builder.shuffle_vector(bc, undef, splat), vw)  # pair in every lane
+                        for v in range(nv):
+                            slot = slots[a * nv + v]
+                            prod = builder.call(fn, [bc, wvec[v]])
+                            builder.store(builder.add(builder.load(slot), prod), slot)
+            for a in range(_NP):
+                with builder.if_then(builder.icmp_signed("<", c(a), npixv)):
+                    row = builder.add(obasev, builder.mul(c(a), ostrv))
+                    for v in range(nv):
+                        oo = builder.add(ov, c(v * lanes))
+                        with builder.if_then(builder.icmp_signed("<", oo, noutv)):
+                            dst = builder.bitcast(builder.gep(oa.data, [builder.add(row, oo)]), va.as_pointer())
+                            builder.store(builder.load(slots[a * nv + v]), dst, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _oc_block_simd
+
+
+#: the SIMD width chosen at start-up from the host's features (issue 20); every
+#: variant gives the same integers (tests/test_kernels_equivalence.py,
+#: tests/test_kernels_thin.py)
+_WIDTH = 512 if HAVE_AVX512 else (256 if HAVE_AVX2 else None)
+BLOCK_VARIANT = {512: "avx512-vnni" if HAVE_VNNI else "avx512bw", 256: "avx2", None: "generic"}[_WIDTH]
+block4x2 = _make_simd_block(_WIDTH) if _WIDTH else block4x2_generic
+dot_seg = _make_seg_dot_block(_WIDTH) if _WIDTH else dot_seg_generic
+oc_block = _make_oc_block(_WIDTH) if _WIDTH else oc_block_generic
+OC_BLOCK = OC_BLOCK_OF[_WIDTH]
 
 
 @njit(cache=True)
@@ -221,12 +462,16 @@ def block4x2_call(col, p, w, o, K):
     return block4x2(col, p, w, o, K)
 
 
-def _variant_blocks() -> dict:
-    out = {"generic": block4x2_generic}
+def _variant_widths() -> dict:
+    out = {"generic": None}
     for name, width, ok in (("avx2", 256, HAVE_AVX2), ("avx512", 512, HAVE_AVX512)):
         if ok:
-            out[name] = _make_simd_block(width)
+            out[name] = width
     return out
+
+
+def _variant_blocks() -> dict:
+    return {n: (_make_simd_block(wd) if wd else block4x2_generic) for n, wd in _variant_widths().items()}
 
 
 def variant_callers() -> dict:
@@ -238,6 +483,27 @@ def variant_callers() -> dict:
             return blk(col, p, w, o, K)
         return call
     return {n: (b if n == "generic" else caller(b)) for n, b in _variant_blocks().items()}
+
+
+def thin_variant_callers() -> dict:
+    """{variant: (dot_seg caller, oc_block caller, its OC_BLOCK)} for every
+    variant this host runs (tests compare each with the int64 dot products)."""
+    def callers(dot, oc):
+        @njit
+        def call_dot(x, base, pstep, npix, segs, seglen, w, o):
+            return dot(x, base, pstep, npix, segs, seglen, w, o)
+
+        @njit
+        def call_oc(x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, ostride, nout):
+            oc(x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, ostride, nout)
+        return call_dot, call_oc
+    out = {}
+    for n, wd in _variant_widths().items():
+        if wd is None:
+            out[n] = (dot_seg_generic, oc_block_generic, OC_BLOCK_OF[None])
+        else:
+            out[n] = callers(_make_seg_dot_block(wd), _make_oc_block(wd)) + (OC_BLOCK_OF[wd],)
+    return out
 
 
 def variant_loops() -> dict:
@@ -373,17 +639,95 @@ def tconv2d_acc_i16(x, wph, kph, taps, ntaps, bias, k, O):
 
 
 @njit(parallel=True, cache=True)
-def decode_levels_i16(codes, tables, offset):
-    """I1 for the fast path: (C, H, W) codes (any integer dtype) -> (H, W, C)
-    int16 via per-channel int16 tables (aligned levels >> the channel's
-    weight-side shift)."""
+def decode_levels_i16_pad(codes, tables, offset, pad, slack):
+    """I1 for the fast paths: (C, H, W) codes (any integer dtype) -> the flat
+    int16 buffer of the (H + 2 pad, W + 2 pad, C) channels-last levels (aligned
+    levels >> the channel's weight-side shift) with a zero border of ``pad``
+    and ``slack`` zeros after it.  Rows in parallel; inside a row 8 channels at
+    a time (8 contiguous reads, 16-byte writes).  Indexes are unsigned (no
+    negative-index wrap code): a code + offset lies in [0, 256) by I1."""
     C, H, W = codes.shape
-    out = np.empty((H, W, C), dtype=np.int16)
-    for y in prange(H):
-        for c in range(C):
-            for x in range(W):
-                out[y, x, c] = tables[c, np.int64(codes[c, y, x]) + offset]
-    return out
+    Wp = W + 2 * pad
+    rl = Wp * C
+    n = (H + 2 * pad) * rl
+    buf = np.empty(n + slack, dtype=np.int16)
+    u = np.uint64
+    for y in prange(H + 2 * pad):
+        r0 = y * rl
+        iy = y - pad
+        if iy < 0 or iy >= H:
+            buf[r0:r0 + rl] = 0
+        else:
+            buf[r0:r0 + pad * C] = 0
+            buf[r0 + (pad + W) * C:r0 + rl] = 0
+            for c0 in range(0, C, 8):
+                for x in range(W):
+                    b = u(r0 + (x + pad) * C)
+                    for c in range(c0, min(C, c0 + 8)):
+                        buf[b + u(c)] = tables[u(c), u(np.int64(codes[u(c), u(iy), u(x)]) + offset)]
+    buf[n:] = 0
+    return buf
+
+
+def decode_levels_i16(codes, tables, offset):
+    """I1 for the im2col path: (C, H, W) codes -> (H, W, C) int16 (the unpadded
+    ``decode_levels_i16_pad``)."""
+    C, H, W = codes.shape
+    return decode_levels_i16_pad(codes, tables, offset, 0, 0).reshape(H, W, C)
+
+
+@njit(parallel=True, cache=True)
+def conv2d_acc_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O):
+    """C1 for O a multiple of 16, vectorised over output channels (``oc_block``)
+    on the zero-padded input xp (``decode_levels_i16_pad`` with pad k//2: Wp
+    columns of C channels), no im2col.  segs[ky] = ky * Wp * C, nps = pairs per
+    kernel row, wpk / bias as ``thin.oc_weights``.  -> (Ho, Wo, O) int32."""
+    out = np.empty(Ho * Wo * O, dtype=np.int32)
+    pstep = stride * C
+    for oy in prange(Ho):
+        base = oy * stride * Wp * C
+        for x0 in range(0, Wo, _NP):
+            npix = min(_NP, Wo - x0)
+            obase = (oy * Wo + x0) * O
+            for o in range(0, O, OC_BLOCK):
+                oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk, o, bias, out, obase, O, O)
+    return out.reshape((Ho, Wo, O))
+
+
+@njit(parallel=True, cache=True)
+def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few):
+    """C2 phase by phase (SPEC C2) on the zero-padded input xp (pad ``pad``), no
+    im2col: output (2 my + py, 2 m + px) reads input rows my + dy[py, a] (a <
+    nseg[py]), each one segment of the columns m + dxmin[px], ... (the taps of
+    the phase in ``thin.phase_taps`` order).  ``few`` (O < 16, ST3): all outputs
+    of 4 pixels in one ``dot_seg`` block, wk[py, px] (Op, nseg * klen[px]) with
+    klen the segment length; else (O a multiple of 16) ``oc_block``, wk[py, px]
+    as ``thin.oc_weights`` with klen[px] pairs per segment and bias padded.
+    -> (2H, 2W, O) int32."""
+    Wp = W + 2 * pad
+    Wo = 2 * W
+    out = np.empty(2 * H * Wo * O, dtype=np.int32)
+    segs = dy * (Wp * C)
+    for oy in prange(2 * H):
+        py = oy % 2
+        sg = segs[py, :nseg[py]]
+        for px in range(2):
+            w = wk[py, px]
+            base = ((oy // 2 + pad) * Wp + dxmin[px] + pad) * C
+            for m0 in range(0, W, _NP):
+                npix = min(_NP, W - m0)
+                obase = (oy * Wo + 2 * m0 + px) * O
+                if not few:
+                    for o in range(0, O, OC_BLOCK):
+                        oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w, o, bias, out, obase, 2 * O, O)
+                    continue
+                for o in range(0, O, DOT_NO):
+                    r = dot_seg(xp, base + m0 * C, C, npix, sg, klen[px], w, o)
+                    for a in range(npix):
+                        for b in range(min(DOT_NO, O - o)):
+                            v = np.int64(r[a * DOT_NO + b]) + np.int64(bias[o + b])
+                            out[obase + 2 * a * O + o + b] = _wrap32(v)
+    return out.reshape((2 * H, Wo, O))
 
 
 @njit(parallel=True, cache=True)
@@ -584,5 +928,13 @@ def _serial(f):
 
 conv2d_acc_i16_serial = _serial(conv2d_acc_i16)
 tconv2d_acc_i16_serial = _serial(tconv2d_acc_i16)
-decode_levels_i16_serial = _serial(decode_levels_i16)
+decode_levels_i16_pad_serial = _serial(decode_levels_i16_pad)
+conv2d_acc_oc_serial = _serial(conv2d_acc_oc)
+tconv2d_acc_phases_serial = _serial(tconv2d_acc_phases)
 output_stage_into_serial = _serial(output_stage_into)
+
+
+def decode_levels_i16_serial(codes, tables, offset):
+    """``decode_levels_i16`` on one thread."""
+    C, H, W = codes.shape
+    return decode_levels_i16_pad_serial(codes, tables, offset, 0, 0).reshape(H, W, C)
