@@ -7,6 +7,8 @@ conv/tconv layer, apply its output stage.  Tensors cross the interface in
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..quant.codebook import act_nlq
@@ -113,14 +115,31 @@ class NumbaBackend(Backend):
         return prep
 
     def layer(self, L, codes, tables, offset, mu, want_acc=False):
-        acc = self.accumulate(L, codes, tables, offset)
-        out = self.output_stage(L, acc, mu)
+        """``Backend.layer``; the codes of intermediate activations (``spec.out``
+        "act", read only by the next layer) are int16, every other output int64."""
+        acc = self.accumulate(L, codes, tables, offset, scratch=True)
+        out = self.output_stage(L, acc, mu, np.int16 if L.spec.out == "act" else np.int64)
         acc_chw = acc.transpose(2, 0, 1).astype(np.int64) if want_acc else None
         return out, acc_chw
 
-    def accumulate(self, L, codes, tables, offset):
+    @staticmethod
+    def _acc_buffer(n: int, scratch: bool) -> np.ndarray:
+        """A flat int32 buffer of n elements for the implicit-GEMM kernels.  With
+        ``scratch`` (``layer``, which never lets the accumulators escape) one
+        buffer per thread is reused up to SCRATCH_MAX elements: a fresh array
+        pays a page fault per page on every layer (measured: AT0's 50 MB
+        accumulator 27 ms fresh, 9 ms reused)."""
+        if not scratch or n > SCRATCH_MAX:
+            return np.empty(n, np.int32)
+        buf = getattr(_SCRATCH, "acc", None)
+        if buf is None or buf.size < n:
+            buf = _SCRATCH.acc = np.empty(n, np.int32)
+        return buf
+
+    def accumulate(self, L, codes, tables, offset, scratch=False):
         """Decode + conv/tconv: (C, H, W) codes -> (Ho, Wo, O) int32 accumulators.
-        With ``tables`` None, ``codes`` holds aligned levels (``Backend.layer``)."""
+        With ``tables`` None, ``codes`` holds aligned levels (``Backend.layer``).
+        ``scratch``: the result may live in a buffer that the next call reuses."""
         from . import numba_kernels as nk
 
         spec = L.spec
@@ -138,7 +157,7 @@ class NumbaBackend(Backend):
         prep = self._weights(L, r) if r is not None else None
         bias = L.bias.astype(np.int64)
         if prep is not None and thin.path_of(spec) != "im2col":
-            return self._thin(L, prep, levels if tables is None else codes, t16, offset)
+            return self._thin(L, prep, levels if tables is None else codes, t16, offset, scratch)
         if prep is not None:
             if tables is None:
                 x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int16)
@@ -166,7 +185,7 @@ class NumbaBackend(Backend):
         wph, taps, ntaps = prep
         return nk.tconv2d_acc_hwc(x, wph, taps, ntaps, bias, spec.k)
 
-    def _thin(self, L, prep, codes, t16, offset):
+    def _thin(self, L, prep, codes, t16, offset, scratch):
         """The implicit-GEMM paths (``thin.path_of``): decode into the zero-padded
         channels-last buffer the kernel reads in place, then accumulate."""
         from . import numba_kernels as nk
@@ -189,10 +208,12 @@ class NumbaBackend(Backend):
             Ho, Wo = spec.out_hw(H, W)
             segs = np.arange(spec.k, dtype=np.int64) * (Wp * C)
             f = nk.conv2d_acc_oc_serial if small else nk.conv2d_acc_oc
-            return f(buf, Wp, C, spec.stride, Ho, Wo, segs, nps, wpk, bias, spec.cout)
+            out = self._acc_buffer(Ho * Wo * spec.cout, scratch)
+            return f(buf, Wp, C, spec.stride, Ho, Wo, segs, nps, wpk, bias, spec.cout, out)
         _, wk, dy, nseg, klen, dxmin, bias = prep
         f = nk.tconv2d_acc_phases_serial if small else nk.tconv2d_acc_phases
-        return f(buf, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, spec.cout, thin.path_of(spec) == "few")
+        out = self._acc_buffer(4 * H * W * spec.cout, scratch)
+        return f(buf, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, spec.cout, thin.path_of(spec) == "few", out)
 
     def output_stage(self, L, acc, mu, out_dtype=np.int64):
         """(Ho, Wo, O) int32 accumulators -> (O, Ho, Wo) codes (SPEC O1-O4)."""
@@ -217,6 +238,9 @@ class NumbaBackend(Backend):
 SMALL_LAYER_MACS = 30_000_000
 #: decode and output stages of fewer elements than this run single-threaded
 SMALL_OUTPUT = 1 << 21
+#: largest accumulator (int32 elements, 128 MB) kept for reuse by ``NumbaBackend.layer``
+SCRATCH_MAX = 1 << 25
+_SCRATCH = threading.local()
 
 
 def _is_small(L, shape) -> bool:

@@ -677,12 +677,12 @@ def decode_levels_i16(codes, tables, offset):
 
 
 @njit(parallel=True, cache=True)
-def conv2d_acc_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O):
+def conv2d_acc_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, out):
     """C1 for O a multiple of 16, vectorised over output channels (``oc_block``)
     on the zero-padded input xp (``decode_levels_i16_pad`` with pad k//2: Wp
     columns of C channels), no im2col.  segs[ky] = ky * Wp * C, nps = pairs per
-    kernel row, wpk / bias as ``thin.oc_weights``.  -> (Ho, Wo, O) int32."""
-    out = np.empty(Ho * Wo * O, dtype=np.int32)
+    kernel row, wpk / bias as ``thin.oc_weights``; out a flat int32 buffer of at
+    least Ho * Wo * O elements (its head is overwritten).  -> (Ho, Wo, O) int32."""
     pstep = stride * C
     for oy in prange(Ho):
         base = oy * stride * Wp * C
@@ -691,11 +691,11 @@ def conv2d_acc_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O):
             obase = (oy * Wo + x0) * O
             for o in range(0, O, OC_BLOCK):
                 oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk, o, bias, out, obase, O, O)
-    return out.reshape((Ho, Wo, O))
+    return out[:Ho * Wo * O].reshape((Ho, Wo, O))
 
 
 @njit(parallel=True, cache=True)
-def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few):
+def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few, out):
     """C2 phase by phase (SPEC C2) on the zero-padded input xp (pad ``pad``), no
     im2col: output (2 my + py, 2 m + px) reads input rows my + dy[py, a] (a <
     nseg[py]), each one segment of the columns m + dxmin[px], ... (the taps of
@@ -703,10 +703,9 @@ def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few
     of 4 pixels in one ``dot_seg`` block, wk[py, px] (Op, nseg * klen[px]) with
     klen the segment length; else (O a multiple of 16) ``oc_block``, wk[py, px]
     as ``thin.oc_weights`` with klen[px] pairs per segment and bias padded.
-    -> (2H, 2W, O) int32."""
+    out: as in ``conv2d_acc_oc``.  -> (2H, 2W, O) int32."""
     Wp = W + 2 * pad
     Wo = 2 * W
-    out = np.empty(2 * H * Wo * O, dtype=np.int32)
     segs = dy * (Wp * C)
     for oy in prange(2 * H):
         py = oy % 2
@@ -727,7 +726,7 @@ def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few
                         for b in range(min(DOT_NO, O - o)):
                             v = np.int64(r[a * DOT_NO + b]) + np.int64(bias[o + b])
                             out[obase + 2 * a * O + o + b] = _wrap32(v)
-    return out.reshape((2 * H, Wo, O))
+    return out[:2 * H * Wo * O].reshape((2 * H, Wo, O))
 
 
 @njit(parallel=True, cache=True)
