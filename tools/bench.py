@@ -19,7 +19,11 @@ Measured in one run (so ratios are meaningful on a shared machine):
   * first-call JIT compile time (fresh process, empty Numba cache) and cached
     start-up time (fresh process, warm cache);
   * peak RSS.
-Times are the best of --repeat runs; JIT compilation is excluded from them.
+Times are medians of --repeat interleaved rounds (every implementation's
+encode and decode once per round) and ratios the medians of the per-round
+ratios, so a load change on a shared machine hits every row alike; JIT
+compilation and warm-up are excluded.  "fxlic numba, 1 thread" is the same
+run with numba.set_num_threads(1) (thread scaling).
 """
 from __future__ import annotations
 
@@ -104,7 +108,8 @@ def layer_macs(arch, h, w):
 
 # ---- fxlic ------------------------------------------------------------------
 
-def per_layer(model, img):
+def per_layer(model, img, repeat):
+    """{layer: median seconds} of fxlic numba over ``repeat`` encode + decode runs."""
     from fxlic.model.int_forward import encode, synthesize
     times = {}
 
@@ -116,13 +121,13 @@ def per_layer(model, img):
 
         def __call__(self, name, inp, acc, out):
             now = time.perf_counter()
-            times[name] = min(times.get(name, 1e9), now - self.t)
+            times.setdefault(name, []).append(now - self.t)
             self.t = now
 
-    for _ in range(2):
+    for _ in range(1 + repeat):  # the first run warms up
         e = encode(model, img, "numba", Hook())
         synthesize(model, e.y, e.mu, "numba", Hook())
-    return times
+    return {n: float(np.median(t[1:])) for n, t in times.items()}
 
 
 # ---- PyTorch / ONNX -----------------------------------------------------------
@@ -354,24 +359,39 @@ def main(argv=None):
     print(f"kernel variant: {BLOCK_VARIANT}")
 
     from fxlic.model.int_forward import encode, hyper_decode, synthesize
+    import numba
 
-    def fx(backend):
-        t = time.perf_counter()
-        e = encode(model, img, backend)
-        first = time.perf_counter() - t
-        te, e = best_time(lambda: encode(model, img, backend), a.repeat if backend == "numba" else 1)
+    def fx_runner(backend, threads=None):
+        """(encode, decode) callables of fxlic on ``backend`` (``threads``: numba threads)."""
+        state = {}
+
+        def call(f):
+            if threads is None:
+                return f()
+            numba.set_num_threads(threads)
+            try:
+                return f()
+            finally:
+                numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+        def enc():
+            state["e"] = call(lambda: encode(model, img, backend))
 
         def dec():
-            hyper_decode(model, e.z, backend)
-            return synthesize(model, e.y, e.mu, backend)
-        td, _ = best_time(dec, a.repeat if backend == "numba" else 1)
-        return te, td, first, e
+            e = state["e"]
+            call(lambda: (hyper_decode(model, e.z, backend), synthesize(model, e.y, e.mu, backend)))
+        return enc, dec
 
-    te, td, first, e_nb = fx("numba")
-    res["rows"]["fxlic numba"] = (te, td)
-    res["numba_first_encode_s"] = first
+    runners = {}  # row name -> (encode, decode), timed interleaved below
+    t = time.perf_counter()
+    e_nb = encode(model, img, "numba")
+    res["numba_first_encode_s"] = time.perf_counter() - t
+    runners["fxlic numba"] = fx_runner("numba")
+    runners["fxlic numba, 1 thread"] = fx_runner("numba", threads=1)
+    lt = per_layer(model, img, a.repeat)
+    res["per_layer"] = {n: (lt[n], gm[n]) for n in lt}
     res["peak_rss_mb_fxlic"] = peak_rss_mb()
-    print(f"fxlic numba: encode {te:.3f} s, decode {td:.3f} s (first encode in this process {first:.2f} s)")
+    single = {}  # rows timed once (slow), outside the interleaved rounds
     from fxlic.kernels import NumbaBackend
     general = NumbaBackend(fast=False)
     e_w = encode(model, img[:, :64, :64], general)  # compile / load the general kernels first
@@ -380,14 +400,14 @@ def main(argv=None):
     te_g, e_g = best_time(lambda: encode(model, img, general), 1)
     td_g, _ = best_time(lambda: (hyper_decode(model, e_g.z, general), synthesize(model, e_g.y, e_g.mu, general)), 1)
     assert np.array_equal(e_g.y, e_nb.y) and np.array_equal(e_g.ms, e_nb.ms)
-    res["rows"]["fxlic numba, general int32 path (previous kernels)"] = (te_g, td_g)
+    single["fxlic numba, general int32 path (previous kernels)"] = (te_g, td_g)
     print(f"fxlic numba general path: encode {te_g:.3f} s, decode {td_g:.3f} s")
-    lt = per_layer(model, img)
-    res["per_layer"] = {n: (lt[n], gm[n]) for n in lt}
     if a.reference:
-        te_r, td_r, _, e_ref = fx("reference")
+        te_r, e_ref = best_time(lambda: encode(model, img, "reference"), 1)
+        td_r, _ = best_time(lambda: (hyper_decode(model, e_ref.z, "reference"),
+                                     synthesize(model, e_ref.y, e_ref.mu, "reference")), 1)
         assert np.array_equal(e_ref.y, e_nb.y) and np.array_equal(e_ref.ms, e_nb.ms)
-        res["rows"]["fxlic reference"] = (te_r, td_r)
+        single["fxlic reference"] = (te_r, td_r)
         print(f"fxlic reference: encode {te_r:.1f} s, decode {td_r:.1f} s")
 
     if not a.no_torch:
@@ -398,48 +418,70 @@ def main(argv=None):
             x = torch.tensor(img[None].astype(np.float32) / 255.0)
             with torch.inference_mode():
                 yh, zh, _ = enc_m(x)
-                enc_m(x)
-                te_t, _ = best_time(lambda: enc_m(x), a.repeat)
-                dec_m(zh, yh)
-                td_t, _ = best_time(lambda: dec_m(zh, yh), a.repeat)
-            res["rows"][f"PyTorch {torch.__version__} fp32"] = (te_t, td_t)
-            print(f"torch fp32: encode {te_t:.3f} s, decode {td_t:.3f} s")
+
+            def t_enc():
+                with torch.inference_mode():
+                    enc_m(x)
+
+            def t_dec():
+                with torch.inference_mode():
+                    dec_m(zh, yh)
+            runners[f"PyTorch {torch.__version__} fp32"] = (t_enc, t_dec)
         except ImportError as ex:
             print(f"PyTorch not available: {ex}")
-            a.no_onnx = a.no_onnx or True
+            a.no_onnx = True
 
+    tmpdir = tempfile.TemporaryDirectory()
     if not a.no_onnx:
         try:
             import onnxruntime as ort
-            with tempfile.TemporaryDirectory() as tmp:
-                enc_p, dec_p = onnx_models(fm, tmp)
-                xin = (img[None].astype(np.float32) / 255.0)
-                s = ort_session(enc_p)
-                yh, zh, _ = s.run(None, {"x": xin})
-                feeds_e = {"x": xin}
-                feeds_d = {"z": zh, "y": yh}
-                variants = [("fp32", enc_p, dec_p)]
-                rng = np.random.default_rng(0)
-                cal_e, cal_d = [], []
-                for i in range(4):  # calibration: crops of the image and the matching latents
-                    oy, ox = 64 * int(rng.integers(0, 4)), 64 * int(rng.integers(0, 8))
-                    c = np.ascontiguousarray(xin[:, :, oy:oy + 256, ox:ox + 256])
-                    cy, cz, _ = s.run(None, {"x": c})
-                    cal_e.append({"x": c})
-                    cal_d.append({"z": cz, "y": cy})
-                q_e = ort_quantize(enc_p, cal_e, os.path.join(tmp, "enc_int8.onnx"))
-                q_d = ort_quantize(dec_p, cal_d, os.path.join(tmp, "dec_int8.onnx"))
-                variants.append(("int8 QDQ", q_e, q_d))
-                for label, pe, pd in variants:
-                    se, sd = ort_session(pe), ort_session(pd)
-                    se.run(None, feeds_e)
-                    sd.run(None, feeds_d)
-                    te_o, _ = best_time(lambda: se.run(None, feeds_e), a.repeat)
-                    td_o, _ = best_time(lambda: sd.run(None, feeds_d), a.repeat)
-                    res["rows"][f"ONNX Runtime {ort.__version__} {label}"] = (te_o, td_o)
-                    print(f"ORT {label}: encode {te_o:.3f} s, decode {td_o:.3f} s")
+            tmp = tmpdir.name
+            enc_p, dec_p = onnx_models(fm, tmp)
+            xin = (img[None].astype(np.float32) / 255.0)
+            s = ort_session(enc_p)
+            oy_hat, oz_hat, _ = s.run(None, {"x": xin})
+            feeds_e = {"x": xin}
+            feeds_d = {"z": oz_hat, "y": oy_hat}
+            variants = [("fp32", enc_p, dec_p)]
+            rng = np.random.default_rng(0)
+            cal_e, cal_d = [], []
+            for i in range(4):  # calibration: crops of the image and the matching latents
+                oy, ox = 64 * int(rng.integers(0, 4)), 64 * int(rng.integers(0, 8))
+                c = np.ascontiguousarray(xin[:, :, oy:oy + 256, ox:ox + 256])
+                cy, cz, _ = s.run(None, {"x": c})
+                cal_e.append({"x": c})
+                cal_d.append({"z": cz, "y": cy})
+            q_e = ort_quantize(enc_p, cal_e, os.path.join(tmp, "enc_int8.onnx"))
+            q_d = ort_quantize(dec_p, cal_d, os.path.join(tmp, "dec_int8.onnx"))
+            variants.append(("int8 QDQ", q_e, q_d))
+            for label, pe, pd in variants:
+                se, sd = ort_session(pe), ort_session(pd)
+                runners[f"ONNX Runtime {ort.__version__} {label}"] = (
+                    lambda se=se: se.run(None, feeds_e), lambda sd=sd: sd.run(None, feeds_d))
         except ImportError as ex:
             print(f"ONNX Runtime not available: {ex}")
+
+    # interleaved rounds: every runner's encode and decode once per round, so
+    # load changes on a shared machine hit all rows alike; medians of the
+    # times and of the per-round ratios against fxlic numba
+    for enc_f, dec_f in runners.values():  # warm-up (JIT, caches, ORT/oneDNN set-up)
+        enc_f()
+        dec_f()
+    times = {n: ([], []) for n in runners}
+    for _ in range(a.repeat):
+        for n, (enc_f, dec_f) in runners.items():
+            for f, ts in zip((enc_f, dec_f), times[n]):
+                t = time.perf_counter()
+                f()
+                ts.append(time.perf_counter() - t)
+    base = times["fxlic numba"]
+    for n, (te_, td_) in times.items():
+        res["rows"][n] = (float(np.median(te_)), float(np.median(td_)))
+        res.setdefault("round_ratios", {})[n] = (
+            float(np.median(np.array(base[0]) / np.array(te_))), float(np.median(np.array(base[1]) / np.array(td_))))
+        print(f"{n}: encode {np.median(te_):.3f} s, decode {np.median(td_):.3f} s (median of {a.repeat})")
+    res["rows"].update(single)
+    tmpdir.cleanup()
 
     try:
         res["rans_msym_s"] = rans_rates(a.rans_n, a.repeat)
@@ -455,15 +497,17 @@ def main(argv=None):
     print("|---|---:|---:|---:|---:|---:|---:|")
     base = res["rows"]["fxlic numba"]
     for name, (te_, td_) in res["rows"].items():
+        re_, rd_ = res["round_ratios"].get(name, (base[0] / te_, base[1] / td_))
         print(f"| {name} | {te_:.3f} | {enc_g / te_:.1f} | {td_:.3f} | {dec_g / td_:.1f} | "
-              f"{base[0] / te_:.2f} | {base[1] / td_:.2f} |")
-    print("(ratio = fxlic numba time / this row's time: < 1 means fxlic numba is faster)")
+              f"{re_:.2f} | {rd_:.2f} |")
+    print(f"(times: medians of {a.repeat} interleaved rounds; ratio = fxlic numba time / this row's time, "
+          "the median of the per-round ratios (rows timed once: of the medians); < 1: fxlic numba is faster)")
     print()
     print("| layer | in (h x w) | GMAC | ms | GMAC/s |")
     print("|---|---|---:|---:|---:|")
     for n, (t, g) in res["per_layer"].items():
         print(f"| {n} | {macs[n][1][0]}x{macs[n][1][1]} | {g:.3f} | {1e3 * t:.1f} | {g / t:.1f} |")
-    print("(per layer: decode tables + conv + output stage, best of 2)")
+    print(f"(per layer: decode tables + conv + output stage, median of {a.repeat})")
     if "rans_msym_s" in res:
         print(f"\nrANS (numba): encode {res['rans_msym_s'][0]:.1f} Msym/s, decode {res['rans_msym_s'][1]:.1f} Msym/s")
     print(f"peak RSS: {res['peak_rss_mb_fxlic']:.0f} MB after fxlic numba, {res['peak_rss_mb_total']:.0f} MB "
