@@ -184,7 +184,7 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
                 ms = hyper_decode_tiled(model, z, backend, dtype=np.int16)
             else:
                 ms = hyper_decode(model, z, backend, hook)
-            if model.offset_latents:  # SPEC O5: levels 4 * symbol + mean, channel by channel
+            if model.offset_latents:  # SPEC O5: levels symbol * 2^G + mean, channel by channel
                 ms_of = channel_means_scales(model, ms)
                 y_lv = np.empty((M, Hp // 16, Wp // 16), np.int32)
 
@@ -193,7 +193,7 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
                     return np.zeros_like(scale), scale
 
                 def put_level(c, sym):
-                    y_lv[c] = offset_level(check8(sym), offset_mean(model, ms, c))
+                    y_lv[c] = offset_level(check8(sym), offset_mean(model, ms, c), model.grid_bits)
                 K.decode_y_chunks(ys, M, get, gauss, put_level, coder=coder)
                 stored = y_lv  # g_s reads the levels (int_forward.synthesize)
             else:

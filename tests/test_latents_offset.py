@@ -21,7 +21,7 @@ from fxlic.model.arch import factorized, hyperprior5
 from fxlic.model.build import build_int_model, calibrate
 from fxlic.model.float_model import float_forward, random_float_model
 from fxlic.model.int_forward import encode, pad_to_multiple
-from fxlic.model.intmodel import ModelError
+from fxlic.model.intmodel import ModelError, offset_q_max
 from fxlic.model.tiled import encode_tiled, synthesize_tiled
 
 _MODELS = {}
@@ -45,28 +45,34 @@ def offset_model(kind, latents="offset", seed=3):
 
 # ---- O5 symbol rule against an exact rational oracle ------------------------
 
-def _oracle(acc, e, off):
-    v = Fraction(acc) * Fraction(2) ** e - Fraction(off, 4)
+def _oracle(acc, e, off, G):
+    v = Fraction(acc) * Fraction(2) ** e - Fraction(off, 2 ** G)
     r = (v + Fraction(1, 2)).__floor__()
     return min(max(r, -128), 127)
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.integers(-(1 << 31), (1 << 31) - 1), st.integers(-40, 6), st.integers(-508, 508))
-def test_offset_symbol_is_round_half_up_of_y_minus_offset(acc, e, off):
-    got = out_offset_latent(np.array([[[acc]]], np.int64), np.array([e]), np.array([[[off]]]))
-    assert int(got[0, 0, 0]) == _oracle(acc, e, off)
+@given(st.integers(-(1 << 31), (1 << 31) - 1), st.integers(-40, 6), st.integers(2, 6), st.data())
+def test_offset_symbol_is_round_half_up_of_y_minus_offset(acc, e, G, data):
+    off = data.draw(st.integers(-offset_q_max(G), offset_q_max(G)))
+    got = out_offset_latent(np.array([[[acc]]], np.int64), np.array([e]), np.array([[[off]]]), G)
+    assert int(got[0, 0, 0]) == _oracle(acc, e, off, G)
+    lv = offset_level(got, np.array([[[off]]]), G)
+    assert Fraction(int(lv[0, 0, 0]), 2 ** G) == int(got[0, 0, 0]) + Fraction(off, 2 ** G)
 
 
 def test_offset_symbol_edges():
     # ties round toward +inf; saturation at both ends; exponent above -2 (F = 2)
     acc = np.array([[[6, -6, 2, -2, 1 << 30, -(1 << 30)]]], np.int64)
     off = np.array([[[0, 0, 1, 1, 0, 0]]], np.int64)
-    sym = out_offset_latent(acc, np.array([-2]), off)
+    sym = out_offset_latent(acc, np.array([-2]), off, 2)
     assert sym.tolist() == [[[2, -1, 0, -1, 127, -128]]]  # 1.5, -1.5 (ties up), 0.25, -0.75
-    assert int(out_offset_latent(np.array([[[-3]]]), np.array([-2]), np.array([[[0]]]))[0, 0, 0]) == -1
-    assert int(out_offset_latent(np.array([[[3]]]), np.array([1]), np.array([[[-2]]]))[0, 0, 0]) == 7
-    assert offset_level(np.array([-128, 127]), np.array([3, -3])).tolist() == [-509, 505]
+    assert int(out_offset_latent(np.array([[[-3]]]), np.array([-2]), np.array([[[0]]]), 2)[0, 0, 0]) == -1
+    assert int(out_offset_latent(np.array([[[3]]]), np.array([1]), np.array([[[-2]]]), 2)[0, 0, 0]) == 7
+    assert offset_level(np.array([-128, 127]), np.array([3, -3]), 2).tolist() == [-509, 505]
+    # G = 4: y = 1 (acc 4, E -2) minus 8/16 is the tie 0.5 -> 1; minus 9/16 -> 0.4375 -> 0
+    assert out_offset_latent(np.array([[[4, 4]]]), np.array([-2]), np.array([[[8, 9]]]), 4).tolist() == [[[1, 0]]]
+    assert offset_level(np.array([-128, 127]), np.array([3, -3]), 4).tolist() == [-2045, 2029]
 
 
 # ---- engine: backends, tiles, codec ----------------------------------------
@@ -95,7 +101,7 @@ def test_offset_codec_reference_numba_tiled_identical(kind, monkeypatch):
 def test_offset_decoder_levels_band_invariant():
     fm, m = offset_model("hyperprior")
     rng = np.random.default_rng(1)
-    lv = offset_level(rng.integers(-8, 8, (8, 5, 6)), rng.integers(-20, 20, (8, 5, 6)))
+    lv = offset_level(rng.integers(-8, 8, (8, 5, 6)), rng.integers(-20, 20, (8, 5, 6)), m.grid_bits)
     from fxlic.model.int_forward import synthesize
     whole = synthesize(m, lv, np.zeros(8, np.int64), "reference")
     for band in (1, 3):
@@ -120,11 +126,61 @@ def test_offset_validation_refuses_bad_offsets():
     _, m = offset_model("hyperprior")
     import copy
     bad = copy.copy(m)
-    bad.offset_q = np.full_like(m.offset_q, 600)
+    bad.offset_q = np.full_like(m.offset_q, offset_q_max(m.grid_bits) + 1)
     with pytest.raises(ModelError, match="offset_q"):
         bad.validate()
     bad.offset_q = m.offset_q[:3]
     with pytest.raises(ModelError, match="offset_q"):
+        bad.validate()
+
+
+def _rewrite(src, dst, edit_header, drop=()):
+    """Copy a .fxq, editing header.json and dropping members (content hash recomputed)."""
+    import json
+    import zipfile
+    from fxlic.io.modelfile import _hash_of
+    from fxlic.model.arch import Architecture
+    with zipfile.ZipFile(src) as zin:
+        h = json.loads(zin.read("header.json"))
+        arrays = {i.filename[:-4]: np.load(zin.open(i)) for i in zin.infolist()
+                  if i.filename.endswith(".npy") and i.filename[:-4] not in drop}
+        for n in drop:
+            h["arrays"].pop(n)
+        edit_header(h)
+        h["content_hash"] = _hash_of(Architecture.from_dict(h["architecture"]), arrays)
+        with zipfile.ZipFile(dst, "w") as zout:
+            zout.writestr("header.json", json.dumps(h).encode())
+            for info in zin.infolist():
+                if info.filename != "header.json" and info.filename[:-4] not in drop:
+                    zout.writestr(info, zin.read(info))
+
+
+def test_spec_12_offset_file_reads_as_grid_2(tmp_path):
+    """SPEC V: a 1.2 offset-latent file (no latents/grid_bits) is a G = 2 model with the
+    same integers; a 1.3 file needs the array, and G is range-checked."""
+    fm, m4 = offset_model("hyperprior")
+    assert m4.grid_bits == 4
+    rng = np.random.default_rng(3)
+    imgs = [rng.integers(0, 256, (3, 64, 64), dtype=np.uint8) for _ in range(2)]
+    m2 = build_int_model(fm, calibrate(fm, imgs), latents="offset", grid_bits=2)
+    assert m2.grid_bits == 2 and model_id(m2) != model_id(m4)
+    p, q = tmp_path / "m.fxq", tmp_path / "old.fxq"
+    save_model(m2, str(p))
+    _rewrite(p, q, lambda h: h.update(spec_version="fxlic-spec-1.2"), drop=("latents/grid_bits",))
+    old = load_model(str(q))
+    assert old.grid_bits == 2 and np.array_equal(old.offset_q, m2.offset_q)
+    img = rng.integers(0, 256, (3, 48, 80), dtype=np.uint8)
+    s = compress(m2, img)[0]
+    assert compress(old, img)[0][-200:] == s[-200:]  # same integers (the header names the id)
+    assert np.array_equal(decompress(old, compress(old, img)[0]), decompress(m2, s))
+    r = tmp_path / "nogrid.fxq"
+    _rewrite(p, r, lambda h: None, drop=("latents/grid_bits",))
+    with pytest.raises(ModelFileError, match="grid_bits"):
+        load_model(str(r))
+    import copy
+    bad = copy.copy(m4)
+    bad.grid_bits = 9
+    with pytest.raises(ModelError, match="grid_bits"):
         bad.validate()
 
 

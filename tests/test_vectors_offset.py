@@ -162,8 +162,19 @@ def test_c_port_refuses_another_spec(suite, exes, tmp_path):
     shutil.copytree(os.path.join(suite, "models", "rand8-offset"), mdir)
     p = os.path.join(mdir, "manifest.json")
     txt = open(p).read()
-    assert '"fxlic-spec-1.2"' in txt
-    open(p, "w").write(txt.replace('"fxlic-spec-1.2"', '"fxlic-spec-1.1"'))
-    r = subprocess.run([exes["fxlic_enc"], mdir, os.path.join(suite, "cases", CASES[0], "image.npy"),
-                        str(tmp_path / "e")], capture_output=True, text=True)
+    assert '"fxlic-spec-1.3"' in txt
+    img = os.path.join(suite, "cases", CASES[0], "image.npy")
+
+    def enc(spec, drop_grid=False):
+        open(p, "w").write(txt.replace('"fxlic-spec-1.3"', f'"{spec}"'))
+        g = os.path.join(mdir, "latents", "grid_bits.npy")
+        if drop_grid and os.path.exists(g):
+            os.remove(g)
+        return subprocess.run([exes["fxlic_enc"], mdir, img, str(tmp_path / "e")], capture_output=True, text=True)
+
+    r = enc("fxlic-spec-1.1")  # 1.1 had no offset latents
     assert r.returncode != 0 and "spec" in r.stderr
+    r = enc("fxlic-spec-1.2")  # a 1.2 directory has G = 2 and no grid_bits
+    assert r.returncode != 0 and "grid_bits" in r.stderr
+    r = enc("fxlic-spec-1.3", drop_grid=True)  # a 1.3 offset model needs it
+    assert r.returncode != 0 and "grid_bits" in r.stderr

@@ -161,11 +161,12 @@ def test_unit_latent_pixel_mu_oracles():
     acc, sh, mu, st = _unit("o3_latent", "acc", "shift", "mu", "stored")
     for a, s, m, o in zip(acc, sh, mu, st):
         assert o == max(-128, min(127, _rq(a, s) - m))
-    acc, ex, off, sym, lv = _unit("o5_offset_latent", "acc", "acc_exp", "offset_q", "symbol", "level")
-    assert len(acc) > 500
-    for a, e, f, o, v in zip(acc, ex, off, sym, lv):
-        r = (Fraction(a) * Fraction(2) ** e - Fraction(f, 4) + Fraction(1, 2)).__floor__()
-        assert o == max(-128, min(127, r)) and v == 4 * o + f
+    acc, ex, g, off, sym, lv = _unit("o5_offset_latent", "acc", "acc_exp", "grid_bits", "offset_q",
+                                     "symbol", "level")
+    assert len(acc) > 500 and set(int(v) for v in g) == {2, 4}
+    for a, e, G, f, o, v in zip(acc, ex, g, off, sym, lv):
+        r = (Fraction(a) * Fraction(2) ** e - Fraction(f, 2 ** G) + Fraction(1, 2)).__floor__()
+        assert o == max(-128, min(127, r)) and v == o * 2 ** G + f
     acc, sh, px = _unit("o4_pixel", "acc", "shift", "pixel")
     for a, s, o in zip(acc, sh, px):
         assert o == max(0, min(255, _rq(a, s)))

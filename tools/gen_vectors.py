@@ -134,7 +134,7 @@ def scale_to_std(fm, layer: str, images, std: float) -> float:
 def build_offset_model(kind: str, seed: int, path: str, log=print):
     """A small random offset-latent model (SPEC O5): random float weights
     (hyperprior5(8) or factorized(8)) with bottleneck medians spread over
-    -2.3 .. 2.3 (quarter-grid offsets of both signs, most not multiples of 4), y
+    -2.3 .. 2.3 (offsets on the model's 2^-G grid of both signs, most not multiples of 2^G), y
     (and z) livened up like rand16's and pushed far out on two channels each
     (O5 symbols saturate at both ends, escapes), quantized with latents="offset"
     (no mean reduction: SPEC O5); then integer bias edits put one
@@ -197,14 +197,14 @@ def o5_tie_edits(model, pixels, log=print):
                 if b in have:
                     break
                 e = int(L.acc_exp[o])
-                F = offset_frac_bits(e)
+                F = offset_frac_bits(e, m.grid_bits)
                 if o in used or F + e != 0:
                     continue
                 r = run_case(m, pixels)
                 acc = np.asarray(r["layers"][n][1], np.int64)[o]
                 off = (offset_means(m, r["ms"])[o] if offset_y_layer(m, spec)
                        else np.full(acc.shape, int(m.offset_q[o]), np.int64))
-                diff = acc - (off << (F - 2))
+                diff = acc - (off << (F - m.grid_bits))
                 a = int(diff.max()) if b == "o5.tie+" else int(diff.min())
                 half, full = 1 << (F - 1), 1 << F
                 delta = (half - (a % full)) % full

@@ -319,7 +319,7 @@ def factorized_likelihood(params: FactorizedParams, values) -> np.ndarray:
 
 
 def build_factorized_tables(params: FactorizedParams, tail_mass: float = 1e-9,
-                            precision: int = PRECISION, offset_q=None):
+                            precision: int = PRECISION, offset_q=None, grid_bits: int = None):
     """Per-channel integer tables for the integer symbol ``z_hat`` -> (cdfs,
     cdf_sizes, offsets); table index = channel.
 
@@ -336,7 +336,8 @@ def build_factorized_tables(params: FactorizedParams, tail_mass: float = 1e-9,
     ``tail_mass`` is kept for signature symmetry (the tail is measured).
 
     ``offset_q`` (C,) (offset latents, SPEC O5; CompressAI's own semantics): the
-    symbol is ``n = round(z - m)`` with m = offset_q / 4 the quarter-grid median;
+    symbol is ``n = round(z - m)`` with m = offset_q * 2^-G the median on the grid of
+    ``grid_bits`` G fractional bits;
     center = 0, so offset = -minima and pmf[k] = P(bin of m + offset + k).
     """
     from fxlic.spec import round_half_up_float
@@ -354,8 +355,10 @@ def build_factorized_tables(params: FactorizedParams, tail_mass: float = 1e-9,
         center = np.asarray(round_half_up_float(medians), dtype=np.int64).reshape(-1)
         shift = np.zeros(C)
     else:
+        if grid_bits is None:
+            raise ValueError("offset_q needs grid_bits (SPEC O5)")
         center = np.zeros(C, np.int64)
-        shift = np.asarray(offset_q, np.float64).reshape(C) / 4.0
+        shift = np.ldexp(np.asarray(offset_q, np.float64).reshape(C), -int(grid_bits))
     offsets = center - minima
     pmf_length = minima + maxima + 1
     max_length = int(pmf_length.max())

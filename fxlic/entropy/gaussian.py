@@ -147,9 +147,9 @@ class FactorizedTables:
         object.__setattr__(self, "offsets", offs)
 
     @classmethod
-    def build(cls, params, tail_mass: float = 1e-9, offset_q=None) -> "FactorizedTables":
-        """Build time (floats): see cdf.build_factorized_tables (``offset_q``: SPEC O5)."""
-        return cls(*build_factorized_tables(params, tail_mass, offset_q=offset_q))
+    def build(cls, params, tail_mass: float = 1e-9, offset_q=None, grid_bits: int = None) -> "FactorizedTables":
+        """Build time (floats): see cdf.build_factorized_tables (``offset_q``, ``grid_bits``: SPEC O5)."""
+        return cls(*build_factorized_tables(params, tail_mass, offset_q=offset_q, grid_bits=grid_bits))
 
     @property
     def channels(self) -> int:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.arch import ARCHITECTURES
-from ..model.intmodel import OFFSET_FRAC_BITS, IntModel, ModelError
+from ..model.intmodel import IntModel, ModelError
 from ..spec import INT32_MAX
 
 #: largest N or M of a model fxlic loads (CompressAI's largest is 320)
@@ -214,8 +214,8 @@ def _entropy(im: IntModel) -> EntropyTables:
     e = im.layers[hs5].out_exp.astype(np.int64)
     M = im.arch.M
     S, F = gauss.scale_frac_bits, gauss.mean_frac_bits
-    if im.offset_latents:  # O5 also forms the means on the quarter grid
-        F = max(F, OFFSET_FRAC_BITS)
+    if im.offset_latents:  # O5 also forms the means on the 2^-G grid
+        F = max(F, im.grid_bits)
     if e[:M].max() + S > MAX_E1_SHIFT or e[M:].max() + F > MAX_E1_SHIFT or e[M:].max() > MAX_MEAN_EXP:
         raise ModelError(f"{hs5}: output exponents with scale_frac_bits {S} / mean_frac_bits {F} "
                          f"give means or scales outside the integer range (SPEC E1)")

@@ -36,9 +36,12 @@ from ..model.arch import Architecture
 from ..model.intmodel import IntLayer, IntModel, ModelError, accumulator_bound  # noqa: F401
 from ..spec import SPEC_VERSION
 
-#: spec versions whose model files this fxlic reads: 1.2 only adds offset
-#: latents (SPEC O5, V), so a 1.1 file is a 1.2 model with integer latents
-READABLE_SPECS = ("fxlic-spec-1.1", SPEC_VERSION)
+#: spec versions whose model files this fxlic reads (SPEC V): 1.2 added offset
+#: latents (SPEC O5), so a 1.1 file is a model with integer latents; 1.3 made the
+#: offset grid a model property (latents/grid_bits), so a 1.2 offset-latent file
+#: is a model with G = 2
+SPEC_1_2 = "fxlic-spec-1.2"
+READABLE_SPECS = ("fxlic-spec-1.1", SPEC_1_2, SPEC_VERSION)
 from .files import check_input
 from .modelcheck import check_architecture, check_model, stamp
 
@@ -58,8 +61,10 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 LAYER_ARRAYS = (("w_codes", "|i1"), ("w_lut", "<i2"), ("w_exp", "<i8"), ("bias", "<i8"),
                 ("in_exp", "<i8"), ("out_exp", "<i8"), ("mux", "<i8"))
 MR_ARRAYS = (("mask", "|u1"), ("a_q", "<i8"), ("b_q", "<i8"))
-#: optional: quarter-grid bottleneck medians of an offset-latent model (SPEC O5)
+#: optional: bottleneck medians of an offset-latent model on the 2^-G grid (SPEC O5)
 OFFSET_ARRAY = "latents/offset_q"
+#: with OFFSET_ARRAY (spec 1.3): G, shape (1,); spec-1.2 files have none (G = 2)
+GRID_ARRAY = "latents/grid_bits"
 _ENTROPY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 #: integer dtypes allowed for entropy tables (as stored, little-endian)
 ENTROPY_DTYPES = ("|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8")
@@ -119,6 +124,7 @@ def model_arrays(im: IntModel) -> dict:
     out["mean_reduction/b_q"] = _as_file_dtype(im.mr_b_q, "<i8")
     if im.offset_latents:  # SPEC O5; its presence makes the model an offset-latent one
         out[OFFSET_ARRAY] = _as_file_dtype(im.offset_q, "<i8")
+        out[GRID_ARRAY] = _as_file_dtype(np.array([im.grid_bits], np.int64), "<i8")
     for name, a in (im.entropy or {}).items():
         out[f"entropy/{name}"] = _entropy_array(name, a)
     return out
@@ -343,13 +349,20 @@ def _array_plan(path: str, header: dict, arch: Architecture) -> dict:
     for n in sorted(set(fixed) - set(declared)):
         raise ModelFileError(f"{path}: array {n} missing")
     plan, total = {}, 0
+    if GRID_ARRAY in declared and OFFSET_ARRAY not in declared:
+        raise ModelFileError(f"{path}: {GRID_ARRAY} without {OFFSET_ARRAY}")
     if OFFSET_ARRAY in declared:
-        if header.get("spec_version") != SPEC_VERSION:
-            raise ModelFileError(f"{path}: offset latents need {SPEC_VERSION}, the file says "
-                                 f"{header.get('spec_version')!r}")
+        spec = header.get("spec_version")
+        if spec not in (SPEC_1_2, SPEC_VERSION):
+            raise ModelFileError(f"{path}: offset latents need {SPEC_1_2} or later, the file says {spec!r}")
+        if (GRID_ARRAY in declared) != (spec == SPEC_VERSION):
+            raise ModelFileError(f"{path}: {spec} offset latents " + (
+                f"need {GRID_ARRAY}" if spec == SPEC_VERSION else f"have no {GRID_ARRAY} (G = 2)"))
         which = "z" if arch.kind == "hyperprior" else "y"
         fixed = dict(fixed)
         fixed[OFFSET_ARRAY] = ("<i8", ([l for l in arch.layers if l.out == which][0].cout,))
+        if spec == SPEC_VERSION:
+            fixed[GRID_ARRAY] = ("<i8", (1,))
     for n in sorted(declared):
         if n not in fixed:
             if n.startswith("layers/"):
@@ -411,6 +424,8 @@ def _read_model_file(path: str):
     entropy = {n[len("entropy/"):]: a for n, a in arrays.items() if n.startswith("entropy/")}
     im = IntModel(arch, layers, mask.astype(bool), arrays["mean_reduction/a_q"],
                   arrays["mean_reduction/b_q"], entropy, header["meta"], arrays.get(OFFSET_ARRAY))
+    if GRID_ARRAY in arrays:
+        im.grid_bits = int(arrays[GRID_ARRAY][0])
     try:
         tables = check_model(im)
     except ModelError as e:
@@ -591,8 +606,9 @@ def describe_model(im: IntModel, header: dict = None, path: str = None) -> str:
         lines.append(f"calibration  {len(names)} image(s): {shown}")
     n_mr = int(np.sum(im.mr_mask))
     lines.append(f"mean-reduced {n_mr} of {arch.M} channels of y")
-    lines.append("latents      " + ("offset: y_hat = mean + round(y - mean), z around its medians "
-                                     "(SPEC O5)" if im.offset_latents else "integer: y_hat = round(y) (SPEC O3)"))
+    lines.append("latents      " + (f"offset: y_hat = mean + round(y - mean), z around its medians, "
+                                     f"grid 2^-{im.grid_bits} (SPEC O5)" if im.offset_latents
+                                     else "integer: y_hat = round(y) (SPEC O3)"))
     if im.entropy:
         for i, (k, v) in enumerate(sorted(im.entropy.items())):
             lines.append(f"{'entropy' if i == 0 else '':<12} {k} {v.dtype.name}{tuple(v.shape)}")

@@ -118,12 +118,13 @@ def out_latent(acc: np.ndarray, shift: np.ndarray, mu: np.ndarray, bits: int = 8
     return out
 
 
-def out_offset_latent(acc: np.ndarray, acc_exp: np.ndarray, off_q: np.ndarray, bits: int = 8) -> np.ndarray:
-    """O5 (offset latents): symbol = SAT8(R1(acc * 2^(F + E) - off * 2^(F - 2), F)) with
-    E = acc_exp[o] and F = max(2, -E): round(y - offset) for y = acc * 2^E and the
-    quarter-grid offset off * 2^-2 (the predicted mean, or the bottleneck median),
-    both exact on the 2^-F grid.  ``off_q`` broadcasts against ``acc`` (O, H, W)."""
-    from ..model.intmodel import OFFSET_FRAC_BITS, offset_frac_bits
+def out_offset_latent(acc: np.ndarray, acc_exp: np.ndarray, off_q: np.ndarray, grid_bits: int,
+                      bits: int = 8) -> np.ndarray:
+    """O5 (offset latents): symbol = SAT8(R1(acc * 2^(F + E) - off * 2^(F - G), F)) with
+    E = acc_exp[o], G = ``grid_bits`` and F = max(G, -E): round(y - offset) for
+    y = acc * 2^E and the offset off * 2^-G (the predicted mean, or the bottleneck
+    median), both exact on the 2^-F grid.  ``off_q`` broadcasts against ``acc`` (O, H, W)."""
+    from ..model.intmodel import offset_frac_bits
     from ..spec import rshift_rhu
 
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
@@ -132,15 +133,15 @@ def out_offset_latent(acc: np.ndarray, acc_exp: np.ndarray, off_q: np.ndarray, b
     out = np.empty(acc.shape, dtype=np.int64)
     for o in range(acc.shape[0]):
         e = int(acc_exp[o])
-        F = offset_frac_bits(e)
-        diff = (acc[o].astype(np.int64) << (F + e)) - (off[o] << (F - OFFSET_FRAC_BITS))
+        F = offset_frac_bits(e, grid_bits)
+        diff = (acc[o].astype(np.int64) << (F + e)) - (off[o] << (F - grid_bits))
         out[o] = saturate_array(rshift_rhu(diff, F), lo, hi)
     return out
 
 
-def offset_level(symbols: np.ndarray, off_q: np.ndarray) -> np.ndarray:
-    """O5 / I1: the level of an offset latent on the quarter grid, 4 * symbol + offset."""
-    return 4 * np.asarray(symbols, np.int64) + np.asarray(off_q, np.int64)
+def offset_level(symbols: np.ndarray, off_q: np.ndarray, grid_bits: int) -> np.ndarray:
+    """O5 / I1: the level of an offset latent on the 2^-G grid, symbol * 2^G + offset."""
+    return (np.asarray(symbols, np.int64) << int(grid_bits)) + np.asarray(off_q, np.int64)
 
 
 def out_pixel(acc: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from ..quant.meanreduce import MR_FRAC_BITS, fit_mean_regression
 from ..quant.weights import quantize_weights
 from ..spec import INT32_MAX, round_half_up_float
 from .float_model import FloatModel, float_forward
-from .intmodel import PIXEL_EXP, IntLayer, IntModel, ModelError, accumulator_bound
+from .intmodel import GRID_BITS, PIXEL_EXP, IntLayer, IntModel, ModelError, accumulator_bound
 
 #: input x = p / 255 is represented as p * 2^-8, so AT0's weights absorb 256/255;
 #: ST3's output is read as pixel * 2^-8, so ST3 absorbs 255/256 (SPEC F4).
@@ -97,12 +97,13 @@ def _make_layer(im: IntModel, fm: FloatModel, cal: Calibration, name: str, schem
 
 def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-nlq",
                     act_quant: str = "nlq-mux", mean_reduction: bool = True,
-                    relu_headroom: int = RELU_HEADROOM_BITS, latents: str = "integer") -> IntModel:
+                    relu_headroom: int = RELU_HEADROOM_BITS, latents: str = "integer",
+                    grid_bits: int = GRID_BITS) -> IntModel:
     """Quantize ``fm`` with calibration statistics ``cal`` into a validated IntModel.
 
     ``latents``: "integer" (SPEC O3: y_hat = round(y), z_hat = round(z)) or
     "offset" (SPEC O5, CompressAI's semantics: y_hat = mean + round(y - mean),
-    z_hat = median + round(z - median), means and medians on the quarter grid).
+    z_hat = median + round(z - median), means and medians on the 2^-G grid, G = ``grid_bits``).
 
     ReLU activations get ``relu_headroom`` bits above their calibrated maximum
     before the exponent and mux of Eq 23-27 are chosen; the hyper path's
@@ -117,7 +118,8 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
     fm.validate()
     im = IntModel(fm.arch, {})
     if latents == "offset":
-        im.offset_q = bottleneck_offsets(fm)
+        im.grid_bits = int(grid_bits)
+        im.offset_q = bottleneck_offsets(fm, im.grid_bits)
     qw_cache: dict = {}
     spread_limits = {}
     _mean_reduction(im, cal, enabled=mean_reduction and latents == "integer")  # O5: no M1
@@ -144,7 +146,7 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
             if bound > INT32_MAX:
                 raise ModelError(f"{spec.name}: accumulator bound {bound} exceeds int32 even with "
                                  f"equal input exponents")
-    im.entropy = entropy_tables(fm, im.offset_q)
+    im.entropy = entropy_tables(fm, im.offset_q, im.grid_bits)
     im.meta = {"weight_scheme": weight_scheme, "act_quant": act_quant, "latents": latents,
                "calibration_images": cal.n_images, "spread_limits": spread_limits,
                "relu_headroom_bits": relu_headroom}
@@ -182,21 +184,21 @@ SCALE_FRAC_BITS = 16
 MEAN_FRAC_BITS = 2
 
 
-def bottleneck_offsets(fm: FloatModel) -> np.ndarray:
-    """SPEC O5: the bottleneck medians on the quarter grid, R4(4 * median)."""
+def bottleneck_offsets(fm: FloatModel, grid_bits: int) -> np.ndarray:
+    """SPEC O5: the bottleneck medians on the 2^-G grid, R4(median * 2^G)."""
     from ..entropy.cdf import factorized_params_from_state_dict
-    from .intmodel import OFFSET_FRAC_BITS, OFFSET_Q_MAX
+    from .intmodel import OFFSET_REAL_MAX, offset_q_max
 
     if not fm.entropy:
         raise ModelError("the float model has no entropy-bottleneck parameters")
     med = factorized_params_from_state_dict(fm.entropy).quantiles[:, 0, 1]
-    q = np.asarray(round_half_up_float(np.ldexp(med, OFFSET_FRAC_BITS)), np.int64).reshape(-1)
-    if np.any(np.abs(q) > OFFSET_Q_MAX):
-        raise ModelError(f"bottleneck medians beyond +-{OFFSET_Q_MAX / 4} (offset latents, SPEC O5)")
+    q = np.asarray(round_half_up_float(np.ldexp(med, grid_bits)), np.int64).reshape(-1)
+    if np.any(np.abs(q) > offset_q_max(grid_bits)):
+        raise ModelError(f"bottleneck medians beyond +-{OFFSET_REAL_MAX} (offset latents, SPEC O5)")
     return q
 
 
-def entropy_tables(fm: FloatModel, offset_q=None) -> dict:
+def entropy_tables(fm: FloatModel, offset_q=None, grid_bits: int = None) -> dict:
     """Integer entropy tables (docs/ENTROPY.md) built once from the float
     entropy parameters: ``fact.*`` for the factorized bottleneck (z of a
     hyperprior, y of a factorized model), ``gauss.*`` for the Gaussian y model."""
@@ -206,7 +208,8 @@ def entropy_tables(fm: FloatModel, offset_q=None) -> dict:
     if not fm.entropy:
         raise ModelError("the float model has no entropy-bottleneck parameters")
     out = {}
-    fact = FactorizedTables.build(factorized_params_from_state_dict(fm.entropy), offset_q=offset_q)
+    fact = FactorizedTables.build(factorized_params_from_state_dict(fm.entropy), offset_q=offset_q,
+                                  grid_bits=grid_bits)
     out.update({f"fact.{k}": v for k, v in fact.to_arrays().items()})
     if fm.arch.kind == "hyperprior":
         g = GaussianTables.build(scale_frac_bits=SCALE_FRAC_BITS, mean_frac_bits=MEAN_FRAC_BITS)

@@ -53,7 +53,8 @@ def input_tables(model: IntModel, name: str, mu: np.ndarray = None):
     if model.offset_latents and spec.src in ("y_hat", "z_hat"):
         if spec.src == "y_hat" and model.arch.kind == "hyperprior":
             return None, None
-        lv = offset_level((codes - 128)[None, :], np.asarray(model.offset_q, np.int64)[:, None])
+        lv = offset_level((codes - 128)[None, :], np.asarray(model.offset_q, np.int64)[:, None],
+                          model.grid_bits)
         return np.ascontiguousarray(lv << d[:, None]), 128
     if spec.src == "x":
         lv = np.broadcast_to(codes, (spec.cin, 256))
@@ -112,7 +113,7 @@ def offset_symbols(model: IntModel, L, acc: np.ndarray):
     the y of a hyperprior, whose symbols wait for the means (``offset_y``)."""
     if L.spec.out == "y" and model.arch.kind == "hyperprior":
         return None
-    return out_offset_latent(acc, L.acc_exp, np.asarray(model.offset_q)[:, None, None])
+    return out_offset_latent(acc, L.acc_exp, np.asarray(model.offset_q)[:, None, None], model.grid_bits)
 
 
 def aligned_levels(L, levels: np.ndarray) -> np.ndarray:
@@ -121,14 +122,13 @@ def aligned_levels(L, levels: np.ndarray) -> np.ndarray:
 
 
 def offset_mean(model: IntModel, ms: np.ndarray, c: int) -> np.ndarray:
-    """SPEC O5 / E1: the predicted mean of y channel ``c`` on the quarter grid,
-    ``RQ(q_mean, -(e_mean + 2))`` of HS5's mean channel M + c."""
+    """SPEC O5 / E1: the predicted mean of y channel ``c`` on the 2^-G grid,
+    ``RQ(q_mean, -(e_mean + G))`` of HS5's mean channel M + c."""
     from ..spec import requant_shift
-    from .intmodel import OFFSET_FRAC_BITS
 
     M = model.arch.M
     e = model.layer(model.latent_layer("ms")).out_exp
-    return requant_shift(np.asarray(ms[M + c], np.int64), -(int(e[M + c]) + OFFSET_FRAC_BITS))
+    return requant_shift(np.asarray(ms[M + c], np.int64), -(int(e[M + c]) + model.grid_bits))
 
 
 def offset_means(model: IntModel, ms: np.ndarray) -> np.ndarray:
@@ -141,7 +141,7 @@ def offset_y(model: IntModel, y_acc: np.ndarray, means_q: np.ndarray, channels=N
     ``channels`` (a slice) when ``y_acc`` / ``means_q`` hold only those channels."""
     L = model.layer(model.latent_layer("y"))
     e = L.acc_exp if channels is None else L.acc_exp[channels]
-    return out_offset_latent(y_acc, e, means_q)
+    return out_offset_latent(y_acc, e, means_q, model.grid_bits)
 
 
 def image_mu(model: IntModel, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -198,7 +198,7 @@ def hyper_decode(model: IntModel, z: np.ndarray, backend="numba", hook=None) -> 
 
 def synthesize(model: IntModel, y: np.ndarray, mu: np.ndarray, backend="numba", hook=None) -> np.ndarray:
     """g_s: stored y (+ mu) -> (3, H, W) pixels (uint8).  For an offset-latent
-    model ``y`` is what O5 reconstructs: the quarter-grid levels 4 * symbol + mean
+    model ``y`` is what O5 reconstructs: the levels symbol * 2^G + mean on the 2^-G grid
     (hyperprior) or the symbols (factorized; the medians are in the input tables)."""
     be = get_backend(backend) if isinstance(backend, str) else backend
     t = run_layers(model, _names(model, ("ST",)), {"y_hat": np.asarray(y, np.int64)}, be, mu, hook)

@@ -23,11 +23,20 @@ LATENT_BITS = 8
 #: into AT0 as a 256/255 weight prescale, SPEC F4)
 PIXEL_EXP = -8
 OUT_KIND = {"act_relu": 0, "act_signed": 1, "latent": 2, "pixel": 3}
-#: SPEC O5: offset latents (y_hat, z_hat) live on the quarter grid, exponent -2
-OFFSET_FRAC_BITS = 2
-OFFSET_EXP = -OFFSET_FRAC_BITS
-#: SPEC O5: |offset_q| bound (keeps every level range around 0, A3)
-OFFSET_Q_MAX = 508
+#: SPEC O5: offset latents (y_hat, z_hat) live on the grid of G fractional bits
+#: (exponent -G), G = the model's ``grid_bits``; spec-1.2 files have G = 2,
+#: the builder writes GRID_BITS
+GRID_BITS_1_2 = 2
+GRID_BITS = 4
+GRID_BITS_RANGE = (2, 6)
+#: SPEC O5: |offset| bound in real units: |offset_q| <= 127 * 2^G (keeps every
+#: level range around 0, A3)
+OFFSET_REAL_MAX = 127
+
+
+def offset_q_max(grid_bits: int) -> int:
+    """SPEC O5: the bound on |offset_q| for a model with ``grid_bits`` G."""
+    return OFFSET_REAL_MAX << int(grid_bits)
 
 
 class ModelError(ValueError):
@@ -114,10 +123,13 @@ class IntModel:
     mr_b_q: np.ndarray = None
     entropy: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
-    #: SPEC O5 (offset latents): quarter-grid medians (C,) of the latent the
+    #: SPEC O5 (offset latents): medians (C,) on the 2^-G grid of the latent the
     #: factorized bottleneck codes (z of a hyperprior, y of a factorized model);
     #: None for integer latents (O3 only)
     offset_q: np.ndarray = None
+    #: SPEC O5: G, the fractional bits of the offset grid (latents/grid_bits;
+    #: 2 for spec-1.2 files)
+    grid_bits: int = GRID_BITS_1_2
 
     def __post_init__(self):
         M = self.arch.M
@@ -131,7 +143,7 @@ class IntModel:
 
     @property
     def offset_latents(self) -> bool:
-        """SPEC O5: y_hat and z_hat are ``4 * symbol + offset`` on the quarter grid."""
+        """SPEC O5: y_hat and z_hat are ``symbol * 2^G + offset`` on the 2^-G grid."""
         return self.offset_q is not None
 
     @property
@@ -143,7 +155,7 @@ class IntModel:
         return [l.name for l in self.arch.layers if l.out == which][0]
 
     def offset_range(self, src: str) -> tuple:
-        """SPEC O5: (lo, hi) per channel of the quarter-grid offset added to the
+        """SPEC O5: (lo, hi) per channel of the offset (2^-G grid) added to the
         symbols of ``src``: the bottleneck medians (z_hat; y_hat of a factorized
         model), or the range of HS5's mean channels mapped by E1 (y_hat of a hyperprior)."""
         if src == "y_hat" and self.arch.kind == "hyperprior":
@@ -152,8 +164,9 @@ class IntModel:
             M = self.arch.M
             e = hs5.out_exp[M:]
             lo, hi = hs5.output_code_range()
-            return (np.array([requant_shift(lo, -(int(v) + OFFSET_FRAC_BITS)) for v in e], np.int64),
-                    np.array([requant_shift(hi, -(int(v) + OFFSET_FRAC_BITS)) for v in e], np.int64))
+            G = self.grid_bits
+            return (np.array([requant_shift(lo, -(int(v) + G)) for v in e], np.int64),
+                    np.array([requant_shift(hi, -(int(v) + G)) for v in e], np.int64))
         off = np.asarray(self.offset_q, np.int64)
         return off, off
 
@@ -165,9 +178,9 @@ class IntModel:
         if spec.src in ("y", "y_hat", "z_hat"):
             prod = [l for l in self.arch.layers if l.out == spec.src[0]][0]
             lo, hi = self.layers[prod.name].output_range()
-            if self.offset_latents and spec.src != "y":  # O5: 4 * symbol + offset
+            if self.offset_latents and spec.src != "y":  # O5: symbol * 2^G + offset
                 olo, ohi = self.offset_range(spec.src)
-                return 4 * lo + olo, 4 * hi + ohi
+                return (lo << self.grid_bits) + olo, (hi << self.grid_bits) + ohi
             if spec.src in ("y", "y_hat"):
                 lo = lo - np.where(self.mr_mask, 128, 0)
                 hi = hi + np.where(self.mr_mask, 127, 0)
@@ -180,7 +193,7 @@ class IntModel:
             return np.full(3, PIXEL_EXP, np.int64)
         if spec.src in ("y", "y_hat", "z_hat"):
             if self.offset_latents and spec.src != "y":
-                return np.full(spec.cin, OFFSET_EXP, np.int64)  # O5
+                return np.full(spec.cin, -self.grid_bits, np.int64)  # O5
             return np.zeros(spec.cin, np.int64)
         return self.layers[spec.src].out_exp
 
@@ -226,11 +239,14 @@ class IntModel:
             self._validate_offsets()
 
     def _validate_offset_array(self):
-        """SPEC O5 loader checks: offset shape and range."""
+        """SPEC O5 loader checks: grid, offset shape and range."""
+        G = self.grid_bits
+        if not isinstance(G, (int, np.integer)) or not GRID_BITS_RANGE[0] <= G <= GRID_BITS_RANGE[1]:
+            raise ModelError(f"latents grid_bits {G!r} outside {GRID_BITS_RANGE[0]}..{GRID_BITS_RANGE[1]}")
         fact = self.arch.layer(self.latent_layer("z" if self.arch.kind == "hyperprior" else "y"))
         _expect(self.offset_q, (fact.cout,), np.int64, "latents offset_q")
-        if np.any(np.abs(self.offset_q) > OFFSET_Q_MAX):
-            raise ModelError(f"latents offset_q outside +-{OFFSET_Q_MAX} (quarter grid)")
+        if np.any(np.abs(self.offset_q) > offset_q_max(G)):
+            raise ModelError(f"latents offset_q outside +-{offset_q_max(G)} (grid 2^-{G})")
         if np.asarray(self.mr_mask).shape == (self.arch.M,) and np.any(self.mr_mask):
             raise ModelError("offset latents (SPEC O5) and mean-reduced channels (M1) exclude each other")
 
@@ -240,16 +256,17 @@ class IntModel:
             L = self.layers[self.latent_layer(which)]
             olo, ohi = self.offset_range(f"{which}_hat")
             omax = int(np.max(np.maximum(np.abs(olo), np.abs(ohi))))
+            G = self.grid_bits
             for e in np.unique(L.acc_exp):
-                F = offset_frac_bits(int(e))
-                if ((INT32_MAX + 1) << (F + int(e))) + (omax << (F - OFFSET_FRAC_BITS)) >= 1 << 62:
+                F = offset_frac_bits(int(e), G)
+                if ((INT32_MAX + 1) << (F + int(e))) + (omax << (F - G)) >= 1 << 62:
                     raise ModelError(f"{L.name}: offset-latent symbol (SPEC O5) could leave int64 "
                                      f"(accumulator exponent {int(e)})")
 
 
-def offset_frac_bits(acc_exp: int) -> int:
-    """SPEC O5: F = max(2, -acc_exp), the grid the symbol difference is formed on."""
-    return max(OFFSET_FRAC_BITS, -int(acc_exp))
+def offset_frac_bits(acc_exp: int, grid_bits: int) -> int:
+    """SPEC O5: F = max(G, -acc_exp), the grid the symbol difference is formed on."""
+    return max(int(grid_bits), -int(acc_exp))
 
 
 def _expect(a, shape, dtype, what):

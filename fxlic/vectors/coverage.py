@@ -44,13 +44,13 @@ bin                           hit when an element of the layer ...
 **O5** (offset latents: z and a factorized y; also the y symbols of an
 offset-latent hyperprior, formed from AT3's accumulators and HS5's means)
 ``o5.sat-`` / ``o5.sat+``     ``RHU(diff, F)`` below -128 / above 127, ``diff = acc *
-                              2^(F+E) - off * 2^(F-2)`` (SPEC O5, R3)
+                              2^(F+E) - off * 2^(F-G)`` (SPEC O5, R3)
 ``o5.tie+`` / ``o5.tie-``     an exact R1 tie of ``RHU(diff, F)`` with ``diff > 0`` /
                               ``diff < 0`` (SPEC O5, R1)
-``o5.off-`` / ``o5.off+``     an element whose quarter-grid offset is negative /
+``o5.off-`` / ``o5.off+``     an element whose offset (2^-G grid) is negative /
                               positive (the median, or the predicted mean)
-``o5.frac``                   an offset that is not a multiple of 4 (the quarter grid
-                              matters: ``y - off / 4`` is not an integer shift)
+``o5.frac``                   an offset that is not a multiple of 2^G (the grid
+                              matters: ``y - off 2^-G`` is not an integer shift)
 **O4** (reconstruction)
 ``sat-`` / ``sat+``           ``RQ(acc, s)`` below 0 / above 255 (SPEC O4)
 ``tie+`` / ``tie-``           exact R1 tie of ``RQ(acc, s)`` by sign of acc (R1, R2)
@@ -170,18 +170,18 @@ def offset_y_layer(model, spec) -> bool:
                 and spec.out == "y")
 
 
-def count_o5(acc, acc_exp, off) -> dict:
+def count_o5(acc, acc_exp, off, grid_bits: int) -> dict:
     """The O5 bins of accumulators ``acc`` (O, H, W) with exponents ``acc_exp``
-    (O,) and quarter-grid offsets ``off`` (broadcasting to acc), exactly."""
-    from ..model.intmodel import OFFSET_FRAC_BITS, offset_frac_bits
+    (O,) and offsets ``off`` on the 2^-G grid (broadcasting to acc), exactly."""
+    from ..model.intmodel import offset_frac_bits
 
     acc = np.asarray(acc, np.int64)
     off = np.broadcast_to(np.asarray(off, np.int64), acc.shape)
     c = {b: 0 for b in O5_BINS}
     for o in range(acc.shape[0]):
         e = int(acc_exp[o])
-        F = offset_frac_bits(e)
-        diff = (acc[o] << (F + e)) - (off[o] << (F - OFFSET_FRAC_BITS))
+        F = offset_frac_bits(e, grid_bits)
+        diff = (acc[o] << (F + e)) - (off[o] << (F - grid_bits))
         v = _rq(diff, np.full(diff.shape, F))
         t = _ties(diff, np.full(diff.shape, F))
         c["o5.sat-"] += _count(v < -128)
@@ -190,7 +190,7 @@ def count_o5(acc, acc_exp, off) -> dict:
         c["o5.tie-"] += _count(t & (diff < 0))
     c["o5.off-"] = _count(off < 0)
     c["o5.off+"] = _count(off > 0)
-    c["o5.frac"] = _count((off & 3) != 0)
+    c["o5.frac"] = _count((off & ((1 << grid_bits) - 1)) != 0)
     return c
 
 
@@ -224,7 +224,7 @@ def _count(sel) -> int:
 def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarray, means=None) -> dict:
     """``{bin: number of elements}`` of one layer run (acc and out as the engine
     produced them) and the accumulator peak against the bound (SPEC A3).
-    ``means``: the quarter-grid means of y (AT3 of an offset-latent hyperprior)."""
+    ``means``: the means of y on the 2^-G grid (AT3 of an offset-latent hyperprior)."""
     from ..model.intmodel import accumulator_bound
     from ..quant.codebook import act_nlq
     from .writer import layer_rule
@@ -236,7 +236,8 @@ def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarr
     s = np.asarray(L.out_shift, np.int64)[:, None, None]
     c = {}
     if rule == "O5":
-        c.update(count_o5(acc, L.acc_exp, np.asarray(model.offset_q, np.int64)[:, None, None]))
+        c.update(count_o5(acc, L.acc_exp, np.asarray(model.offset_q, np.int64)[:, None, None],
+                              model.grid_bits))
     elif rule == "O1":
         a = np.maximum(acc, 0)
         ss = np.broadcast_to(s, a.shape)
@@ -285,7 +286,7 @@ def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarr
             red = np.asarray(model.mr_mask, bool) & (np.asarray(mu) != 0)
             c["mean_reduced"] = int(red.sum()) * int(np.prod(acc.shape[1:]))
             if offset_y_layer(model, spec) and means is not None:
-                c.update(count_o5(acc, L.acc_exp, means))
+                c.update(count_o5(acc, L.acc_exp, means, model.grid_bits))
     if spec.op == "tconv":
         bias = np.asarray(L.bias, np.int64)[:, None, None]
         for py in range(2):

@@ -230,37 +230,45 @@ def unit_o3(root):
 
 
 def unit_o5(root):
-    """O5 symbols: both grids (E <= -2: F = -E; E > -2: F = 2), ties of both signs,
+    """O5 symbols on both offset grids (G = 2, spec-1.2 files, and G = 4): both
+    difference grids (E <= -G: F = -E; E > -G: F = G), ties of both signs,
     saturation at both ends, offsets of both signs and off the integer grid."""
-    trip = []
-    from ..model.intmodel import offset_frac_bits
+    from ..model.intmodel import offset_frac_bits, offset_q_max
 
-    for e in (-31, -17, -9, -4, -3, -2, -1, 0, 1, 3):
-        F = offset_frac_bits(e)
-        for off in (0, 1, -1, 2, -2, 3, -3, 4, -4, 9, -9, 127, -128, 508, -508):
-            # y = acc 2^e; round(y - off/4): ties where acc 2^(F+e) - off 2^(F-2) = (2k+1) 2^(F-1)
-            for k in (-200, -129, -128, -3, -1, 0, 1, 2, 127, 128, 200):
-                for t in (0, 1, -1):
-                    num = (2 * k + 1) * (1 << (F - 1)) + (off << (F - 2)) + t
-                    if num % (1 << (F + e)) == 0:
-                        a = num >> (F + e)
-                        if INT32_MIN <= a <= INT32_MAX:
-                            trip.append((a, e, off))
-            trip += [(a, e, off) for a in (INT32_MIN, -1, 0, 1, INT32_MAX)]
-    trip = _uniq(trip)
-    acc = np.array([t[0] for t in trip], np.int64)
-    ex = np.array([t[1] for t in trip], np.int64)
-    off = np.array([t[2] for t in trip], np.int64)
-    sym = ref.out_offset_latent(acc[:, None], ex, off[:, None])[:, 0]
+    acc, ex, off, grid, sym, lev = [], [], [], [], [], []
+    for G in (2, 4):
+        trip = []
+        omax = offset_q_max(G)
+        for e in (-31, -17, -9, -5, -4, -3, -2, -1, 0, 1, 3):
+            F = offset_frac_bits(e, G)
+            for o in (0, 1, -1, 2, -2, 3, -3, 4, -4, 9, -9, 15, -17, 127, -128, omax, -omax):
+                # y = acc 2^e; round(y - o 2^-G): ties where acc 2^(F+e) - o 2^(F-G) = (2k+1) 2^(F-1)
+                for k in (-200, -129, -128, -3, -1, 0, 1, 2, 127, 128, 200):
+                    for t in (0, 1, -1):
+                        num = (2 * k + 1) * (1 << (F - 1)) + (o << (F - G)) + t
+                        if num % (1 << (F + e)) == 0:
+                            a = num >> (F + e)
+                            if INT32_MIN <= a <= INT32_MAX:
+                                trip.append((a, e, o))
+                trip += [(a, e, o) for a in (INT32_MIN, -1, 0, 1, INT32_MAX)]
+        trip = _uniq(trip)
+        a = np.array([t[0] for t in trip], np.int64)
+        e = np.array([t[1] for t in trip], np.int64)
+        o = np.array([t[2] for t in trip], np.int64)
+        s = ref.out_offset_latent(a[:, None], e, o[:, None], G)[:, 0]
+        acc.append(a), ex.append(e), off.append(o), grid.append(np.full(a.shape, G, np.int64))
+        sym.append(s), lev.append(ref.offset_level(s, o, G))
+    acc, ex, off, grid, sym, lev = (np.concatenate(v) for v in (acc, ex, off, grid, sym, lev))
     D = VectorDir(root)
     _inp(D, "acc", acc, "int32")
     _inp(D, "acc_exp", ex, "int8", what="E = the channel's accumulator exponent")
-    _inp(D, "offset_q", off, "int16", what="offset on the quarter grid (median, or mean_q)")
-    _outp(D, "symbol", sym, "int8", what="SAT8(RHU(acc 2^(F+E) - off 2^(F-2), F)), F = max(2, -E)")
-    _outp(D, "level", ref.offset_level(sym, off), "int16", what="4 * symbol + off (exponent -2)")
+    _inp(D, "grid_bits", grid, "int8", what="G = the model's offset grid (latents/grid_bits; 2 in spec-1.2 files)")
+    _inp(D, "offset_q", off, "int16", what="offset on the 2^-G grid (median, or mean_q)")
+    _outp(D, "symbol", sym, "int8", what="SAT8(RHU(acc 2^(F+E) - off 2^(F-G), F)), F = max(G, -E)")
+    _outp(D, "level", lev, "int16", what="symbol * 2^G + off (exponent -G)")
     return _finish(D, "o5_offset_latent", ["O5", "R1", "R3"],
-                   "O5 offset-latent symbols (round(y - off/4), ties toward +infinity, saturation) "
-                   "and their quarter-grid levels")
+                   "O5 offset-latent symbols (round(y - off 2^-G), ties toward +infinity, saturation) "
+                   "and their levels on the 2^-G grid, G = 2 and 4")
 
 
 def unit_o4(root):

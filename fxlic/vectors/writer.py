@@ -152,13 +152,13 @@ def layer_rule(model: IntModel, spec) -> str:
 
 def reads_levels(model: IntModel, spec) -> bool:
     """The layer reads per-element levels, not codes: ST0 of an offset-latent
-    hyperprior (``4 * symbol + mean_q``, SPEC O5); it has no decode table."""
+    hyperprior (``symbol * 2^G + mean_q``, SPEC O5); it has no decode table."""
     return bool(model.offset_latents and model.arch.kind == "hyperprior" and spec.src == "y_hat")
 
 
 def level_input_dtype(model: IntModel, spec) -> str:
     """Stored dtype of a level input (``reads_levels``): int16 when the model's
-    level range (SPEC O5 / I2: 4 * [-128, 127] + the mean range) fits, else int32."""
+    level range (SPEC O5 / I2: 2^G * [-128, 127] + the mean range) fits, else int32."""
     lo, hi = model.input_range(spec)
     return "int16" if int(np.min(lo)) >= -(1 << 15) and int(np.max(hi)) < (1 << 15) else "int32"
 
@@ -247,8 +247,10 @@ def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str 
     tensor("mean_reduction/b_q", model.mr_b_q, "int64", pm, ("C",), rule="M2")
     if model.offset_latents:
         tensor("latents/offset_q", model.offset_q, "int64", pm, ("C",), rule="O5",
-               what="offset latents: bottleneck medians on the quarter grid, R4(4 * median), of z "
+               what="offset latents: bottleneck medians on the 2^-G grid, R4(median * 2^G), of z "
                     "(hyperprior) or y (factorized)")
+        tensor("latents/grid_bits", np.array([model.grid_bits], np.int64), "int64", pm, ("n",), rule="O5",
+               what="G: offsets, means and levels of the latents lie on the 2^-G grid (exponent -G)")
     for ename in sorted(model.entropy):
         a = np.asarray(model.entropy[ename])
         from .memfmt import dtype_name
@@ -368,7 +370,7 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
 
 def _offset_entropy_side(model: IntModel, r: dict) -> dict:
     """The entropy side of an offset-latent model (SPEC O5): symbols round(latent
-    - offset), the quarter-grid levels 4 * symbol + offset, the means (hyperprior)."""
+    - offset), the levels symbol * 2^G + offset on the 2^-G grid, the means (hyperprior)."""
     from ..codec import _tables, means_scales
     from ..entropy.gaussian import y_indexes
     from ..kernels.reference import offset_level
@@ -378,7 +380,7 @@ def _offset_entropy_side(model: IntModel, r: dict) -> dict:
     off = np.asarray(model.offset_q, np.int64)[:, None, None]
     if model.arch.kind != "hyperprior":
         y = np.asarray(r["y"], np.int64)
-        return {"y_sym": y + mu[:, None, None], "y_hat": offset_level(y, off),
+        return {"y_sym": y + mu[:, None, None], "y_hat": offset_level(y, off, model.grid_bits),
                 "y_idx": np.broadcast_to(np.arange(y.shape[0])[:, None, None], y.shape)}
     _, gauss = _tables(model)
     z = np.asarray(r["z"], np.int64)
@@ -386,9 +388,9 @@ def _offset_entropy_side(model: IntModel, r: dict) -> dict:
     _, scales = means_scales(model, r["ms"])
     sym = offset_y(model, r["y_acc"], means)
     return {"z_sym": z, "z_idx": np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape),
-            "z_hat": offset_level(z, off), "means": means, "scale_q": scales,
+            "z_hat": offset_level(z, off, model.grid_bits), "means": means, "scale_q": scales,
             "y_idx": y_indexes(scales, np.zeros_like(scales), gauss).astype(np.int64),
-            "y_sym": sym, "y_hat": offset_level(sym, means)}
+            "y_sym": sym, "y_hat": offset_level(sym, means, model.grid_bits)}
 
 
 def _entropy_side_shapes(model: IntModel, r: dict) -> dict:
@@ -417,14 +419,14 @@ ENTROPY_DOC = {
 OFFSET_ENTROPY_DOC = {
     "z_sym": "z symbols round(z - median) (SPEC O5), coded with table z_idx",
     "z_idx": "z table index (= channel)",
-    "z_hat": "z_hat level 4 * z_sym + offset_q[c] on the quarter grid (SPEC O5): what HS0 reads",
-    "means": "mean_q: the mean of each y element on the quarter grid, RQ(q_mean, -(e_mean + 2)) (SPEC O5, E1)",
+    "z_hat": "z_hat level z_sym * 2^G + offset_q[c] on the 2^-G grid (SPEC O5): what HS0 reads",
+    "means": "mean_q: the mean of each y element on the 2^-G grid, RQ(q_mean, -(e_mean + G)) (SPEC O5, E1)",
     "scale_q": "scale at 16 fractional bits (SPEC E1)",
     "y_idx": "y table index: #{i: scale_q > T_i}, the zero-mean family (SPEC O5, E1 with mean_q = 0); "
              "factorized: channel",
     "y_sym": "y symbols round(y - mean_q / 4) from AT3's accumulators (SPEC O5), coded as is; factorized: "
              "round(y - median)",
-    "y_hat": "y_hat level 4 * y_sym + mean_q (factorized: + offset_q[c]) on the quarter grid (SPEC O5): "
+    "y_hat": "y_hat level y_sym * 2^G + mean_q (factorized: + offset_q[c]) on the 2^-G grid (SPEC O5): "
              "what ST0 reads",
 }
 
@@ -536,7 +538,7 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
             pass
         elif reads_levels(model, spec):  # SPEC O5: per-element levels, no table
             D.tensor(p + "in", inp, level_input_dtype(model, spec), act, CHW, layer=n, rule="O5",
-                     stages=st, what="input levels V = (4 * y_sym + mean_q) << d_c on the quarter grid "
+                     stages=st, what="input levels V = (y_sym * 2^G + mean_q) << d_c on the 2^-G grid "
                                      "(SPEC O5, I1; entropy/y_hat shifted by the alignment)")
         elif not opts.inputs and src_t in D.tensors:
             D.alias(p + "in", src_t, layer=n, what="input codes", stages=st)

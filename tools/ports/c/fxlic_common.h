@@ -5,7 +5,7 @@
  * model directory (arch.txt, the seven stored per-layer fields, the derived
  * A2/O shifts), one layer (I1 decode, C1/C2 loops, O1-O4), SPEC E1 (means,
  * scales, table indexes), SPEC O5 (offset latents: the symbol rule, the
- * quarter-grid levels, the model's latents flag and offset_q), the entropy
+ * levels on the 2^-G grid, the model's latents flag, offset_q and grid_bits), the entropy
  * tables and the CRC-32.
  *
  * Header only (every function static), so that each program stays one
@@ -28,8 +28,10 @@
 #define NAMELEN 32
 #define PATHLEN 4096
 /* the spec this port implements (docs/SPEC.md V); a model directory made for
- * fxlic-spec-1.1 is read as an integer-latent 1.2 model */
-#define FXLIC_SPEC_VERSION "fxlic-spec-1.2"
+ * fxlic-spec-1.1 is read as an integer-latent model, one made for
+ * fxlic-spec-1.2 as a model whose offset grid is G = 2 (no latents/grid_bits) */
+#define FXLIC_SPEC_VERSION "fxlic-spec-1.3"
+#define FXLIC_SPEC_VERSION_1_2 "fxlic-spec-1.2"
 #define FXLIC_SPEC_VERSION_OLD "fxlic-spec-1.1"
 
 static const char *g_prog = "fxlic"; /* the program name in messages */
@@ -159,25 +161,26 @@ static int stage_o1(int64_t acc, int s, int m)
     return code_of_level(m, L);
 }
 
-/* O5 (offset latents): symbol = SAT8(RHU(acc * 2^(F + E) - off * 2^(F - 2), F)),
- * F = max(2, -E), E the accumulator exponent, off on the quarter grid; the
- * model check (o5_check) keeps both terms and their difference in int64 */
-static int o5_frac_bits(int64_t E)
+/* O5 (offset latents): symbol = SAT8(RHU(acc * 2^(F + E) - off * 2^(F - G), F)),
+ * F = max(G, -E), E the accumulator exponent, off on the 2^-G grid (G = the
+ * model's latents/grid_bits); the model check (o5_check) keeps both terms and
+ * their difference in int64 */
+static int o5_frac_bits(int64_t E, int G)
 {
-    return E >= -2 ? 2 : (int)(-E);
+    return E >= -G ? G : (int)(-E);
 }
 
-static int64_t stage_o5(int64_t acc, int64_t E, int64_t off)
+static int64_t stage_o5(int64_t acc, int64_t E, int64_t off, int G)
 {
-    int F = o5_frac_bits(E);
-    int64_t a = acc * ((int64_t)1 << (F + E)), b = off * ((int64_t)1 << (F - 2));
+    int F = o5_frac_bits(E, G);
+    int64_t a = acc * ((int64_t)1 << (F + E)), b = off * ((int64_t)1 << (F - G));
     return sat(rhu(a - b, F), -128, 127);
 }
 
-/* O5 level on the quarter grid: 4 * symbol + off */
-static int64_t o5_level(int64_t symbol, int64_t off)
+/* O5 level on the 2^-G grid: symbol * 2^G + off */
+static int64_t o5_level(int64_t symbol, int64_t off, int G)
 {
-    return 4 * symbol + off;
+    return symbol * ((int64_t)1 << G) + off;
 }
 
 /* O2: signed LQ, LeakyReLU(1/8) folded into the shift of negative values */
@@ -407,7 +410,7 @@ typedef struct {
      * offq[o]; in_kind = how the input is decoded: 0 I1 codes, 1 offset
      * latent 4 * code + offq[c] (HS0, factorized ST0), 2 per-element levels
      * (ST0 of an offset-latent hyperprior) */
-    int o5, in_kind;
+    int o5, in_kind, grid;  /* grid: the model's G */
     const int64_t *offq;
 } layer_t;
 
@@ -417,7 +420,8 @@ typedef struct {
     int nl;
     layer_t L[MAXL];
     int offset;         /* SPEC O5: offset latents (arch.txt "latents offset") */
-    arr_t offset_q;     /* latents/offset_q: medians on the quarter grid */
+    int grid;           /* SPEC O5: G, latents/grid_bits (2 for a spec-1.2 directory) */
+    arr_t offset_q;     /* latents/offset_q: medians on the 2^-G grid */
 } model_t;
 
 static int find_layer(const model_t *m, const char *name)
@@ -605,7 +609,7 @@ static int64_t input_level(const model_t *m, const layer_t *L, int c, int64_t q,
         if (q < 0 || q > 255) die("%s: pixel %lld out of range", L->name, (long long)q);
         level = q;
     } else if (L->in_kind == 2) level = q;            /* O5: already a level (ST0, hyperprior) */
-    else if (L->in_kind == 1) level = o5_level(q, L->offq[c]);   /* O5: 4 * code + offset_q[c] */
+    else if (L->in_kind == 1) level = o5_level(q, L->offq[c], L->grid);   /* O5: code * 2^G + offset_q[c] */
     else if (strcmp(L->src, "z_hat") == 0) level = q;
     else if (is_y(L->src)) level = q + mu[c];   /* "y_hat" (or "y": the same stored latent) */
     else {
@@ -703,7 +707,7 @@ static void run_layer(const model_t *m, const layer_t *L, const arr_t *in, const
             case 1: v = stage_o1(a, s, (int)L->mux.v[o]); break;
             case 2: v = stage_o2(a, s, strcmp(L->act, "leaky") == 0); break;
             case 3:
-                if (L->o5) v = stage_o5(a, L->eacc[o], L->offq[o]);               /* O5 */
+                if (L->o5) v = stage_o5(a, L->eacc[o], L->offq[o], L->grid);      /* O5 */
                 else v = sat(rq(a, s) - (out_mu ? out_mu[o] : 0), -128, 127); /* O3 (encoder) */
                 break;
             default: v = sat(rq(a, s), 0, 255); break;                        /* O4 */
@@ -731,10 +735,10 @@ static int src_unsigned(const model_t *m, const layer_t *L)
 /* ------------------------------------------------------------------ */
 
 /* the mean-channel exponent e of HS5 channel M + c maps a code q to the
- * quarter-grid mean RQ(q, -(e + 2)) (SPEC O5 / E1 with F = 2) */
-static int64_t o5_mean(int64_t q, int64_t e)
+ * mean RQ(q, -(e + G)) on the 2^-G grid (SPEC O5 / E1 with F = G) */
+static int64_t o5_mean(int64_t q, int64_t e, int G)
 {
-    return rq(q, -(int)(e + 2));
+    return rq(q, -(int)(e + G));
 }
 
 static int find_out(const model_t *m, const char *out)
@@ -745,7 +749,7 @@ static int find_out(const model_t *m, const char *out)
     return -1;
 }
 
-/* [lo, hi] of the quarter-grid offset over all channels of the latent a layer
+/* [lo, hi] of the offset (2^-G grid) over all channels of the latent a layer
  * outputs (y or z): offset_q, or for the y of a hyperprior the means of the HS5
  * codes -128 and 127 (SPEC O5, I2); HS5 must be loaded for the latter */
 static void o5_offset_range(const model_t *m, const layer_t *L, int64_t *lo, int64_t *hi)
@@ -754,10 +758,11 @@ static void o5_offset_range(const model_t *m, const layer_t *L, int64_t *lo, int
     if (strcmp(m->kind, "hyperprior") == 0 && strcmp(L->out, "y") == 0) {
         const layer_t *H = &m->L[find_out(m, "ms")];
         if (!H->loaded) die("%s: the means need %s's exponents", L->name, H->name);
-        *lo = o5_mean(-128, H->out_exp.v[m->M]);
-        *hi = o5_mean(127, H->out_exp.v[m->M]);
+        *lo = o5_mean(-128, H->out_exp.v[m->M], m->grid);
+        *hi = o5_mean(127, H->out_exp.v[m->M], m->grid);
         for (c = 0; c < m->M; c++) {
-            int64_t a = o5_mean(-128, H->out_exp.v[m->M + c]), b = o5_mean(127, H->out_exp.v[m->M + c]);
+            int64_t a = o5_mean(-128, H->out_exp.v[m->M + c], m->grid);
+            int64_t b = o5_mean(127, H->out_exp.v[m->M + c], m->grid);
             if (a < *lo) *lo = a;
             if (b > *hi) *hi = b;
         }
@@ -771,13 +776,13 @@ static void o5_offset_range(const model_t *m, const layer_t *L, int64_t *lo, int
 }
 
 /* the stored dtype of an O5 level input (ST0 of a hyperprior): int16 when the
- * level range 4 * [-128, 127] + [offset lo, hi] fits, else int32 (docs/VECTORS.md 2) */
+ * level range 2^G * [-128, 127] + [offset lo, hi] fits, else int32 (docs/VECTORS.md 2) */
 static const char *level_dtype(const model_t *m, const layer_t *L)
 {
     int64_t lo, hi;
     o5_offset_range(m, &m->L[find_out(m, "y")], &lo, &hi);
     (void)L;
-    return (4 * -128 + lo >= -32768 && 4 * 127 + hi <= 32767) ? "i2" : "i4";
+    return (o5_level(-128, lo, m->grid) >= -32768 && o5_level(127, hi, m->grid) <= 32767) ? "i2" : "i4";
 }
 
 /* after read_arch: the spec version of the model directory (manifest.json, if
@@ -787,6 +792,7 @@ static void read_latents(model_t *m, const char *mdir)
     char path[PATHLEN];
     FILE *f;
     int i, hyper = strcmp(m->kind, "hyperprior") == 0;
+    int spec = 0;   /* 3, 2, 1: spec 1.3, 1.2, 1.1 (manifest.json); 0: no manifest */
     const char *coded = hyper ? "z" : "y";  /* the latent of the factorized tables */
     xsnprintf(path, sizeof path, "%s/manifest.json", mdir);
     f = fopen(path, "rb");
@@ -799,28 +805,47 @@ static void read_latents(model_t *m, const char *mdir)
         p = strstr((const char *)b, "\"spec_version\": \"");
         if (p) {
             p += strlen("\"spec_version\": \"");
-            if (strncmp(p, FXLIC_SPEC_VERSION "\"", strlen(FXLIC_SPEC_VERSION) + 1) != 0 &&
-                (m->offset || strncmp(p, FXLIC_SPEC_VERSION_OLD "\"", strlen(FXLIC_SPEC_VERSION_OLD) + 1) != 0))
+            if (strncmp(p, FXLIC_SPEC_VERSION "\"", strlen(FXLIC_SPEC_VERSION) + 1) == 0) spec = 3;
+            else if (strncmp(p, FXLIC_SPEC_VERSION_1_2 "\"", strlen(FXLIC_SPEC_VERSION_1_2) + 1) == 0) spec = 2;
+            else if (!m->offset && strncmp(p, FXLIC_SPEC_VERSION_OLD "\"", strlen(FXLIC_SPEC_VERSION_OLD) + 1) == 0)
+                spec = 1;
+            else
                 die("%s: the model directory was made for another spec (this port implements %s)", path,
                     FXLIC_SPEC_VERSION);
         }
         free(b);
     }
     memset(&m->offset_q, 0, sizeof m->offset_q);
+    m->grid = 2;
     if (m->offset) {
         int p = find_out(m, coded);
         long c;
+        int64_t omax;
         if (p < 0) die("the model has no %s", coded);
+        xsnprintf(path, sizeof path, "%s/latents/grid_bits.npy", mdir);
+        f = fopen(path, "rb");
+        if (f) {   /* spec 1.3: G; a spec-1.2 directory has none (G = 2) */
+            arr_t g;
+            fclose(f);
+            if (spec == 2) die("%s: a spec-1.2 model directory has no grid_bits", path);
+            g = read_npy(path);
+            if (g.n != 1 || g.v[0] < 2 || g.v[0] > 6) die("%s: grid_bits must be one value in 2..6 (SPEC O5)", path);
+            m->grid = (int)g.v[0];
+            free(g.v);
+        } else if (spec == 3) die("%s missing (a spec-1.3 offset-latent model)", path);
         xsnprintf(path, sizeof path, "%s/latents/offset_q.npy", mdir);
         m->offset_q = read_npy(path);
         if (m->offset_q.n != m->L[p].cout) die("%s: %ld offsets, expected %d", path, m->offset_q.n, m->L[p].cout);
+        omax = (int64_t)127 << m->grid;
         for (c = 0; c < m->offset_q.n; c++)
-            if (m->offset_q.v[c] < -508 || m->offset_q.v[c] > 508) die("%s: offset outside +-508 (SPEC O5)", path);
+            if (m->offset_q.v[c] < -omax || m->offset_q.v[c] > omax)
+                die("%s: offset outside +-%lld (SPEC O5)", path, (long long)omax);
     }
     for (i = 0; i < m->nl; i++) {
         layer_t *L = &m->L[i];
         L->o5 = m->offset && strcmp(L->out, coded) == 0;
         L->offq = m->offset_q.v;
+        L->grid = m->grid;
         L->in_kind = 0;
         if (m->offset && (strcmp(L->src, "z_hat") == 0 || (!hyper && strcmp(L->src, "y_hat") == 0))) L->in_kind = 1;
         if (m->offset && hyper && strcmp(L->src, "y_hat") == 0) L->in_kind = 2;
@@ -870,7 +895,7 @@ typedef struct { arr_t means, scales, ybase, ysign, yidx; int offset; } e1_t;
 
 /* from the h_s output `out` (layer L = HS5: channels [0, M) scales, [M, 2M)
  * means) and the model's gauss.thresholds / gauss.frac_bits.  offset (SPEC
- * O5): the means on the quarter grid are the offsets of the y symbols, which
+ * O5): the means on the 2^-G grid are the offsets of the y symbols, which
  * are coded with the zero-mean family (E1 with mean_q = 0: base 0, sign +1,
  * index = scale index) */
 static void entropy_e1(const char *mdir, const layer_t *L, const arr_t *out, int M, int offset, e1_t *r)
@@ -900,8 +925,8 @@ static void entropy_e1(const char *mdir, const layer_t *L, const arr_t *out, int
             int64_t cnt = 0, d;
             e = c * hw + j;
             r->scales.v[e] = rq(out->v[c * hw + j], -(int)(L->out_exp.v[c] + S));
-            if (offset) {    /* O5: mean_q = RQ(q_mean, -(e_mean + 2)); coded around 0 */
-                r->means.v[e] = o5_mean(out->v[(M + c) * hw + j], L->out_exp.v[M + c]);
+            if (offset) {    /* O5: mean_q = RQ(q_mean, -(e_mean + G)); coded around 0 */
+                r->means.v[e] = o5_mean(out->v[(M + c) * hw + j], L->out_exp.v[M + c], L->grid);
                 r->ybase.v[e] = 0;
                 d = 0;
             } else {

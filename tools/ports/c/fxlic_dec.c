@@ -25,10 +25,10 @@
  * (w_codes in O, KY, KX, C order).
  *
  * Offset latents (SPEC O5; arch.txt "latents offset", latents/offset_q): z
- * symbols are read through 4 * z + offset_q[c] (HS0), the y symbols of a
+ * symbols are read through z * 2^G + offset_q[c] (HS0), the y symbols of a
  * hyperprior are decoded with the zero-mean family and ST0 reads the levels
- * 4 * symbol + mean_q; without --stream they come from entropy/y_sym.npy (a
- * factorized model: y.npy holds the symbols, ST0 reads 4 * y + offset_q[c]).
+ * symbol * 2^G + mean_q; without --stream they come from entropy/y_sym.npy (a
+ * factorized model: y.npy holds the symbols, ST0 reads y * 2^G + offset_q[c]).
  *
  * Only the stored fields are read; every derived quantity (alignment
  * shifts, accumulator exponents, requantization shifts, decode tables,
@@ -301,11 +301,11 @@ int main(int argc, char **argv)
             dump("z", &z, "i1");
             dump("entropy/z_sym", &z, "i4");
         }
-        if (m.offset) {  /* O5: z_hat = 4 * z + offset_q[c] */
+        if (m.offset) {  /* O5: z_hat = z * 2^G + offset_q[c] */
             long zhw = z.shape[1] * z.shape[2];
             arr_t zh = arr3(z.shape[0], z.shape[1], z.shape[2]);
             if (m.offset_q.n != z.shape[0]) die("offset_q has %ld channels, z %ld", m.offset_q.n, z.shape[0]);
-            for (j = 0; j < z.n; j++) zh.v[j] = o5_level(z.v[j], m.offset_q.v[j / zhw]);
+            for (j = 0; j < z.n; j++) zh.v[j] = o5_level(z.v[j], m.offset_q.v[j / zhw], m.grid);
             dump("entropy/z_hat", &zh, "i4");
             free(zh.v);
         }
@@ -313,7 +313,7 @@ int main(int argc, char **argv)
     if (!from_stream && !offset_hp) dump("y", &y, "i1");
     if (!hyper) {
         /* factorized prior: y_hat = stored y + mu is coded directly, table = channel
-         * (O5: the stored y are the symbols; y_hat is the level 4 * y + offset_q[c]) */
+         * (O5: the stored y are the symbols; y_hat is the level y * 2^G + offset_q[c]) */
         long hw = y.shape[1] * y.shape[2];
         arr_t yh = arr3(y.shape[0], y.shape[1], y.shape[2]), yi = yh;
         yi.v = channel_index(y.shape[0], hw);
@@ -321,7 +321,7 @@ int main(int argc, char **argv)
         dump("entropy/y_sym", &yh, "i4");
         if (m.offset) {
             if (m.offset_q.n != y.shape[0]) die("offset_q has %ld channels, y %ld", m.offset_q.n, y.shape[0]);
-            for (j = 0; j < y.n; j++) yh.v[j] = o5_level(y.v[j], m.offset_q.v[j / hw]);
+            for (j = 0; j < y.n; j++) yh.v[j] = o5_level(y.v[j], m.offset_q.v[j / hw], m.grid);
         }
         dump("entropy/y_hat", &yh, "i4");
         dump("entropy/y_idx", &yi, "i4");
@@ -338,7 +338,7 @@ int main(int argc, char **argv)
         if (strcmp(L->src, "z_hat") == 0) {
             if (!hyper) die("%s reads z_hat in a factorized model", L->name);
             in = &z;
-        } else if (L->in_kind == 2) {       /* O5: the levels 4 * symbol + mean_q */
+        } else if (L->in_kind == 2) {       /* O5: the levels symbol * 2^G + mean_q */
             if (!ylev.v) die("%s reads y_hat before it is decoded", L->name);
             in = &ylev;
         } else if (is_y(L->src)) {
@@ -364,7 +364,7 @@ int main(int argc, char **argv)
             ysym = arr3(m.M, out.shape[1], out.shape[2]);
             yhat = arr3(m.M, out.shape[1], out.shape[2]);
             if (offset_hp) {
-                /* O5: symbols round(y - mean), zero-mean family; level 4 * symbol + mean_q */
+                /* O5: symbols round(y - mean), zero-mean family; level symbol * 2^G + mean_q */
                 if (from_stream) {
                     tables_t gauss;
                     read_tables(&gauss, mdir, "gauss");
@@ -375,7 +375,7 @@ int main(int argc, char **argv)
                 }
                 for (e = 0; e < ysym.n; e++) {
                     if (ysym.v[e] < -128 || ysym.v[e] > 127) die("corrupt stream: y symbol outside int8");
-                    yhat.v[e] = o5_level(ysym.v[e], e1.means.v[e]);
+                    yhat.v[e] = o5_level(ysym.v[e], e1.means.v[e], m.grid);
                 }
                 ylev = yhat;
                 yhat.v = NULL;

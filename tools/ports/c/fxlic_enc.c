@@ -57,7 +57,7 @@ static int64_t m2_mu(int64_t a_q, int64_t b_q, int64_t S, int64_t n)
     return (int64_t)q;
 }
 
-/* the loader check of SPEC O5: 2^31 * 2^(F + E) + max|off| * 2^(F - 2) < 2^62 for
+/* the loader check of SPEC O5: 2^31 * 2^(F + E) + max|off| * 2^(F - G) < 2^62 for
  * every output channel of a latent layer (so the symbol's difference is exact) */
 static void o5_check(const model_t *m, const layer_t *L)
 {
@@ -67,10 +67,10 @@ static void o5_check(const model_t *m, const layer_t *L)
     omax = lo < 0 ? -lo : lo;
     if (hi > omax) omax = hi;
     for (o = 0; o < L->cout; o++) {
-        int F = o5_frac_bits(L->eacc[o]);
+        int F = o5_frac_bits(L->eacc[o], m->grid), G = m->grid;
         /* each term below 2^61 first, so that the sum itself cannot overflow */
-        if (F + L->eacc[o] > 30 || F - 2 > 61 || omax >= ((int64_t)1 << (61 - (F - 2))) ||
-            ((int64_t)1 << (31 + F + L->eacc[o])) + omax * ((int64_t)1 << (F - 2)) >= ((int64_t)1 << 62))
+        if (F + L->eacc[o] > 30 || F - G > 61 || omax >= ((int64_t)1 << (61 - (F - G))) ||
+            ((int64_t)1 << (31 + F + L->eacc[o])) + omax * ((int64_t)1 << (F - G)) >= ((int64_t)1 << 62))
             die("%s: offset-latent symbol (SPEC O5) could leave int64", L->name);
     }
 }
@@ -420,16 +420,16 @@ int main(int argc, char **argv)
         write_bytes("entropy/z.rans", zs, zlen);
         if (e1.yidx.n != y.n) die("y and the h_s output have different sizes");
         if (offset_hp) {
-            /* O5: z_hat = 4 * z + offset_q[c]; y symbols from AT3's accumulators around
+            /* O5: z_hat = z * 2^G + offset_q[c]; y symbols from AT3's accumulators around
              * mean_q, coded with the zero-mean family (index = scale index) */
             long zhw = z.shape[1] * z.shape[2];
             arr_t zh = arr3(z.shape[0], z.shape[1], z.shape[2]);
-            for (j = 0; j < z.n; j++) zh.v[j] = o5_level(z.v[j], m.offset_q.v[j / zhw]);
+            for (j = 0; j < z.n; j++) zh.v[j] = o5_level(z.v[j], m.offset_q.v[j / zhw], m.grid);
             dump("entropy/z_hat", &zh, "i4");
             free(zh.v);
             for (j = 0; j < y.n; j++) {
-                ysym.v[j] = stage_o5(yacc.v[j], m.L[ylayer].eacc[j / hw], e1.means.v[j]);
-                yhat.v[j] = o5_level(ysym.v[j], e1.means.v[j]);
+                ysym.v[j] = stage_o5(yacc.v[j], m.L[ylayer].eacc[j / hw], e1.means.v[j], m.grid);
+                yhat.v[j] = o5_level(ysym.v[j], e1.means.v[j], m.grid);
             }
             free(yacc.v);
         } else {
@@ -449,8 +449,8 @@ int main(int argc, char **argv)
         for (j = 0; j < y.n; j++) ysym.v[j] = yhat.v[j];
         ys = rans_encode(&fact, yidx.v, ysym.v, ysym.n, &ylen);
         dump("entropy/y_idx", &yidx, "i4");
-        if (m.offset)   /* O5: the stored y are the symbols; y_hat = 4 * y + offset_q[c] */
-            for (j = 0; j < y.n; j++) yhat.v[j] = o5_level(y.v[j], m.offset_q.v[j / hw]);
+        if (m.offset)   /* O5: the stored y are the symbols; y_hat = y * 2^G + offset_q[c] */
+            for (j = 0; j < y.n; j++) yhat.v[j] = o5_level(y.v[j], m.offset_q.v[j / hw], m.grid);
     }
     dump("entropy/y_sym", &ysym, "i4");
     dump("entropy/y_hat", &yhat, "i4");
