@@ -227,6 +227,22 @@ def test_small_model_every_layer_on_the_thin_paths():
     assert_same_layers(run_all_layers(m, px, "reference"), run_all_layers(m, px, "numba"))
 
 
+def test_layer_edited_in_place_is_prepared_again():
+    """The backend's prepared-weight cache never serves stale parameters: a bias or
+    weight edited in place (gen_vectors' directed model edits biases this way) gives
+    the reference's integers on the next run of the same backend object."""
+    import copy
+    m = copy.deepcopy(small_model(N=16, seed=2))
+    px = np.random.default_rng(4).integers(0, 256, (3, 32, 48), dtype=np.uint8)
+    be = get_backend("numba")
+    run_all_layers(m, px, be)  # fills the cache
+    m.layer("AT0").bias[3] += 194773  # beyond int16: the thin path's padded int32 bias
+    m.layer("ST3").bias[1] -= 5000
+    m.layer("HS4").w_codes[0, 0, 0, 0] = -m.layer("HS4").w_codes[0, 0, 0, 0] - 1
+    m.validate()
+    assert_same_layers(run_all_layers(m, px, "reference"), run_all_layers(m, px, be))
+
+
 @pytest.mark.skipif(NOJIT, reason="already without JIT")
 def test_disable_jit_subprocess():
     """The same kernels as plain Python (NUMBA_DISABLE_JIT=1: generic blocks)."""

@@ -56,6 +56,19 @@ class ReferenceBackend(Backend):
         return out, (acc if want_acc else None)
 
 
+def _layer_digest(L) -> bytes:
+    """Digest of what the prepared weights are made of (w_codes, w_lut, w_exp,
+    bias, in_exp), so that the cache never serves a layer edited in place."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for a in (L.w_codes, L.w_lut, L.w_exp, L.bias, L.in_exp):
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(memoryview(a).cast("B"))
+    return h.digest()
+
+
 class NumbaBackend(Backend):
     name = "numba"
 
@@ -69,8 +82,10 @@ class NumbaBackend(Backend):
 
     def _weights(self, L, r=None):
         """Prepared weights of layer L; ``r`` (C,) the weight-side shifts of the
-        fast int16 path (None: the general int32 path).  Cached per layer."""
-        key = (id(L), None if r is None else r.tobytes())
+        fast int16 path (None: the general int32 path).  Cached per layer and
+        per content: a layer edited in place (bias, weights, exponents -- as
+        tools/gen_vectors.py's directed model does) is prepared again."""
+        key = (id(L), None if r is None else r.tobytes(), _layer_digest(L))
         hit = self._cache.get(key)
         if hit is not None and hit[0] is L:
             return hit[1]
