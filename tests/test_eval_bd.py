@@ -47,3 +47,28 @@ def test_single_point_against_anchor():
     assert bd.point_rate_delta(R, Q, 0.3 * 0.9, 28.0) == pytest.approx(-10.0, abs=1e-9)
     assert bd.point_quality_delta(R, Q, 0.6, 31.5) == pytest.approx(0.5, abs=1e-9)
     assert bd.point_rate_delta(R, Q, 0.1, 50.0) is None
+
+
+def test_compare_is_the_three_deltas_in_one_call():
+    rt, qt = 0.9 * R[1:4], Q[1:4]
+    c = bd.compare(R, Q, rt, qt)
+    assert c.rate == bd.bd_rate(R, Q, rt, qt) and c.quality == bd.bd_quality(R, Q, rt, qt)
+    assert c.overlap == (28.0, 34.0) and c.rising == 3
+    c = bd.compare(R, Q, R, Q + 100)  # no quality overlap: no BD-rate; same rates: BD-quality 100 dB
+    assert (c.rate, c.overlap, c.rising) == (None, None, 5) and c.quality == pytest.approx(100.0)
+
+
+def test_point_deltas_name_each_point():
+    out = bd.point_deltas(R, Q, ["a", "b"], [0.27, 0.1], [28.0, 50.0])
+    assert out[0][0] == "a" and out[0][1] == pytest.approx(-10.0, abs=1e-9)
+    assert out[1] == ("b", None, None)
+
+
+def test_linear_interpolation_and_beating_anchor_points():
+    assert bd.linear_at([2, 0, 1], [20, 0, 10], 1.5) == pytest.approx(15.0)
+    assert bd.linear_at([0, 1], [0, 10], 2) is None
+    rates, quals = [0.2, 0.4, 0.8], [26.0, 28.0, 30.0]
+    assert bd.beats_points(0.3, 27.5, rates, quals) == (True, pytest.approx(27.0))
+    assert bd.beats_points(0.3, 26.5, rates, quals)[0] is False  # below the interpolated curve
+    assert bd.beats_points(0.5, 27.0, rates, quals)[0] is False  # dominated by (0.4, 28)
+    assert bd.beats_points(0.1, 20.0, rates, quals) == (True, None)  # outside, not dominated

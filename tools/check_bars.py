@@ -6,8 +6,8 @@
 1. the default model against Pillow JPEG on every image: fxlic wins an image when no
    JPEG encoding of it (quality sweep of fxlic.eval.codecs) has bpp <= fxlic's and
    PSNR >= fxlic's, and JPEG's per-image curve, interpolated linearly at fxlic's bpp,
-   is below fxlic's PSNR;
-2. BD-rate (PSNR, bjontegaard pchip) of the integer hyperprior-5 MSE set against
+   is below fxlic's PSNR (fxlic.eval.bd.beats_points);
+2. BD-rate (PSNR, fxlic.eval.bd: bjontegaard pchip) of the integer hyperprior-5 MSE set against
    JPEG 2000 and WebP (below 0: fxlic needs fewer bits);
 3. integer minus float PSNR of every shipped model (within 0.1 dB).
 
@@ -28,20 +28,11 @@ sys.path.insert(0, ROOT)
 HP5_MSE = ["hp5-mse-q0", "hp5-mse-q1", "hp5-mse-q2"]
 
 
-def _interp(xs, ys, x):
-    """Linear interpolation of a curve sorted by x; None outside its range."""
-    pts = sorted(zip(xs, ys))
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return None
-
-
 def per_image_vs_jpeg(fx: dict, jpeg: list) -> dict:
-    """One image: fxlic's (bpp, psnr) against the JPEG records of the same image."""
-    dom = [j for j in jpeg if j["bpp"] <= fx["bpp"] and j["psnr"] >= fx["psnr"]]
-    at = _interp([j["bpp"] for j in jpeg], [j["psnr"] for j in jpeg], fx["bpp"])
-    wins = not dom and (at is None or fx["psnr"] > at)
+    """One image: fxlic's (bpp, psnr) against the JPEG records of the same image
+    (fxlic.eval.bd.beats_points)."""
+    from fxlic.eval.bd import beats_points
+    wins, at = beats_points(fx["bpp"], fx["psnr"], [j["bpp"] for j in jpeg], [j["psnr"] for j in jpeg])
     return {"image": fx["image"], "bpp": round(fx["bpp"], 4), "psnr": round(fx["psnr"], 3),
             "jpeg_psnr_at_bpp": None if at is None else round(at, 3), "wins": wins}
 

@@ -563,8 +563,7 @@ def classical_curves(ctx, metric):
 def _point_deltas(t, a):
     """(name, rate difference %, quality difference) of each point of curve t
     against the interpolated anchor a (None outside the anchor's range)."""
-    return [(n, bd.point_rate_delta(a["bpp"], a["q"], b, q), bd.point_quality_delta(a["bpp"], a["q"], b, q))
-            for n, b, q in zip(t["names"], t["bpp"], t["q"])]
+    return bd.point_deltas(a["bpp"], a["q"], t["names"], t["bpp"], t["q"])
 
 
 def _point_rows(t, a, name):
@@ -583,13 +582,10 @@ def section_bd(ctx, rd):
             if t["kind"] != "int":
                 continue
             fl = [c for c in ours if c["kind"] == "float" and c["names"] == t["names"]]
-            mono = len(bd.monotone_curve(t["bpp"], t["q"])[0])
             for a in fl + anchors:
                 name = "float32 (same models)" if a["kind"] == "float" else a["label"]
                 if len(t["bpp"]) >= 2:
-                    r = bd.bd_rate(a["bpp"], a["q"], t["bpp"], t["q"])
-                    q = bd.bd_quality(a["bpp"], a["q"], t["bpp"], t["q"])
-                    ov = bd.overlap(a["bpp"], a["q"], t["bpp"], t["q"])
+                    r, q, ov, mono = bd.compare(a["bpp"], a["q"], t["bpp"], t["q"])
                     ovs = f"{ov[0]:.2f}–{ov[1]:.2f}" if ov else "none"
                     why = "n/a (no overlap)" if mono >= 2 else \
                         f"n/a (only {mono} of {len(t['bpp'])} points form a rising curve)"
@@ -958,8 +954,7 @@ def section_summary(ctx, rd):
                            f"below use the rising part only (without {', '.join(dropped)}; the bjontegaard "
                            "interpolation needs a monotone curve); per-model differences are given as well.")
             if fl:
-                r = bd.bd_rate(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
-                q = bd.bd_quality(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
+                r, q, _, _ = bd.compare(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
                 out.append(f"* hyperprior-5 integer vs float ({unit}): BD-rate "
                            f"{sgn(r, 2, 'n/a')} %, BD-{unit} {sgn(q, 3, 'n/a')} dB.")
             ahead, behind, na = [], [], []
@@ -967,8 +962,7 @@ def section_summary(ctx, rd):
                 if c not in anchors:
                     continue
                 a = anchors[c]
-                r = bd.bd_rate(a["bpp"], a["q"], t["bpp"], t["q"])
-                ov = bd.overlap(a["bpp"], a["q"], t["bpp"], t["q"])
+                r, _, ov, _ = bd.compare(a["bpp"], a["q"], t["bpp"], t["q"])
                 pts = [f"{n} {with_unit(pr, 1, '% bits')} / {with_unit(pq, 2, 'dB')}"
                        for n, pr, pq in _point_deltas(t, a)]
                 word = "n/a" if r is None else ("fewer bits than the anchor" if r < 0 else

@@ -8,10 +8,19 @@ quality (negative = test needs fewer bits); ``bd_quality`` the average quality
 difference (dB) at equal rate (positive = test better).  Quality may be PSNR
 or MS-SSIM in dB.  ``point_rate_delta`` handles a one-point test curve: the
 rate difference at that point's quality against the interpolated anchor.
+
+Every BD figure of the project goes through this module: ``compare`` (BD-rate,
+BD-quality and overlap of two curves: the BD tables and Summary of
+docs/RESULTS.md, tools/paper_tables.py), ``point_deltas`` (each point of a test
+curve against an interpolated anchor: the 'one point' rows), ``bd_rate``
+(tools/check_bars.py bar 2, ``fxlic eval``) and ``beats_points`` /
+``linear_at`` (tools/check_bars.py bar 1: one image's point against a
+classical codec's points of the same image).
 """
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -90,3 +99,44 @@ def point_quality_delta(ra, qa, r, q):
     if len(ra) < 2 or not (ra.min() <= r <= ra.max()):
         return None
     return float(q - PchipInterpolator(np.log10(ra), qa)(np.log10(r)))
+
+
+class CurveBD(NamedTuple):
+    """BD of a test curve against an anchor curve (``compare``)."""
+    rate: Optional[float]  # BD-rate (%), None if not computable
+    quality: Optional[float]  # BD-quality (dB), None if not computable
+    overlap: Optional[Tuple[float, float]]  # shared quality interval, None if none
+    rising: int  # points of the test curve that form a rising curve (monotone_curve)
+
+
+def compare(ra, qa, rt, qt) -> CurveBD:
+    """BD-rate, BD-quality, the quality overlap and the rising part's length of
+    test (rt, qt) against anchor (ra, qa), in one call."""
+    return CurveBD(bd_rate(ra, qa, rt, qt), bd_quality(ra, qa, rt, qt), overlap(ra, qa, rt, qt),
+                   len(monotone_curve(rt, qt)[0]))
+
+
+def point_deltas(ra, qa, names, rates, quals) -> list:
+    """[(name, rate difference %, quality difference dB)] of each point of a
+    test curve against the interpolated anchor (None outside its range)."""
+    return [(n, point_rate_delta(ra, qa, r, q), point_quality_delta(ra, qa, r, q))
+            for n, r, q in zip(names, rates, quals)]
+
+
+def linear_at(xs, ys, x):
+    """The curve (xs, ys), sorted by x, interpolated linearly at x; None outside its range."""
+    pts = sorted(zip(xs, ys))
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return None
+
+
+def beats_points(r, q, rates, quals):
+    """(wins, anchor quality at r) of one point (r, q) against an anchor's points:
+    it wins when no anchor point has rate <= r and quality >= q and the anchor's
+    points, interpolated linearly (``linear_at``), are below q at rate r (or r is
+    outside their range)."""
+    dominated = any(ar <= r and aq >= q for ar, aq in zip(rates, quals))
+    at = linear_at(rates, quals, r)
+    return (not dominated and (at is None or q > at)), at
