@@ -106,15 +106,23 @@ def vectors_case(d, model, shape, img_seed, *options, box=None):
     return out
 
 
-def read_tree(root):
-    """{relative path: bytes} of every file below ``root`` (trees compared byte for byte)."""
+def tree_paths(root):
+    """{relative path ('/'-separated): path} of every file below ``root``."""
     import os
     out = {}
     for dp, _, fn in os.walk(root):
         for n in fn:
             p = os.path.join(dp, n)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, root)] = f.read()
+            out[os.path.relpath(p, root).replace(os.sep, "/")] = p
+    return out
+
+
+def read_tree(root):
+    """{relative path: bytes} of every file below ``root`` (trees compared byte for byte)."""
+    out = {}
+    for rel, p in tree_paths(root).items():
+        with open(p, "rb") as f:
+            out[rel] = f.read()
     return out
 
 

@@ -13,13 +13,11 @@ import subprocess
 
 import pytest
 
+from c_port_util import CFLAGS, PORT, build_port
 from fxlic.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VEC = os.path.join(REPO, "vectors")
-PORT = os.path.join(REPO, "tools", "ports", "c")
-SRC = os.path.join(PORT, "fxlic_enc.c")
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -63,10 +61,7 @@ def _shipped_without_dir():
 
 @pytest.fixture(scope="module")
 def exe(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("cenc") / "fxlic_enc")
-    r = subprocess.run(["gcc", *CFLAGS, "-o", out, SRC], capture_output=True, text=True)
-    assert r.returncode == 0, f"gcc failed:\n{r.stderr}"
-    return out
+    return build_port(tmp_path_factory, ("fxlic_enc",), "cenc")["fxlic_enc"]
 
 
 def _verify(cdir, dumps, capsys):

@@ -9,12 +9,11 @@ import subprocess
 
 import pytest
 
+from c_port_util import PORT, build_port
 from fxlic.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VEC = os.path.join(REPO, "vectors")
-SRC = os.path.join(REPO, "tools", "ports", "c", "fxlic_dec.c")
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -36,10 +35,7 @@ def _cases():
 
 @pytest.fixture(scope="module")
 def exe(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("cport") / "fxlic_dec")
-    r = subprocess.run(["gcc", *CFLAGS, "-o", out, SRC], capture_output=True, text=True)
-    assert r.returncode == 0, f"gcc failed:\n{r.stderr}"
-    return out
+    return build_port(tmp_path_factory, ("fxlic_dec",))["fxlic_dec"]
 
 
 @pytest.mark.parametrize("mode", ["npy", "stream-mem"])
@@ -77,7 +73,7 @@ def test_c_port_builds_with_its_makefile(tmp_path):
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     d = tmp_path / "c"
-    shutil.copytree(os.path.dirname(SRC), d)
+    shutil.copytree(PORT, d)
     r = subprocess.run(["make", "-C", str(d)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert os.path.exists(d / "fxlic_dec")

@@ -15,13 +15,13 @@ import subprocess
 
 import pytest
 
+from c_port_util import build_port
+from engine_util import tree_paths
 from fxlic.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VEC = os.path.join(REPO, "vectors")
 ZOO = os.path.join(REPO, "fxlic", "zoo")
-PORT = os.path.join(REPO, "tools", "ports", "c")
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 DEFAULT_DIR = "models/hp5-mse-q2"
 FACT = "cases/fact-mse-q1/img64"
 HP5 = "cases/hp5-mse-q0/img64"
@@ -35,15 +35,6 @@ def _suite():
 def _external_cases():
     s = _suite()
     return [c for c in s["cases"] if s["models"][c["model"]]["dir"] is None]
-
-
-def _files(root):
-    out = {}
-    for dp, dn, fn in os.walk(root):
-        for n in fn:
-            p = os.path.join(dp, n)
-            out[os.path.relpath(p, root).replace(os.sep, "/")] = p
-    return out
 
 
 def _sha(p):
@@ -97,12 +88,12 @@ def test_every_external_case_names_its_model_file():
 def test_model_only_export_is_the_suite_model_directory(exported, tmp_path):
     """the export of the default model (by name and by path) is byte for byte vectors/models/hp5-mse-q2"""
     _need(DEFAULT_DIR)
-    want = _files(os.path.join(VEC, DEFAULT_DIR))
+    want = tree_paths(os.path.join(VEC, DEFAULT_DIR))
     by_path = str(tmp_path / "by-path")
     assert main(["vectors", "--model", os.path.join(ZOO, "hp5-mse-q2.fxq"), "--model-only", "--out", by_path,
                  "-q"]) == 0
     for out in (exported("hp5-mse-q2"), by_path):
-        got = _files(out)
+        got = tree_paths(out)
         assert sorted(got) == sorted(want)
         diff = [r for r in want if _sha(want[r]) != _sha(got[r])]
         assert not diff, f"{len(diff)} files differ from vectors/{DEFAULT_DIR}, e.g. {diff[:5]}"
@@ -123,7 +114,7 @@ def test_model_only_options_and_errors(tmp_path, capsys):
     assert m["name"] == "model" and m["source"] == "model.fxq" and m["fxq"]["sha256"] == _sha(small)
     assert m["options"]["mem"] == [] and m["options"]["bin"] and m["options"]["c_headers"]
     assert os.path.exists(os.path.join(out, "weights", "fxlic_model.h"))
-    assert not any(p.endswith(".mem") for p in _files(out))
+    assert not any(p.endswith(".mem") for p in tree_paths(out))
     assert main(["vectors", "--check", out, "-q"]) == 0
     capsys.readouterr()
     assert main(["vectors", "--model", small, "--model-only", "--out", out]) == 1  # not empty
@@ -137,16 +128,7 @@ def test_model_only_options_and_errors(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def c_exe(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    d = tmp_path_factory.mktemp("cext")
-    out = {}
-    for prog in ("fxlic_dec", "fxlic_enc"):
-        out[prog] = str(d / prog)
-        r = subprocess.run(["gcc", *CFLAGS, "-o", out[prog], os.path.join(PORT, prog + ".c")],
-                           capture_output=True, text=True)
-        assert r.returncode == 0, f"gcc failed:\n{r.stderr}"
-    return out
+    return build_port(tmp_path_factory, name="cext")
 
 
 def _verify(case, dumps, scope, capsys, extra=()):

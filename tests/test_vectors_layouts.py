@@ -13,6 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from c_port_util import CFLAGS, build_port
 from engine_util import small_model
 from fxlic.cli import main
 from fxlic.vectors.layouts import (CHeader, bin_size, packed_mem_bytes, packed_size, read_packed_mem)
@@ -24,8 +25,6 @@ VEC = os.path.join(REPO, "vectors")
 MODEL = os.path.join(VEC, "models", "rand16", "model.fxq")
 IMAGE = os.path.join(VEC, "images", "img64.png")
 HDL = os.path.join(REPO, "tools", "hdl")
-CPORT = os.path.join(REPO, "tools", "ports", "c", "fxlic_dec.c")
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 ESTIMATED = ("stream.fxl", "entropy/z.rans", "entropy/y.rans", "manifest.json", "model/manifest.json")
 NEW_KEYS = ("file_axes", "file_shape", "mem_pack", "bin", "c_header")
 
@@ -299,12 +298,7 @@ def test_bad_options_in_the_api_are_value_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def exe(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    out = str(tmp_path_factory.mktemp("cport") / "fxlic_dec")
-    r = subprocess.run(["gcc", *CFLAGS, "-o", out, CPORT], capture_output=True, text=True)
-    assert r.returncode == 0, f"gcc failed:\n{r.stderr}"
-    return out
+    return build_port(tmp_path_factory, ("fxlic_dec",))["fxlic_dec"]
 
 
 @needs_suite

@@ -17,12 +17,10 @@ import subprocess
 import numpy as np
 import pytest
 
+from c_port_util import build_port
 from fxlic.cli import main
 from tool_loader import load_tool
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PORT = os.path.join(REPO, "tools", "ports", "c")
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CASES = ["rand8-offset/img64", "rand8f-offset/img64"]
 
 
@@ -36,16 +34,7 @@ def suite(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exes(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    d = tmp_path_factory.mktemp("cport")
-    out = {}
-    for prog in ("fxlic_dec", "fxlic_enc"):
-        out[prog] = str(d / prog)
-        r = subprocess.run(["gcc", *CFLAGS, "-o", out[prog], os.path.join(PORT, prog + ".c")],
-                           capture_output=True, text=True)
-        assert r.returncode == 0, f"gcc failed:\n{r.stderr}"
-    return out
+    return build_port(tmp_path_factory)
 
 
 def _verify(capsys, case, dumps, scope, strict=True):

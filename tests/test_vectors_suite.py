@@ -10,6 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from engine_util import tree_paths
 from fxlic.spec import SPEC_VERSION
 from tool_loader import load_tool
 
@@ -23,15 +24,6 @@ def _gen():
     return load_tool("gen_vectors")
 
 
-def _files(root):
-    out = {}
-    for dp, dn, fn in os.walk(root):
-        for n in fn:
-            p = os.path.join(dp, n)
-            out[os.path.relpath(p, root).replace(os.sep, "/")] = p
-    return out
-
-
 def _read(p):
     with open(p, "rb") as f:
         return f.read()
@@ -43,7 +35,7 @@ def test_suite_regenerates_byte_identical(tmp_path):
     gen = _gen()
     out = tmp_path / "vectors"
     gen.generate(str(out), VEC, gen.DEFAULT_KODAK, log=lambda *a: None)
-    want, got = _files(VEC), _files(str(out))
+    want, got = tree_paths(VEC), tree_paths(str(out))
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
     assert not extra, f"{HINT}; new files: {extra[:10]}"
@@ -53,7 +45,7 @@ def test_suite_regenerates_byte_identical(tmp_path):
 
 
 def test_every_manifest_hashes_every_file():
-    files = _files(VEC)
+    files = tree_paths(VEC)
     manifests = sorted(r for r in files if r.endswith("manifest.json"))
     covered = set(manifests)
     for mrel in manifests:
@@ -80,7 +72,7 @@ def test_every_manifest_hashes_every_file():
 
 def test_suite_size_and_contents():
     suite = json.loads(_read(os.path.join(VEC, "manifest.json")))
-    total = sum(os.path.getsize(p) for p in _files(VEC).values())
+    total = sum(os.path.getsize(p) for p in tree_paths(VEC).values())
     assert total < 40_000_000, f"vectors/ is {total:,} bytes; trim tools/gen_vectors.py's plan (budget 30 MB)"
     dirs = {c["dir"] for c in suite["cases"]}
     assert {"cases/rand16/img64", "cases/rand16/img65x47"} <= dirs
