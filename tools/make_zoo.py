@@ -3,6 +3,7 @@
 
     python tools/make_zoo.py [NAMES] [--calib ../shared/data/train/CBSD68]
     python tools/make_zoo.py --from OUT [NAMES]      # install a training campaign's exports
+    python tools/make_zoo.py --check [NAMES]         # rebuild in a temporary folder, compare bytes
 
 Each shipped model's float weights live once in the repository, as the package's
 fp16 copy ``fxlic/zoo/<name>.float.safetensors`` (read by ``fxlic demo`` and the
@@ -12,7 +13,10 @@ copies ``OUT/<name>.safetensors`` and ``OUT/<name>-nowcft.safetensors`` (written
 tools/train_campaign.py) into those two places.  Each float model is then quantized
 with CW-NLQ weights, NLQ+mux activations and offset latents (SPEC O5), calibrated on the first 9 images of the
 calibration directory (training images, none from Kodak), and written to
-``fxlic/zoo/<name>.fxq``.  Deterministic: the same weights give byte-identical .fxq files.
+``fxlic/zoo/<name>.fxq``.  Deterministic: the same weights give byte-identical .fxq files;
+``--check`` verifies that (exit status 1 if a rebuilt model differs from the shipped one),
+e.g. after a change to calibration (``--calib-forward reference`` rebuilds with the
+reference float forward, docs/CALIBRATION.md).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -38,12 +43,19 @@ def main(argv=None) -> int:
     ap.add_argument("--latents", default="auto", choices=("auto", "integer", "offset"),
                     help="latent semantics of the integer models (fxlic quantize --latents; SPEC O5)")
     ap.add_argument("--jobs", type=int, default=1, help="calibration processes (fxlic quantize --jobs)")
+    ap.add_argument("--calib-forward", default="fast", choices=("fast", "reference"),
+                    help="calibration float forward (fxlic quantize --calib-forward)")
+    ap.add_argument("--check", action="store_true",
+                    help="rebuild into a temporary folder and compare with the shipped .fxq files")
     ap.add_argument("names", nargs="*", help=f"models to build (default: all of {', '.join(ZOO)})")
     args = ap.parse_args(argv)
+    if args.check and args.src_dir:
+        ap.error("--check rebuilds the shipped models from their own weights; it takes no --from")
     sys.path.insert(0, ROOT)
     from fxlic.cli import main as fxlic_main
 
-    made = 0
+    made, differ = 0, []
+    tmp = tempfile.TemporaryDirectory(prefix="make_zoo-") if args.check else None
     for name in args.names or ZOO:
         pkg = os.path.join(args.out_dir, f"{name}.float.safetensors")
         if args.src_dir:
@@ -58,14 +70,25 @@ def main(argv=None) -> int:
         if not os.path.exists(pkg):
             print(f"skip {name}: {pkg} not found")
             continue
-        out = os.path.join(args.out_dir, f"{name}.fxq")
+        shipped = os.path.join(args.out_dir, f"{name}.fxq")
+        out = os.path.join(tmp.name, f"{name}.fxq") if tmp else shipped
         rc = fxlic_main(["quantize", "--weights", pkg, "--calib", args.calib, "--out", out,
                          "--n-calib", str(args.n_calib), "--latents", args.latents,
-                         "--jobs", str(args.jobs), "-q"])
+                         "--jobs", str(args.jobs), "--calib-forward", args.calib_forward, "-q"])
         if rc:
             return rc
         made += 1
-        print(f"{name}: {out} ({os.path.getsize(out):,} bytes)")
+        if tmp:
+            with open(out, "rb") as a, open(shipped, "rb") as b:
+                same = a.read() == b.read()
+            differ += [] if same else [name]
+            print(f"{name}: {'identical to' if same else 'DIFFERS from'} {shipped}")
+        else:
+            print(f"{name}: {out} ({os.path.getsize(out):,} bytes)")
+    if tmp:
+        tmp.cleanup()
+        print(f"{made} model(s) rebuilt, {len(differ)} differ" + (f": {', '.join(differ)}" if differ else ""))
+        return 1 if differ or not made else 0
     print(f"{made} model(s) written to {args.out_dir}")
     return 0 if made else 1
 

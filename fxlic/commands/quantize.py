@@ -141,11 +141,11 @@ def load_checked_weights(args):
     return fm, done or None
 
 
-def _calibrate_one(img, fm):
+def _calibrate_one(img, fm, forward):
     """Executor task: the Calibration of one image."""
     from ..model.build import calibrate
     with np.errstate(over="ignore", invalid="ignore"):  # Q1 reports it as one line
-        return calibrate(fm, [img])
+        return calibrate(fm, [img], forward=forward)
 
 
 def _calibrate(args, fm, images, progress):
@@ -159,9 +159,9 @@ def _calibrate(args, fm, images, progress):
 
     if (args.jobs or 1) == 1 and not (args.scheduler or os.environ.get(SCHEDULER_ENV)):
         with np.errstate(over="ignore", invalid="ignore"):
-            return calibrate(fm, images, progress=progress)
+            return calibrate(fm, images, progress=progress, forward=args.calib_forward)
     with make_executor(args.jobs, args.scheduler, len(images)) as ex:
-        parts = ex.map(_calibrate_one, images, progress, fm=fm)
+        parts = ex.map(_calibrate_one, images, progress, fm=fm, forward=args.calib_forward)
     cal = Calibration()
     for p in parts:  # per-layer maxima: the maximum; per-image lists: concatenated in image order
         for f in dataclasses.fields(Calibration):
@@ -214,6 +214,11 @@ def run(args) -> int:
     with tqdm(total=len(images), desc="calibration", unit="img", file=sys.stderr,
               disable=True if args.quiet else None) as bar:
         cal = _calibrate(args, fm, images, bar.update)
+    redone = [(os.path.basename(p), f) for p, f in zip(paths, cal.forwards) if f.startswith("reference (")]
+    if redone and not args.quiet:
+        print(f"note: {len(redone)} calibration image(s) re-run with the reference forward, the fast "
+              f"one not certain of a decision: " + "; ".join(f"{p} {f[10:]}" for p, f in redone),
+              file=sys.stderr)
     check_calibration(cal)
     try:
         im = build_int_model(fm, cal, weight_scheme=args.weight_quant, act_quant=args.act_quant,
@@ -300,6 +305,11 @@ def register(sub):
                    choices=range(0, RELU_HEADROOM_MAX + 1), metavar="BITS",
                    help=f"bits of range above the calibrated maximum for ReLU activations, 0-{RELU_HEADROOM_MAX} "
                         f"(default {RELU_HEADROOM_BITS}: 2x the largest calibration value)")
+    s.add_argument("--calib-forward", default="fast", choices=("fast", "reference"),
+                   help="calibration float forward: fast (float64 GEMM convolutions, every build decision "
+                        "checked against an error margin, the reference forward for an image where one is "
+                        "not certain) or reference (float_model.float_forward); the same model either way "
+                        "(docs/CALIBRATION.md)")
     s.add_argument("--clip-stats", action="store_true",
                    help="report the clipped fraction of calibration outputs (a second float pass)")
     from ..parallel import add_arguments as _parallel_arguments

@@ -30,6 +30,13 @@ IN_PRESCALE = 256.0 / 255.0
 OUT_PRESCALE = 255.0 / 256.0
 
 
+#: calibration forwards: "fast" (fxlic.model.calib_fast: GEMM convolutions, every
+#: decision checked against an error margin, the reference forward for an image
+#: where one is not certain) and "reference" (float_model.float_forward); both
+#: give the same build decisions (docs/CALIBRATION.md)
+CALIB_FORWARDS = ("fast", "reference")
+
+
 @dataclass
 class Calibration:
     maxabs: dict = field(default_factory=dict)  # layer -> (C,) max |output| over images
@@ -38,21 +45,43 @@ class Calibration:
     y_maxdev: list = field(default_factory=list)  # per image (M,) max |round(y) - mean|
     x_means: list = field(default_factory=list)  # per image mean pixel / 255
     clipped: dict = field(default_factory=dict)
+    #: per image the forward used: "fast", "reference" or "reference (why the fast one was not certain)"
+    forwards: list = field(default_factory=list)
 
     @property
     def n_images(self) -> int:
         return len(self.x_means)
 
 
-def calibrate(fm: FloatModel, images, progress=None) -> Calibration:
-    """Float forward of each (3, H, W) uint8 image (padded), collecting maxima."""
+def _reference_pass(fm: FloatModel, img):
+    """(maxabs per layer, y_hat) of one image by the reference float forward."""
+    maxabs = {}
+
+    def rec(name, out):
+        maxabs[name] = np.abs(out).reshape(out.shape[0], -1).max(axis=1)
+    t = float_forward(fm, np.asarray(img, np.float64) / 255.0, record=rec)
+    return maxabs, t["y_hat"]
+
+
+def calibrate(fm: FloatModel, images, progress=None, forward: str = "fast") -> Calibration:
+    """Float forward of each (3, H, W) uint8 image (padded), collecting maxima
+    (``forward``: one of CALIB_FORWARDS)."""
+    from .calib_fast import Uncertain, fast_pass
+
+    if forward not in CALIB_FORWARDS:
+        raise ValueError(f"forward must be one of {', '.join(CALIB_FORWARDS)}")
     cal = Calibration()
     for img in images:
-        def rec(name, out):
-            m = np.abs(out).reshape(out.shape[0], -1).max(axis=1)
+        got = fast_pass(fm, img) if forward == "fast" else Uncertain()
+        if isinstance(got, Uncertain):
+            cal.forwards.append(f"reference ({got})" if got else "reference")
+            got = _reference_pass(fm, img)
+        else:
+            cal.forwards.append("fast")
+        maxabs, y_hat = got
+        for name, m in maxabs.items():
             cal.maxabs[name] = np.maximum(cal.maxabs.get(name, 0), m)
-        t = float_forward(fm, np.asarray(img, np.float64) / 255.0, record=rec)
-        yh = t["y_hat"].reshape(fm.arch.M, -1)
+        yh = y_hat.reshape(fm.arch.M, -1)
         cal.y_means.append(yh.mean(axis=1))
         cal.y_maxabs.append(np.abs(yh).max(axis=1))
         cal.y_maxdev.append(np.abs(yh - yh.mean(axis=1, keepdims=True)).max(axis=1))
