@@ -10,7 +10,9 @@ model's exponents and mux, weights float) is compared with the float model on
 every Kodak image: PSNR difference (mean and worst image) and ideal-rate
 difference.  The same is measured on a held-out set that played no part in
 choosing the default h: the CBSD68 images that are not calibration images
-(``--heldout``).  Writes a markdown report (the numbers are what this run measured).
+(``--heldout``).  Writes a markdown report (the numbers are what this run measured);
+the part of ``--out`` from the KEEP line on (docs/CALIBRATION.md's sections that
+this tool does not measure) is kept.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+#: the line from which the existing report is kept (sections not generated here)
+KEEP = "<!-- kept by tools/act_headroom.py: the sections below are not generated -->"
 
 
 def main(argv=None) -> int:
@@ -90,7 +94,7 @@ def main(argv=None) -> int:
 
     rows = measure(kodak, "kodak")
     held_rows = measure(heldout, "held-out") if heldout else []
-    L = ["# Calibration: ReLU activation headroom", "",
+    L = ["# Calibration", "", "## ReLU activation headroom", "",
          f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python tools/act_headroom.py "
          f"--model {args.model}` (float model fxlic/zoo/{args.model}.float.safetensors, "
          f"calibration on {len(paths)} images of {os.path.basename(args.calib)}).", "",
@@ -98,9 +102,9 @@ def main(argv=None) -> int:
          "exponents and NLQ mux; y_hat and z_hat as the integer codec) against the float model. "
          "h = bits of range above the calibrated maximum of each ReLU channel. The rate difference includes "
          "the part that does not depend on h (h_a reads the integer y_hat instead of the continuous y).", "",
-         f"## Kodak ({len(kodak)} images)", ""] + table(rows)
+         f"### Kodak ({len(kodak)} images)", ""] + table(rows)
     if held_rows:
-        L += ["", f"## Held-out: {len(heldout)} images of {os.path.basename(os.path.normpath(args.heldout))} "
+        L += ["", f"### Held-out: {len(heldout)} images of {os.path.basename(os.path.normpath(args.heldout))} "
               "that are not calibration images", "",
               "These images played no part in choosing the default h (they are training images of the float "
               "model, which does not matter for this question: what is measured is the clipping of activation "
@@ -110,8 +114,13 @@ def main(argv=None) -> int:
           "One bit of headroom removes that clipping for one bit less precision in the ReLU layers; the "
           "hyper path's signed activations keep their calibrated ranges (more headroom there costs rate). "
           "`fxlic quantize --relu-headroom BITS` chooses h; the value is stored in the model's metadata. The default h = 1 was chosen from the Kodak measurement (the evaluation images; session 2's weights); the held-out table checks that choice on images that did not take part in it."]
-    with open(args.out, "w") as fh:
-        fh.write("\n".join(L) + "\n")
+    kept = ""
+    if os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as fh:
+            old = fh.read()
+        kept = old[old.index(KEEP):] if KEEP in old else ""
+    with open(args.out, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(L) + "\n" + ("\n" + kept if kept else ""))
     print(f"wrote {args.out}")
     return 0
 
