@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from .memfmt import npy_bytes
-from .verify import FAIL, MALFORMED, MISSING, PASS, SKIPPED, detail_lines, ok, summarize
+from .results import FAIL, MALFORMED, MISSING, PASS, SKIPPED
+from .textreport import detail_lines, ok, summarize
 
 REPORT_FORMAT = "fxlic-verify-report"
 REPORT_VERSION = 1
