@@ -49,12 +49,17 @@ def test_quick_headline_table(kodak, tmp_path, monkeypatch, capsys):
     assert (out / "figures" / "rd_psnr.png").stat().st_size > 0
     rows = list(csv.DictReader(open(out / "per_image.csv")))
     from fxlic.eval.codecs import CODECS
-    hp = [n for n in shipped if n.startswith("hp5")]
+    hp = [n for n in shipped if n.startswith("hp5") and "msssim" not in n]  # the MSE curve
+    ms = [n for n in shipped if n.startswith("hp5") and "msssim" in n]  # its own curve
     with_float = [n for n, _, w in pt.shipped_models(pt.os.path.join(pt.REPO, "tools", "weights")) if w]
     assert len(rows) == len(shipped) + len(with_float) + len(CODECS["jpeg"].qualities)  # 1 image
     doc = json.loads((out / "compressai" / "fxlic-int-hyperprior5.json").read_text())
     assert set(doc["results"]) == {"psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time"}
     assert len(doc["results"]["bpp"]) == len(hp)
+    if ms:
+        doc = json.loads((out / "compressai" / "fxlic-int-hyperprior5-msssim.json").read_text())
+        assert len(doc["results"]["bpp"]) == len(ms)
+    assert "hyperprior-5 MSE" in report
     assert "| " in capsys.readouterr().out  # the table is printed too
 
 

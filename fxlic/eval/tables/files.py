@@ -9,7 +9,7 @@ import os
 from .. import paper as P
 from ..codecs import CODECS
 from .records import complete
-from .rd import classical_curves, curves, rd_set
+from .rd import classical_curves, curves, rd_set, rd_sets
 
 
 def figure_caption(ctx, metric):
@@ -59,8 +59,8 @@ def export_results(ctx, rd, directory, per_image=True):
     docs, rows = [], []
     hp = rd_set(ctx, rd)
     for kind in ("int", "float"):
-        groups = [("hyperprior5", [m for m in hp if rd[m][kind]])] + \
-            [(m, [m]) for m in rd if m not in hp and rd[m][kind]]
+        groups = [("hyperprior5" if obj == "mse" else f"hyperprior5-{obj}", [m for m in names if rd[m][kind]])
+                  for obj, names in rd_sets(ctx, rd)] + [(m, [m]) for m in rd if m not in hp and rd[m][kind]]
         for gname, names in groups:
             if not names:
                 continue

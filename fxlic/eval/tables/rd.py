@@ -32,26 +32,47 @@ def main_rd(ctx):
     return res
 
 
-def rd_set(ctx, rd):
-    """The hyperprior models that form the RD curve: the shipped ones (HP5 if none is shipped)."""
+#: the training objectives the hyperprior models form one RD curve per (paper Fig. 10-13)
+OBJECTIVES = (("mse", "MSE"), ("msssim", "MS-SSIM"))
+
+
+def objective(name: str) -> str:
+    """A model's training objective, from its name (hp5-msssim-q1: MS-SSIM, else MSE)."""
+    return "msssim" if "msssim" in name else "mse"
+
+
+def rd_sets(ctx, rd):
+    """[(objective, names)]: the hyperprior models that form the RD curves, one per
+    training objective, each sorted by rate: the shipped ones (HP5 if none is shipped)."""
     hp = [n for n, k in ctx.models if k == "hyperprior" and n in rd and ctx.is_shipped(n)]
     if not hp:
         hp = [n for n in HP5 if n in rd]
-    return sorted(hp, key=lambda n: (rd[n]["int"] or rd[n]["float"] or {}).get("bpp", 0.0))
+    key = lambda n: (rd[n]["int"] or rd[n]["float"] or {}).get("bpp", 0.0)  # noqa: E731
+    sets = [(obj, sorted((n for n in hp if objective(n) == obj), key=key)) for obj, _ in OBJECTIVES]
+    return [(obj, names) for obj, names in sets if names]
+
+
+def rd_set(ctx, rd):
+    """Every model of ``rd_sets`` (the hyperprior curve models of any objective)."""
+    return [n for _, names in rd_sets(ctx, rd) for n in names]
 
 
 def curves(ctx, rd, metric, plot=False):
-    """The hyperprior RD set as one curve per kind (float / int), every other
-    model as single points; ``plot``: only shipped models unless --all-models."""
+    """The hyperprior RD sets (``rd_sets``: one per training objective) as one curve
+    per kind (float / int), every other model as single points; ``plot``: only
+    shipped models unless --all-models.  ``set`` names a curve's models in text
+    ("hyperprior-5 MSE")."""
     out = []
     hp = rd_set(ctx, rd)
-    for kind in ("float", "int"):
-        names = [n for n in hp if rd[n][kind] and metric in rd[n][kind]]
-        if names:
-            out.append({"label": f"fxlic {'8-bit integer' if kind == 'int' else 'float32'} hyperprior-5 "
-                                 f"({', '.join(names)})", "kind": kind, "arch_kind": "hyperprior",
-                        "bpp": [rd[n][kind]["bpp"] for n in names], "q": [rd[n][kind][metric] for n in names],
-                        "names": names})
+    for obj, members in rd_sets(ctx, rd):
+        label = f"hyperprior-5 {dict(OBJECTIVES)[obj]}"
+        for kind in ("float", "int"):
+            names = [n for n in members if rd[n][kind] and metric in rd[n][kind]]
+            if names:
+                out.append({"label": f"fxlic {'8-bit integer' if kind == 'int' else 'float32'} {label} "
+                                     f"({', '.join(names)})", "kind": kind, "arch_kind": "hyperprior",
+                            "bpp": [rd[n][kind]["bpp"] for n in names], "q": [rd[n][kind][metric] for n in names],
+                            "names": names, "set": label})
     for n in rd:
         if n in hp or (plot and not ctx.args.all_models and not ctx.is_shipped(n)):
             continue

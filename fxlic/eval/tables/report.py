@@ -18,7 +18,7 @@ from .files import export_results, figure_md, figures
 from .fmt import f
 from .models import section_models
 from .notes import regenerate_md
-from .rd import main_rd, section_bd, section_classical, section_main
+from .rd import main_rd, objective, section_bd, section_classical, section_main
 from .summary import section_summary
 
 
@@ -168,7 +168,10 @@ def write_report(ctx, command):
     a("* **Training budget and data.** A CPU budget and a small training set (Models table, docs/TRAINING.md) "
       "instead of 10^6 iterations on ImageNet: fxlic's float models are far from converged, so absolute PSNR / "
       "bpp (and the comparisons with the classical codecs) are not the paper's; the models are "
-      f"{lams or 'none yet'}, all MSE-optimized, none for MS-SSIM.\n"
+      f"{lams or 'none yet'}; "
+      + (f"{', '.join(n for n, _ in ctx.models if objective(n) == 'msssim')} trained for MS-SSIM "
+         "(lambda in the paper's MS-SSIM units), the others for MSE.\n"
+         if any(objective(n) == "msssim" for n, _ in ctx.models) else "all MSE-optimized, none for MS-SSIM.\n") +
       "* **Fewer images for the ablations** (first "
       f"{K} Kodak images) because every ablation is a full-resolution float forward in NumPy "
       f"({ablation_cost(ctx)}); the main RD rows use all images.\n"

@@ -32,13 +32,13 @@ def section_summary(ctx, rd):
                 pts = ", ".join(f"{n} {b:.3f} bpp / {q:.2f}" for n, b, q in zip(t["names"], t["bpp"], t["q"]))
                 kept = set(rising.tolist())
                 dropped = [n for n, b in zip(t["names"], t["bpp"]) if b not in kept]
-                out.append(f"* The {len(t['bpp'])} hyperprior models do not form a rising {unit} curve ({pts}): "
+                out.append(f"* The {len(t['bpp'])} {t['set']} models do not form a rising {unit} curve ({pts}): "
                            "more bits do not buy more quality between them (short, uneven training). BD values "
                            f"below use the rising part only (without {', '.join(dropped)}; the bjontegaard "
                            "interpolation needs a monotone curve); per-model differences are given as well.")
             if fl:
                 r, q, _, _ = bd.compare(fl[0]["bpp"], fl[0]["q"], t["bpp"], t["q"])
-                out.append(f"* hyperprior-5 integer vs float ({unit}): BD-rate "
+                out.append(f"* {t['set']} integer vs float ({unit}): BD-rate "
                            f"{sgn(r, 2, 'n/a')} %, BD-{unit} {sgn(q, 3, 'n/a')} dB.")
             ahead, behind, na = [], [], []
             for c in ctx.args.codecs:  # every anchor, in the order of --codecs
@@ -52,11 +52,11 @@ def section_summary(ctx, rd):
                                                 "more bits than the anchor")
                 (na if r is None else ahead if r < 0 else behind).append(f"{a['label']} ({sgn(r, 1, 'n/a')} %)"
                                                                         if r is not None else a["label"])
-                out.append(f"* hyperprior-5 integer vs {a['label']} ({unit}): BD-rate {sgn(r, 1, 'n/a')} % "
+                out.append(f"* {t['set']} integer vs {a['label']} ({unit}): BD-rate {sgn(r, 1, 'n/a')} % "
                            f"({word})" + (f" over {unit} {ov[0]:.2f}–{ov[1]:.2f}" if ov else "")
                            + "; per model at equal quality / equal rate: " + ", ".join(pts) + ".")
             if ahead or behind:
-                out.append(f"* **Standing ({unit}, BD-rate of the integer hyperprior-5 curve):** ahead of "
+                out.append(f"* **Standing ({unit}, BD-rate of the integer {t['set']} curve):** ahead of "
                            f"{', '.join(ahead) or 'no anchor'}; behind {', '.join(behind) or 'no anchor'}"
                            + (f"; no overlap with {', '.join(na)}" if na else "") + ".")
         for t in ours:  # single-point models against every anchor
