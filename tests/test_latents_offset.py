@@ -165,16 +165,19 @@ def test_spec_12_offset_file_reads_as_grid_2(tmp_path):
     m2 = build_int_model(fm, calibrate(fm, imgs), latents="offset", grid_bits=2)
     assert m2.grid_bits == 2 and model_id(m2) != model_id(m4)
     p, q = tmp_path / "m.fxq", tmp_path / "old.fxq"
-    save_model(m2, str(p))
-    _rewrite(p, q, lambda h: h.update(spec_version="fxlic-spec-1.2"), drop=("latents/grid_bits",))
+    save_model(m2, str(p))  # G = 2: no latents/grid_bits, the id a 1.2 file of it has
+    _rewrite(p, q, lambda h: h.update(spec_version="fxlic-spec-1.2"))
     old = load_model(str(q))
     assert old.grid_bits == 2 and np.array_equal(old.offset_q, m2.offset_q)
+    assert model_id(old) == model_id(m2) == model_id(load_model(str(p)))
     img = rng.integers(0, 256, (3, 48, 80), dtype=np.uint8)
     s = compress(m2, img)[0]
     assert compress(old, img)[0][-200:] == s[-200:]  # same integers (the header names the id)
     assert np.array_equal(decompress(old, compress(old, img)[0]), decompress(m2, s))
-    r = tmp_path / "nogrid.fxq"
-    _rewrite(p, r, lambda h: None, drop=("latents/grid_bits",))
+    p4, r = tmp_path / "m4.fxq", tmp_path / "old4.fxq"
+    save_model(m4, str(p4))  # G = 4 carries latents/grid_bits, which a 1.2 file cannot
+    assert model_id(load_model(str(p4))) == model_id(m4)
+    _rewrite(p4, r, lambda h: h.update(spec_version="fxlic-spec-1.2"))
     with pytest.raises(ModelFileError, match="grid_bits"):
         load_model(str(r))
     import copy

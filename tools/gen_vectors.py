@@ -476,6 +476,7 @@ def plan(zoo):
     lean = Options(mem=frozenset(MEM_CATEGORIES) - {"dec"}, inputs=False, dec_tables=False)
     npy_acc = Options(mem=frozenset({"act", "entropy"}), inputs=False, dec_tables=False)
     io_only = Options(layers=(), mem=frozenset({"act"}), inputs=False, dec_tables=False)
+    outs_only = Options(mem=frozenset(), acc=False, inputs=False, dec_tables=False)
     cases = [(SMALL, "img64", everything, "everything: every tensor in .npy and .mem"),
              (SMALL, "img65x47", lean, "odd size: every layer, no decode tables, inputs as aliases"),
              (SMALL, "kodim23_crop256", Options(mem=frozenset({"entropy"}), acc=False, inputs=False,
@@ -491,6 +492,11 @@ def plan(zoo):
             cases += [(name, "img64", npy_acc, "default shipped model: every layer (accumulators in .npy only)"),
                       (name, "img65x47", io_only, "default shipped model, odd size: no per-layer tensors"),
                       (name, "kodim23_crop256", io_only, "default shipped model: no per-layer tensors")]
+        elif name.startswith("fact-"):  # the only trained factorized prior: its layers too
+            cases.append((name, "img64", outs_only, f"shipped factorized model: every layer's output codes "
+                                                    f"(.npy), no accumulators; external model "
+                                                    f"fxlic/zoo/{name}.fxq (model.external; its model directory: "
+                                                    f"fxlic vectors --model {name} --model-only --out DIR)"))
         else:
             cases.append((name, "img64", io_only, f"shipped model: no per-layer tensors; external model "
                                                   f"fxlic/zoo/{name}.fxq (model.external; its model directory: "
@@ -595,12 +601,14 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             os.unlink(dpath)
             log(f"model {DIRECTED}: {len(directed_edits)} edits for {len(want)} bins")
         # the offset-latent models (SPEC O5): kept like the small model, built if absent
+        # or on another offset grid than the builder's (GRID_BITS: spec 1.3 moved it)
+        from fxlic.model.intmodel import GRID_BITS
         offset_fxq = {}
         for name, (kind, seed) in OFFSET_MODELS.items():
             if not selected(name, OFFSET_IMAGE):
                 continue
             src = os.path.join(source, "models", name, "model.fxq")
-            if rebuild_model or not os.path.exists(src):
+            if rebuild_model or not os.path.exists(src) or load_model(src).grid_bits != GRID_BITS:
                 src = os.path.join(tmp, name + ".fxq")
                 log(f"building the offset-latent model {name} ({kind})")
                 build_offset_model(kind, seed, src, log)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import __version__
 from ..model.arch import Architecture
-from ..model.intmodel import IntLayer, IntModel, ModelError, accumulator_bound  # noqa: F401
+from ..model.intmodel import GRID_BITS_1_2, IntLayer, IntModel, ModelError, accumulator_bound  # noqa: F401
 from ..spec import SPEC_VERSION
 
 #: spec versions whose model files this fxlic reads (SPEC V): 1.2 added offset
@@ -63,7 +63,8 @@ LAYER_ARRAYS = (("w_codes", "|i1"), ("w_lut", "<i2"), ("w_exp", "<i8"), ("bias",
 MR_ARRAYS = (("mask", "|u1"), ("a_q", "<i8"), ("b_q", "<i8"))
 #: optional: bottleneck medians of an offset-latent model on the 2^-G grid (SPEC O5)
 OFFSET_ARRAY = "latents/offset_q"
-#: with OFFSET_ARRAY (spec 1.3): G, shape (1,); spec-1.2 files have none (G = 2)
+#: with OFFSET_ARRAY: G, shape (1,), present iff G != 2 (spec 1.3; absent: G = 2, as in
+#: every spec-1.2 file, so a G = 2 model has one id in both versions)
 GRID_ARRAY = "latents/grid_bits"
 _ENTROPY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 #: integer dtypes allowed for entropy tables (as stored, little-endian)
@@ -124,7 +125,8 @@ def model_arrays(im: IntModel) -> dict:
     out["mean_reduction/b_q"] = _as_file_dtype(im.mr_b_q, "<i8")
     if im.offset_latents:  # SPEC O5; its presence makes the model an offset-latent one
         out[OFFSET_ARRAY] = _as_file_dtype(im.offset_q, "<i8")
-        out[GRID_ARRAY] = _as_file_dtype(np.array([im.grid_bits], np.int64), "<i8")
+        if im.grid_bits != GRID_BITS_1_2:
+            out[GRID_ARRAY] = _as_file_dtype(np.array([im.grid_bits], np.int64), "<i8")
     for name, a in (im.entropy or {}).items():
         out[f"entropy/{name}"] = _entropy_array(name, a)
     return out
@@ -355,9 +357,8 @@ def _array_plan(path: str, header: dict, arch: Architecture) -> dict:
         spec = header.get("spec_version")
         if spec not in (SPEC_1_2, SPEC_VERSION):
             raise ModelFileError(f"{path}: offset latents need {SPEC_1_2} or later, the file says {spec!r}")
-        if (GRID_ARRAY in declared) != (spec == SPEC_VERSION):
-            raise ModelFileError(f"{path}: {spec} offset latents " + (
-                f"need {GRID_ARRAY}" if spec == SPEC_VERSION else f"have no {GRID_ARRAY} (G = 2)"))
+        if GRID_ARRAY in declared and spec != SPEC_VERSION:
+            raise ModelFileError(f"{path}: {spec} offset latents have no {GRID_ARRAY} (G = 2)")
         which = "z" if arch.kind == "hyperprior" else "y"
         fixed = dict(fixed)
         fixed[OFFSET_ARRAY] = ("<i8", ([l for l in arch.layers if l.out == which][0].cout,))
@@ -426,6 +427,8 @@ def _read_model_file(path: str):
                   arrays["mean_reduction/b_q"], entropy, header["meta"], arrays.get(OFFSET_ARRAY))
     if GRID_ARRAY in arrays:
         im.grid_bits = int(arrays[GRID_ARRAY][0])
+        if im.grid_bits == GRID_BITS_1_2:
+            raise ModelFileError(f"{path}: {GRID_ARRAY} = 2 is written as no {GRID_ARRAY} (one id per model)")
     try:
         tables = check_model(im)
     except ModelError as e:

@@ -249,8 +249,9 @@ def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str 
         tensor("latents/offset_q", model.offset_q, "int64", pm, ("C",), rule="O5",
                what="offset latents: bottleneck medians on the 2^-G grid, R4(median * 2^G), of z "
                     "(hyperprior) or y (factorized)")
-        tensor("latents/grid_bits", np.array([model.grid_bits], np.int64), "int64", pm, ("n",), rule="O5",
-               what="G: offsets, means and levels of the latents lie on the 2^-G grid (exponent -G)")
+        if model.grid_bits != 2:  # as in the .fxq: absent = G 2
+            tensor("latents/grid_bits", np.array([model.grid_bits], np.int64), "int64", pm, ("n",), rule="O5",
+                   what="G: offsets, means and levels of the latents lie on the 2^-G grid (exponent -G)")
     for ename in sorted(model.entropy):
         a = np.asarray(model.entropy[ename])
         from .memfmt import dtype_name

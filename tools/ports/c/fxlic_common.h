@@ -824,15 +824,16 @@ static void read_latents(model_t *m, const char *mdir)
         if (p < 0) die("the model has no %s", coded);
         xsnprintf(path, sizeof path, "%s/latents/grid_bits.npy", mdir);
         f = fopen(path, "rb");
-        if (f) {   /* spec 1.3: G; a spec-1.2 directory has none (G = 2) */
+        if (f) {   /* spec 1.3, G != 2; absent: G = 2 (every spec-1.2 directory) */
             arr_t g;
             fclose(f);
             if (spec == 2) die("%s: a spec-1.2 model directory has no grid_bits", path);
             g = read_npy(path);
-            if (g.n != 1 || g.v[0] < 2 || g.v[0] > 6) die("%s: grid_bits must be one value in 2..6 (SPEC O5)", path);
+            if (g.n != 1 || g.v[0] < 3 || g.v[0] > 6)
+                die("%s: grid_bits must be one value in 3..6 (SPEC O5; G = 2 has no file)", path);
             m->grid = (int)g.v[0];
             free(g.v);
-        } else if (spec == 3) die("%s missing (a spec-1.3 offset-latent model)", path);
+        }
         xsnprintf(path, sizeof path, "%s/latents/offset_q.npy", mdir);
         m->offset_q = read_npy(path);
         if (m->offset_q.n != m->L[p].cout) die("%s: %ld offsets, expected %d", path, m->offset_q.n, m->L[p].cout);
