@@ -285,3 +285,29 @@ def test_against_compressai_codec(tmp_path):
                       "--threads", "1", "--json", str(out)]) == 0
     r = json.loads(out.read_text())["images"][0]
     assert r["compressai"]["bpp"] > 0 and r["fxlic"]["bpp"] > 0 and np.isfinite(r["dpsnr"])
+
+
+@pytest.mark.parametrize("G", [1, 7, 64, 1000, -3, 2 ** 62])
+def test_hostile_grid_bits_is_a_one_line_refusal(tmp_path, G):
+    """A damaged or hostile latents/grid_bits never reaches a shift: ModelFileError."""
+    import zipfile
+    _, m4 = offset_model("hyperprior")
+    p, q = tmp_path / "m.fxq", tmp_path / "bad.fxq"
+    save_model(m4, str(p))
+    with zipfile.ZipFile(p) as z:
+        assert "latents/grid_bits.npy" in z.namelist()
+    import io
+    with zipfile.ZipFile(p) as zin, zipfile.ZipFile(q, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "latents/grid_bits.npy":
+                b = io.BytesIO()
+                np.lib.format.write_array(b, np.array([G], "<i8"), allow_pickle=False)
+                data = b.getvalue()
+            zout.writestr(info, data)
+    with pytest.raises(ModelFileError, match="grid_bits|content hash|hash"):
+        load_model(str(q))
+    # the same value with a matching content hash is refused by the range check
+    _rewrite(q, tmp_path / "rehashed.fxq", lambda h: None)
+    with pytest.raises(ModelFileError, match="grid_bits"):
+        load_model(str(tmp_path / "rehashed.fxq"))
