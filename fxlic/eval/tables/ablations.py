@@ -30,6 +30,11 @@ def paper_at(lam, table):
     return None
 
 
+def _loss_cell(l_):
+    """A (dPSNR, dbpp, ...) loss as 'dB / bpp', or 'pending' while its records are missing."""
+    return f"{l_[0]:+.3f} / {l_[1]:+.4f}" if l_ else "pending"
+
+
 def section_table_i(ctx):
     """Table I: the weight quantizers (LW/CW x LQ/NLQ, Lloyd) and Lin et al.'s, weights only, on
     hp5-mse-q2 against its float model and the paper's points."""
@@ -91,14 +96,12 @@ def section_vi(ctx):
         lam = ctx.lam(name)
         P = PAPER_VI_HYPER if kind == "hyperprior" else PAPER_VI_FACT
 
-        def cell(l_):
-            return f"{l_[0]:+.3f} / {l_[1]:+.4f}" if l_ else "pending"
 
-        def pcell(key):
+        def p_cell(key):
             p = paper_at(lam, P[key])
             return f"{p[0]:+.3f} / {p[1]:+.4f}" if p else "–"
-        rows.append([name, f(lam, "{:g}"), str(lw[3] if lw else 0), cell(lw), pcell("w"), cell(la), pcell("a"),
-                     cell(lwa), f"{lwaf[1]:+.4f}" if lwaf else "pending", pcell("wa"),
+        rows.append([name, f(lam, "{:g}"), str(lw[3] if lw else 0), _loss_cell(lw), p_cell("w"),
+                     _loss_cell(la), p_cell("a"), _loss_cell(lwa), f"{lwaf[1]:+.4f}" if lwaf else "pending", p_cell("wa"),
                      f"{lwa[2]:+.3f}" if lwa else "–"])
     return md_table(["model", "lambda", "images", "W only: dPSNR / dbpp", "paper W", "A only", "paper A",
                      "W+A (integer codec, estimated bpp)", "W+A dbpp (.fxl file)", "paper W+A",
@@ -123,11 +126,9 @@ def section_vii(ctx):
         PW = PAPER_VI_HYPER["w"] if kind == "hyperprior" else PAPER_VI_FACT["w"]
         p0, p1 = paper_at(lam, P), paper_at(lam, PW)
 
-        def cell(l_):
-            return f"{l_[0]:+.3f} / {l_[1]:+.4f}" if l_ else "pending"
-        rows.append([name, f(lam, "{:g}"), cell(w0), cell(w1),
+        rows.append([name, f(lam, "{:g}"), _loss_cell(w0), _loss_cell(w1),
                      f"{p0[0]:+.3f} / {p0[1]:+.3f} → {p1[0]:+.3f} / {p1[1]:+.3f}" if p0 and p1 else "–",
-                     cell(i0), cell(i1), cell(ff)])
+                     _loss_cell(i0), _loss_cell(i1), _loss_cell(ff)])
     if not rows:
         return "pending: no *-nowcft exports in the weights directory"
     return md_table(["model", "lambda", "W-only loss w/o WCFT (dB / bpp)", "W-only loss with WCFT",
@@ -151,11 +152,9 @@ def section_viii(ctx):
         P1 = PAPER_VI_HYPER["a"] if kind == "hyperprior" else PAPER_VI_FACT["a"]
         p0, p1 = paper_at(lam, P0), paper_at(lam, P1)
 
-        def cell(l_):
-            return f"{l_[0]:+.3f} / {l_[1]:+.4f}" if l_ else "pending"
-        rows.append([name, f(lam, "{:g}"), cell(a_lq), cell(a_nlq),
+        rows.append([name, f(lam, "{:g}"), _loss_cell(a_lq), _loss_cell(a_nlq),
                      f"{p0[0]:+.3f} / {p0[1]:+.4f} → {p1[0]:+.3f} / {p1[1]:+.4f}" if p0 else "–",
-                     cell(i_lq), cell(i_nlq)])
+                     _loss_cell(i_lq), _loss_cell(i_nlq)])
     return md_table(["model", "lambda", "A-only loss, LQ (dB / bpp)", "A-only loss, NLQ + mux",
                      "paper LQ → NLQ", "integer codec loss, LQ activations", "integer codec loss, NLQ + mux"], rows)
 
