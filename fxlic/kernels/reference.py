@@ -118,13 +118,21 @@ def out_latent(acc: np.ndarray, shift: np.ndarray, mu: np.ndarray, bits: int = 8
     return out
 
 
+def offset_difference(acc_o: np.ndarray, e: int, off_o: np.ndarray, grid_bits: int):
+    """O5's exact difference of one channel: (acc * 2^(F + E) - off * 2^(F - G), F) with
+    F = max(G, -E), int64 on the 2^-F grid (the loader bounds it, SPEC O5)."""
+    from ..model.intmodel import offset_frac_bits
+
+    F = offset_frac_bits(e, grid_bits)
+    return (np.asarray(acc_o).astype(np.int64) << (F + e)) - (np.asarray(off_o, np.int64) << (F - grid_bits)), F
+
+
 def out_offset_latent(acc: np.ndarray, acc_exp: np.ndarray, off_q: np.ndarray, grid_bits: int,
                       bits: int = 8) -> np.ndarray:
     """O5 (offset latents): symbol = SAT8(R1(acc * 2^(F + E) - off * 2^(F - G), F)) with
     E = acc_exp[o], G = ``grid_bits`` and F = max(G, -E): round(y - offset) for
     y = acc * 2^E and the offset off * 2^-G (the predicted mean, or the bottleneck
     median), both exact on the 2^-F grid.  ``off_q`` broadcasts against ``acc`` (O, H, W)."""
-    from ..model.intmodel import offset_frac_bits
     from ..spec import rshift_rhu
 
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
@@ -132,9 +140,7 @@ def out_offset_latent(acc: np.ndarray, acc_exp: np.ndarray, off_q: np.ndarray, g
     off = np.broadcast_to(np.asarray(off_q, np.int64), acc.shape)
     out = np.empty(acc.shape, dtype=np.int64)
     for o in range(acc.shape[0]):
-        e = int(acc_exp[o])
-        F = offset_frac_bits(e, grid_bits)
-        diff = (acc[o].astype(np.int64) << (F + e)) - (off[o] << (F - grid_bits))
+        diff, F = offset_difference(acc[o], int(acc_exp[o]), off[o], grid_bits)
         out[o] = saturate_array(rshift_rhu(diff, F), lo, hi)
     return out
 

@@ -173,15 +173,13 @@ def offset_y_layer(model, spec) -> bool:
 def count_o5(acc, acc_exp, off, grid_bits: int) -> dict:
     """The O5 bins of accumulators ``acc`` (O, H, W) with exponents ``acc_exp``
     (O,) and offsets ``off`` on the 2^-G grid (broadcasting to acc), exactly."""
-    from ..model.intmodel import offset_frac_bits
+    from ..kernels.reference import offset_difference
 
     acc = np.asarray(acc, np.int64)
     off = np.broadcast_to(np.asarray(off, np.int64), acc.shape)
     c = {b: 0 for b in O5_BINS}
     for o in range(acc.shape[0]):
-        e = int(acc_exp[o])
-        F = offset_frac_bits(e, grid_bits)
-        diff = (acc[o] << (F + e)) - (off[o] << (F - grid_bits))
+        diff, F = offset_difference(acc[o], int(acc_exp[o]), off[o], grid_bits)
         v = _rq(diff, np.full(diff.shape, F))
         t = _ties(diff, np.full(diff.shape, F))
         c["o5.sat-"] += _count(v < -128)
