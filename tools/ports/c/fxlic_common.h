@@ -5,7 +5,8 @@
  * model directory (arch.txt, the seven stored per-layer fields, the derived
  * A2/O shifts), one layer (I1 decode, C1/C2 loops, O1-O4), SPEC E1 (means,
  * scales, table indexes), SPEC O5 (offset latents: the symbol rule, the
- * levels on the 2^-G grid, the model's latents flag, offset_q and grid_bits), the entropy
+ * levels on the 2^-G grid, the model's latents flag, offset_q and grid_bits),
+ * SPEC O6 (HA0's y on the 2^-H grid, H from HA0's in_exp), the entropy
  * tables and the CRC-32.
  *
  * Header only (every function static), so that each program stays one
@@ -29,8 +30,11 @@
 #define PATHLEN 4096
 /* the spec this port implements (docs/SPEC.md V); a model directory made for
  * fxlic-spec-1.1 is read as an integer-latent model, one made for
- * fxlic-spec-1.2 as a model whose offset grid is G = 2 (no latents/grid_bits) */
-#define FXLIC_SPEC_VERSION "fxlic-spec-1.3"
+ * fxlic-spec-1.2 as a model whose offset grid is G = 2 (no latents/grid_bits),
+ * one made for fxlic-spec-1.3 as a model whose HA0 reads O3's integer y (SPEC
+ * O6 with H = 0; a 1.3 directory whose HA0 in_exp says H > 0 is refused) */
+#define FXLIC_SPEC_VERSION "fxlic-spec-1.4"
+#define FXLIC_SPEC_VERSION_1_3 "fxlic-spec-1.3"
 #define FXLIC_SPEC_VERSION_1_2 "fxlic-spec-1.2"
 #define FXLIC_SPEC_VERSION_OLD "fxlic-spec-1.1"
 
@@ -181,6 +185,15 @@ static int64_t stage_o5(int64_t acc, int64_t E, int64_t off, int G)
 static int64_t o5_level(int64_t symbol, int64_t off, int G)
 {
     return symbol * ((int64_t)1 << G) + off;
+}
+
+/* O6 (spec 1.4): the y HA0 reads, on the 2^-H grid, from AT3's accumulator at
+ * exponent E: yH = SAT_{8+H}(RQ(acc, -H - E)); the loader (read_latents) keeps
+ * -H - E in R2's [-31, 62], so the left shift of RQ stays in int64 (int32 acc) */
+static int64_t stage_o6(int64_t acc, int64_t E, int H)
+{
+    int64_t b = (int64_t)1 << (7 + H);
+    return sat(rq(acc, (int)(-H - E)), -b, b - 1);
 }
 
 /* O2: signed LQ, LeakyReLU(1/8) folded into the shift of negative values */
@@ -408,10 +421,13 @@ typedef struct {
     int loaded;
     /* SPEC O5 (set by read_latents): o5 = the output stage is O5 around
      * offq[o]; in_kind = how the input is decoded: 0 I1 codes, 1 offset
-     * latent 4 * code + offq[c] (HS0, factorized ST0), 2 per-element levels
-     * (ST0 of an offset-latent hyperprior) */
+     * latent code * 2^G + offq[c] (HS0, factorized ST0), 2 per-element levels
+     * (ST0 of an offset-latent hyperprior), 3 O6 levels on the 2^-H grid (HA0
+     * of a model with H > 0: read directly, d_c = 0, no decode table) */
     int o5, in_kind, grid;  /* grid: the model's G */
     const int64_t *offq;
+    int o6;             /* SPEC O6: H > 0 and the layer outputs y (AT3): its output is O6's yH */
+    int hgrid;          /* SPEC O6: the model's H */
 } layer_t;
 
 typedef struct {
@@ -422,6 +438,7 @@ typedef struct {
     int offset;         /* SPEC O5: offset latents (arch.txt "latents offset") */
     int grid;           /* SPEC O5: G, latents/grid_bits (2 for a spec-1.2 directory) */
     arr_t offset_q;     /* latents/offset_q: medians on the 2^-G grid */
+    int hgrid;          /* SPEC O6: H = -(HA0's in_exp), 0..6; 0 = O3's integer y */
 } model_t;
 
 static int find_layer(const model_t *m, const char *name)
@@ -609,6 +626,7 @@ static int64_t input_level(const model_t *m, const layer_t *L, int c, int64_t q,
         if (q < 0 || q > 255) die("%s: pixel %lld out of range", L->name, (long long)q);
         level = q;
     } else if (L->in_kind == 2) level = q;            /* O5: already a level (ST0, hyperprior) */
+    else if (L->in_kind == 3) level = q;              /* O6: HA0's yH, already a level on 2^-H */
     else if (L->in_kind == 1) level = o5_level(q, L->offq[c], L->grid);   /* O5: code * 2^G + offset_q[c] */
     else if (strcmp(L->src, "z_hat") == 0) level = q;
     else if (is_y(L->src)) level = q + mu[c];   /* "y_hat" (or "y": the same stored latent) */
@@ -708,6 +726,7 @@ static void run_layer(const model_t *m, const layer_t *L, const arr_t *in, const
             case 2: v = stage_o2(a, s, strcmp(L->act, "leaky") == 0); break;
             case 3:
                 if (L->o5) v = stage_o5(a, L->eacc[o], L->offq[o], L->grid);      /* O5 */
+                else if (L->o6) v = stage_o6(a, L->eacc[o], L->hgrid);          /* O6 (encoder) */
                 else v = sat(rq(a, s) - (out_mu ? out_mu[o] : 0), -128, 127); /* O3 (encoder) */
                 break;
             default: v = sat(rq(a, s), 0, 255); break;                        /* O4 */
@@ -785,15 +804,64 @@ static const char *level_dtype(const model_t *m, const layer_t *L)
     return (o5_level(-128, lo, m->grid) >= -32768 && o5_level(127, hi, m->grid) <= 32767) ? "i2" : "i4";
 }
 
+/* the layer reading the given source (HA0 reads "y"); -1 for none */
+static int find_src(const model_t *m, const char *src)
+{
+    int i;
+    for (i = 0; i < m->nl; i++)
+        if (strcmp(m->L[i].src, src) == 0) return i;
+    return -1;
+}
+
+/* the model directory has the stored field `what` of layer `layer` (.npy or, with -w bin, .bin) */
+static int param_exists(const char *dir, const char *layer, const char *what)
+{
+    char path[PATHLEN];
+    FILE *f;
+    xsnprintf(path, sizeof path, "%s/layers/%s/%s.%s", dir, layer, what, g_wbin ? "bin" : "npy");
+    f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* SPEC O6: H = -(HA0's input exponent), one value for every channel, 0..6 (the
+ * model's HA0 in_exp; HA0 need not be loaded: the decoder reads only in_exp, and
+ * a directory without HA0's fields (no h_a) counts as H = 0) */
+static int ha_grid_bits(const model_t *m, const char *mdir)
+{
+    int a = find_src(m, "y"), H;
+    const layer_t *A;
+    arr_t e;
+    long c;
+    if (a < 0) return 0;
+    A = &m->L[a];
+    if (A->loaded) e = A->in_exp;
+    else if (param_exists(mdir, A->name, "in_exp")) e = read_param(mdir, A->name, "in_exp", A->cin);
+    else return 0;
+    if (e.n < 1) die("%s: in_exp is empty", A->name);
+    for (c = 1; c < e.n; c++)
+        if (e.v[c] != e.v[0])
+            die("%s: in_exp differs between channels (SPEC O6: HA0 reads y at one exponent -H)", A->name);
+    if (e.v[0] > 0 || e.v[0] < -6)
+        die("%s: in_exp %lld, HA0 reads y on the 2^-H grid with H in 0..6 (SPEC O6)", A->name, (long long)e.v[0]);
+    H = (int)-e.v[0];
+    if (!A->loaded) free(e.v);
+    return H;
+}
+
 /* after read_arch: the spec version of the model directory (manifest.json, if
- * any), latents/offset_q of an offset-latent model, and every layer's O5 role */
+ * any), latents/offset_q of an offset-latent model, every layer's O5 role and
+ * the O6 grid of HA0's y (SPEC O6 loader checks) */
 static void read_latents(model_t *m, const char *mdir)
 {
     char path[PATHLEN];
     FILE *f;
     int i, hyper = strcmp(m->kind, "hyperprior") == 0;
-    int spec = 0;   /* 3, 2, 1: spec 1.3, 1.2, 1.1 (manifest.json); 0: no manifest */
+    int spec = 0;   /* 4, 3, 2, 1: spec 1.4, 1.3, 1.2, 1.1 (manifest.json); 0: no manifest */
     const char *coded = hyper ? "z" : "y";  /* the latent of the factorized tables */
+    static const char *const spec_name[5] = {"", FXLIC_SPEC_VERSION_OLD, FXLIC_SPEC_VERSION_1_2,
+                                             FXLIC_SPEC_VERSION_1_3, FXLIC_SPEC_VERSION};
     xsnprintf(path, sizeof path, "%s/manifest.json", mdir);
     f = fopen(path, "rb");
     if (f) {
@@ -805,7 +873,8 @@ static void read_latents(model_t *m, const char *mdir)
         p = strstr((const char *)b, "\"spec_version\": \"");
         if (p) {
             p += strlen("\"spec_version\": \"");
-            if (strncmp(p, FXLIC_SPEC_VERSION "\"", strlen(FXLIC_SPEC_VERSION) + 1) == 0) spec = 3;
+            if (strncmp(p, FXLIC_SPEC_VERSION "\"", strlen(FXLIC_SPEC_VERSION) + 1) == 0) spec = 4;
+            else if (strncmp(p, FXLIC_SPEC_VERSION_1_3 "\"", strlen(FXLIC_SPEC_VERSION_1_3) + 1) == 0) spec = 3;
             else if (strncmp(p, FXLIC_SPEC_VERSION_1_2 "\"", strlen(FXLIC_SPEC_VERSION_1_2) + 1) == 0) spec = 2;
             else if (!m->offset && strncmp(p, FXLIC_SPEC_VERSION_OLD "\"", strlen(FXLIC_SPEC_VERSION_OLD) + 1) == 0)
                 spec = 1;
@@ -824,7 +893,7 @@ static void read_latents(model_t *m, const char *mdir)
         if (p < 0) die("the model has no %s", coded);
         xsnprintf(path, sizeof path, "%s/latents/grid_bits.npy", mdir);
         f = fopen(path, "rb");
-        if (f) {   /* spec 1.3, G != 2; absent: G = 2 (every spec-1.2 directory) */
+        if (f) {   /* spec 1.3 or later, G != 2; absent: G = 2 (every spec-1.2 directory) */
             arr_t g;
             fclose(f);
             if (spec == 2) die("%s: a spec-1.2 model directory has no grid_bits", path);
@@ -851,6 +920,42 @@ static void read_latents(model_t *m, const char *mdir)
         if (m->offset && (strcmp(L->src, "z_hat") == 0 || (!hyper && strcmp(L->src, "y_hat") == 0))) L->in_kind = 1;
         if (m->offset && hyper && strcmp(L->src, "y_hat") == 0) L->in_kind = 2;
     }
+    /* SPEC O6: H > 0 only in an offset-latent hyperprior and only from spec 1.4
+     * (files of 1.3 and earlier have H = 0); -H - Eacc[o] of AT3 within R2's [-31, 62] */
+    m->hgrid = ha_grid_bits(m, mdir);
+    if (m->hgrid > 0) {
+        int p = find_out(m, "y");
+        long o;
+        if (!(m->offset && hyper))
+            die("%s: HA0 reads y on the 2^-%d grid (SPEC O6), allowed only in an offset-latent hyperprior", mdir,
+                m->hgrid);
+        if (spec != 0 && spec != 4)
+            die("%s/manifest.json: HA0 reads y on the 2^-%d grid (SPEC O6), which needs %s; the directory says %s",
+                mdir, m->hgrid, FXLIC_SPEC_VERSION, spec_name[spec]);
+        if (p < 0) die("the model has no y");
+        if (m->L[p].loaded)
+            for (o = 0; o < m->L[p].cout; o++) {
+                int64_t sh = -m->hgrid - m->L[p].eacc[o];
+                if (sh < -31 || sh > 62)
+                    die("%s: HA0's y (SPEC O6): shift -H - Eacc = %lld outside [-31, 62] (channel %ld)",
+                        m->L[p].name, (long long)sh, o);
+            }
+    }
+    for (i = 0; i < m->nl; i++) {
+        layer_t *L = &m->L[i];
+        L->hgrid = m->hgrid;
+        L->o6 = m->hgrid > 0 && strcmp(L->out, "y") == 0;
+        if (m->hgrid > 0 && strcmp(L->src, "y") == 0) L->in_kind = 3;
+    }
+}
+
+/* the stored dtype of a layer's output (docs/VECTORS.md 2): codes and pixels
+ * uint8, O2/O3/O5 int8, O6's (8 + H)-bit levels int16 */
+static const char *out_dtype(const layer_t *L)
+{
+    int r = out_rule(L);
+    if (r == 3 && L->o6) return "i2";
+    return (r == 1 || r == 4) ? "u1" : "i1";
 }
 
 /* dumps of one layer: layers/<L>/{in, dec_table, acc (want_acc), out} */
@@ -865,6 +970,9 @@ static void dump_layer(const model_t *m, const layer_t *L, const arr_t *in, cons
     if (L->in_kind == 2) {
         /* O5 per-element levels: int16 or int32 (level_dtype), no decode table */
         dump(name, in, level_dtype(m, L));
+    } else if (L->in_kind == 3) {
+        /* O6: HA0's levels on the 2^-H grid (the tensor y), int16, no decode table */
+        dump(name, in, "i2");
     } else {
         dump(name, in, uns ? "u1" : "i1");
         /* I1 as one 256-entry table per input channel, index = code + offset */
@@ -885,7 +993,7 @@ static void dump_layer(const model_t *m, const layer_t *L, const arr_t *in, cons
         dump(name, acc, "i4");
     }
     xsnprintf(name, sizeof name, "layers/%s/out", L->name);
-    dump(name, out, (out_rule(L) == 1 || out_rule(L) == 4) ? "u1" : "i1");
+    dump(name, out, out_dtype(L));
 }
 
 /* ------------------------------------------------------------------ */

@@ -30,6 +30,11 @@
  * symbol * 2^G + mean_q; without --stream they come from entropy/y_sym.npy (a
  * factorized model: y.npy holds the symbols, ST0 reads y * 2^G + offset_q[c]).
  *
+ * SPEC O6 (spec 1.4): HA0 of an offset-latent hyperprior may read y on the
+ * 2^-H grid (H = -HA0's in_exp); the decoder never runs h_a, so it reads only
+ * HA0's in_exp, to check the directory (H > 0 needs fxlic-spec-1.4, a 1.3
+ * directory has H = 0).
+ *
  * Only the stored fields are read; every derived quantity (alignment
  * shifts, accumulator exponents, requantization shifts, decode tables,
  * codebooks) is computed here from the rules it cites.

@@ -2,9 +2,10 @@
  * fxlic_enc.c -- a C99 implementation of the fxlic integer ENCODER, written
  * from docs/SPEC.md, docs/ENTROPY.md and docs/BITSTREAM.md: padding (P1),
  * g_a (AT layers), mu from the image (M2), latent rounding and mean
- * reduction (O3, M1), h_a (HA), h_s (HS), SPEC E1 (means, scales, table
- * indexes, y symbols), the rANS encoder (docs/ENTROPY.md 4-5, CompressAI
- * byte layout, escapes) and the .fxl writer (header, records, CRC-32).
+ * reduction (O3, M1), HA0's y on the 2^-H grid (O6), h_a (HA), h_s (HS),
+ * SPEC E1 (means, scales, table indexes, y symbols), the rANS encoder
+ * (docs/ENTROPY.md 4-5, CompressAI byte layout, escapes) and the .fxl
+ * writer (header, records, CRC-32).
  *
  *   fxlic_enc [-f npy|mem] [-w npy|bin] [-l chw|hwc] [--no-acc] [--model-id HEX]
  *             MODEL_DIR IMAGE DUMP_DIR
@@ -21,9 +22,12 @@
  *
  * Offset latents (SPEC O5; arch.txt "latents offset", latents/offset_q): z
  * (and a factorized y) leave their layer as O5 symbols around offset_q; the y
- * of a hyperprior leaves AT3 as O3 codes for HA0, and AT3's accumulators are
- * kept (dumped as y_acc) until HS5's means give the symbols
- * SAT8(RHU(acc * 2^(F + E) - mean_q * 2^(F - 2), F)), coded with the zero-mean
+ * of a hyperprior leaves AT3 as HA0's input -- O3 codes, or with H > 0 (SPEC
+ * O6, spec 1.4: HA0's in_exp is -H) the levels SAT_{8+H}(RQ(acc, -H - E)) on
+ * the 2^-H grid, which HA0 reads directly (no decode table) and which are
+ * dumped as the int16 tensor y -- and AT3's accumulators are kept (dumped as
+ * y_acc) until HS5's means give the symbols
+ * SAT8(RHU(acc * 2^(F + E) - mean_q * 2^(F - G), F)), coded with the zero-mean
  * family.
  *
  * The layer arithmetic, the model reading and E1 are shared with the decoder
@@ -384,11 +388,12 @@ int main(int argc, char **argv)
         } else free(acc.v);
         tensors[li] = out;
         have[li] = 1;
-        if (strcmp(L->out, "y") == 0) {        /* O3 with M1: stored y = SAT8(v - mu) (O5 factorized: symbols) */
+        if (strcmp(L->out, "y") == 0) {        /* O3 with M1: stored y = SAT8(v - mu) (O5 factorized: symbols;
+                                                * O6: HA0's levels on the 2^-H grid, int16) */
             if (out.shape[0] != m.M) die("%s: y has %ld channels, expected M = %d", L->name, out.shape[0], m.M);
             y = out;
             have_y = 1;
-            dump("y", &y, "i1");
+            dump("y", &y, out_dtype(L));
         } else if (strcmp(L->out, "z") == 0) {
             z = out;
             have_z = 1;
