@@ -18,6 +18,10 @@ Accumulation paths, all exact:
   - im2col (``conv2d_acc_i16`` / ``tconv2d_acc_i16``): one im2col row block
     per output row, GEMM blocks of 4 pixels x 2 output channels
     (``block4x2``), for every other shape.
+  - the implicit-GEMM kernels with the output stage fused (``conv2d_codes_oc``,
+    ``tconv2d_codes_phases``: O1 / O2 in registers, int16 codes channels-last;
+    ``conv2d_stage_oc``, ``tconv2d_stage_phases``: any stage per tile), used by
+    ``NumbaBackend.layer`` when no caller wants the accumulators.
 * general path (``conv2d_acc_hwc`` / ``tconv2d_acc_hwc``): int32 operands
   whose products Numba widens to int64, for layers whose operands do not
   fit int16 (e.g. wide exponent spreads with Lloyd weights).
@@ -368,14 +372,17 @@ def oc_block_generic(x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, 
             out[obase + a * ostride + oo] = _wrap32(s)
 
 
-def _make_oc_block(width: int):
+def _make_oc_block(width: int, codes: bool = False):
     """oc_block as an LLVM intrinsic, vectorised over output channels: the
     accumulators of 4 pixels x OC_BLOCK_OF[width] outputs stay in registers (16
     zmm / 8 ymm), each input pair x[e], x[e + 1] is broadcast to every lane and
     multiplied with the interleaved weight pairs by pmaddwd (VNNI: vpdpwssd).
     No horizontal reduction: the lanes are the outputs, stored as int32 vectors
     (bias as the initial value).  wpk rows and bias are padded to o + OC_BLOCK
-    columns; nout a multiple of 16."""
+    columns; nout a multiple of 16.
+
+    ``codes``: ``oc_block_codes`` instead, the same accumulators put through the
+    output stage in registers (``_emit_stage``) and stored as int16 codes."""
     from numba.core import cgutils
     from numba.extending import intrinsic
     ir, i16, i32, i64 = _ir()
@@ -383,66 +390,184 @@ def _make_oc_block(width: int):
     nv = OC_BLOCK_OF[width] // lanes  # vectors per pixel
     vw, va = ir.VectorType(i16, 2 * lanes), ir.VectorType(i32, lanes)
 
+    def accumulate(context, builder, xa, sa, wa, ba, basev, pstepv, npixv, npsv, ov):
+        wlen = cgutils.unpack_tuple(builder, wa.shape, 2)[1]
+        nseg = cgutils.unpack_tuple(builder, sa.shape, 1)[0]
+        _, fn = _pmadd(builder, width)
+        c = lambda v: ir.Constant(i64, v)  # noqa: E731
+        pix = _pixel_offsets(builder, basev, pstepv, npixv)
+        slots = []
+        for a in range(_NP):
+            for v in range(nv):
+                slot = cgutils.alloca_once(builder, va)
+                bp = builder.gep(ba.data, [builder.add(ov, c(v * lanes))])
+                builder.store(builder.load(builder.bitcast(bp, va.as_pointer()), align=4), slot)
+                slots.append(slot)
+        splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        with cgutils.for_range(builder, nseg) as ls:
+            soff = builder.load(builder.gep(sa.data, [ls.index]))
+            xs = [builder.add(p, soff) for p in pix]
+            qbase = builder.mul(ls.index, npsv)
+            with cgutils.for_range(builder, npsv) as lj:
+                wrow = builder.add(builder.mul(builder.add(qbase, lj.index), wlen), builder.mul(ov, c(2)))
+                wvec = []
+                for v in range(nv):
+                    wp = builder.gep(wa.data, [builder.add(wrow, c(2 * lanes * v))])
+                    wvec.append(builder.load(builder.bitcast(wp, vw.as_pointer()), align=2))
+                j2 = builder.mul(lj.index, c(2))
+                for a in range(_NP):
+                    e = builder.gep(xa.data, [builder.add(xs[a], j2)])
+                    d = builder.load(builder.bitcast(e, i32.as_pointer()), align=2)
+                    undef = ir.Constant(va, ir.Undefined)
+                    bc = builder.insert_element(undef, d, ir.Constant(i32, 0))
+                    bc = builder.bitcast(builder.shuffle_vector(bc, undef, splat), vw)  # pair in every lane
+                    for v in range(nv):
+                        slot = slots[a * nv + v]
+                        prod = builder.call(fn, [bc, wvec[v]])
+                        builder.store(builder.add(builder.load(slot), prod), slot)
+        return slots
+
+    if not codes:
+        @intrinsic
+        def _oc_block_simd(typingctx, x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, ostride, nout):
+            if not (_is_array(x, types.int16, 1) and _is_array(segs, types.int64, 1)
+                    and _is_array(wpk, types.int16, 2) and _is_array(bias, types.int32, 1)
+                    and _is_array(out, types.int32, 1)):
+                return None
+            ip = types.intp
+            sig = types.void(x, ip, ip, ip, segs, ip, wpk, ip, bias, out, ip, ip, ip)
+
+            def codegen(context, builder, signature, args):
+                xv, basev, pstepv, npixv, segsv, npsv, wv, ov, bv, outv, obasev, ostrv, noutv = args
+                arr = [context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 4, 6, 8, 9)]
+                xa, sa, wa, ba, oa = arr
+                slots = accumulate(context, builder, xa, sa, wa, ba, basev, pstepv, npixv, npsv, ov)
+                c = lambda v: ir.Constant(i64, v)  # noqa: E731
+                for a in range(_NP):
+                    with builder.if_then(builder.icmp_signed("<", c(a), npixv)):
+                        row = builder.add(obasev, builder.mul(c(a), ostrv))
+                        for v in range(nv):
+                            oo = builder.add(ov, c(v * lanes))
+                            with builder.if_then(builder.icmp_signed("<", oo, noutv)):
+                                dst = builder.bitcast(builder.gep(oa.data, [builder.add(row, oo)]), va.as_pointer())
+                                builder.store(builder.load(slots[a * nv + v]), dst, align=4)
+                return context.get_dummy_value()
+
+            return sig, codegen
+
+        return _oc_block_simd
+
     @intrinsic
-    def _oc_block_simd(typingctx, x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, ostride, nout):
+    def _oc_block_codes_simd(typingctx, x, base, pstep, npix, segs, nps, wpk, o, bias, kind, prm, lo, hi,
+                             out, obase, ostride, nout):
         if not (_is_array(x, types.int16, 1) and _is_array(segs, types.int64, 1)
                 and _is_array(wpk, types.int16, 2) and _is_array(bias, types.int32, 1)
-                and _is_array(out, types.int32, 1)):
+                and _is_array(prm, types.int32, 2) and _is_array(out, types.int16, 1)):
             return None
         ip = types.intp
-        sig = types.void(x, ip, ip, ip, segs, ip, wpk, ip, bias, out, ip, ip, ip)
+        sig = types.void(x, ip, ip, ip, segs, ip, wpk, ip, bias, ip, prm, ip, ip, out, ip, ip, ip)
 
         def codegen(context, builder, signature, args):
-            xv, basev, pstepv, npixv, segsv, npsv, wv, ov, bv, outv, obasev, ostrv, noutv = args
-            arr = [context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 4, 6, 8, 9)]
-            xa, sa, wa, ba, oa = arr
-            wlen = cgutils.unpack_tuple(builder, wa.shape, 2)[1]
-            nseg = cgutils.unpack_tuple(builder, sa.shape, 1)[0]
-            _, fn = _pmadd(builder, width)
+            (xv, basev, pstepv, npixv, segsv, npsv, wv, ov, bv, kindv, pv, lov, hiv, outv, obasev, ostrv,
+             noutv) = args
+            arr = [context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 4, 6, 8, 10, 13)]
+            xa, sa, wa, ba, pa, oa = arr
+            slots = accumulate(context, builder, xa, sa, wa, ba, basev, pstepv, npixv, npsv, ov)
             c = lambda v: ir.Constant(i64, v)  # noqa: E731
-            pix = _pixel_offsets(builder, basev, pstepv, npixv)
-            slots = []
-            for a in range(_NP):
-                for v in range(nv):
-                    slot = cgutils.alloca_once(builder, va)
-                    bp = builder.gep(ba.data, [builder.add(ov, c(v * lanes))])
-                    builder.store(builder.load(builder.bitcast(bp, va.as_pointer()), align=4), slot)
-                    slots.append(slot)
-            splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-            with cgutils.for_range(builder, nseg) as ls:
-                soff = builder.load(builder.gep(sa.data, [ls.index]))
-                xs = [builder.add(p, soff) for p in pix]
-                qbase = builder.mul(ls.index, npsv)
-                with cgutils.for_range(builder, npsv) as lj:
-                    wrow = builder.add(builder.mul(builder.add(qbase, lj.index), wlen), builder.mul(ov, c(2)))
-                    wvec = []
-                    for v in range(nv):
-                        wp = builder.gep(wa.data, [builder.add(wrow, c(2 * lanes * v))])
-                        wvec.append(builder.load(builder.bitcast(wp, vw.as_pointer()), align=2))
-                    j2 = builder.mul(lj.index, c(2))
+            plen = cgutils.unpack_tuple(builder, pa.shape, 2)[1]
+            lo32, hi32 = builder.trunc(lov, i32), builder.trunc(hiv, i32)
+            vi16 = ir.VectorType(i16, lanes)
+            is_nlq = builder.icmp_signed("==", kindv, c(0))
+            for v in range(nv):
+                oo = builder.add(ov, c(v * lanes))
+                with builder.if_then(builder.icmp_signed("<", oo, noutv)):
+                    def prow(r):
+                        pp = builder.gep(pa.data, [builder.add(builder.mul(c(r), plen), oo)])
+                        return builder.load(builder.bitcast(pp, va.as_pointer()), align=4)
                     for a in range(_NP):
-                        e = builder.gep(xa.data, [builder.add(xs[a], j2)])
-                        d = builder.load(builder.bitcast(e, i32.as_pointer()), align=2)
-                        undef = ir.Constant(va, ir.Undefined)
-                        bc = builder.insert_element(undef, d, ir.Constant(i32, 0))
-                        bc = builder.bitcast(builder.shuffle_vector(bc, undef, splat), vw)  # pair in every lane
-                        for v in range(nv):
-                            slot = slots[a * nv + v]
-                            prod = builder.call(fn, [bc, wvec[v]])
-                            builder.store(builder.add(builder.load(slot), prod), slot)
-            for a in range(_NP):
-                with builder.if_then(builder.icmp_signed("<", c(a), npixv)):
-                    row = builder.add(obasev, builder.mul(c(a), ostrv))
-                    for v in range(nv):
-                        oo = builder.add(ov, c(v * lanes))
-                        with builder.if_then(builder.icmp_signed("<", oo, noutv)):
-                            dst = builder.bitcast(builder.gep(oa.data, [builder.add(row, oo)]), va.as_pointer())
-                            builder.store(builder.load(slots[a * nv + v]), dst, align=4)
+                        with builder.if_then(builder.icmp_signed("<", c(a), npixv)):
+                            acc = builder.load(slots[a * nv + v])
+                            with builder.if_else(is_nlq) as (nlq, lq):
+                                with nlq:
+                                    q = _emit_nlq(builder, lanes, acc, prow)
+                                    q0 = builder.block
+                                with lq:
+                                    q1_ = _emit_lq(builder, lanes, acc, prow, lo32, hi32)
+                                    q1 = builder.block
+                            q = _phi(builder, va, [(q, q0), (q1_, q1)])
+                            row = builder.add(obasev, builder.mul(c(a), ostrv))
+                            dst = builder.bitcast(builder.gep(oa.data, [builder.add(row, oo)]), vi16.as_pointer())
+                            builder.store(builder.trunc(q, vi16), dst, align=2)
             return context.get_dummy_value()
 
         return sig, codegen
 
-    return _oc_block_simd
+    return _oc_block_codes_simd
+
+
+def _phi(builder, ty, incoming):
+    ph = builder.phi(ty)
+    for val, blk in incoming:
+        ph.add_incoming(val, blk)
+    return ph
+
+
+def _vsplat(lanes, v):
+    from llvmlite import ir
+    return ir.Constant(ir.VectorType(ir.IntType(32), lanes), [v] * lanes)
+
+
+def _vmin(builder, a, b):
+    return builder.select(builder.icmp_signed("<", a, b), a, b)
+
+
+def _vmax(builder, a, b):
+    return builder.select(builder.icmp_signed(">", a, b), a, b)
+
+
+def _emit_nlq(builder, lanes, acc, prow):
+    """O1 on an int32 vector of accumulators in registers: the code of the
+    channel's NLQ codebook, computed from the segments (``stage_params32``
+    rows: 0 sa, 1 sb, 2 lo1, 3 lo2, 4-6 k0-k2, 7 c1, 8 c2, 9 max level), the
+    same function of u = min(min(max(a, 0) >> sa, 4096) << sb, ...) as
+    ``nlq_u_table`` (``_nlq_code`` at shift 1) without a table."""
+    k = lambda v: _vsplat(lanes, v)  # noqa: E731
+    sa, sb, lo1, lo2, k0, k1, k2, c1, c2, maxl = (prow(r) for r in range(10))
+    v = _vmax(builder, acc, k(0))
+    u = builder.shl(_vmin(builder, builder.ashr(v, sa), k(4096)), sb)
+    h = builder.ashr(u, k(1))
+    m1, m2 = builder.icmp_signed(">=", h, lo1), builder.icmp_signed(">=", h, lo2)
+    kk = builder.select(m2, k2, builder.select(m1, k1, k0))
+    level = builder.add(builder.ashr(u, builder.add(kk, k(1))), builder.and_(builder.ashr(u, kk), k(1)))
+    level = _vmin(builder, builder.shl(level, kk), maxl)
+    n1, n2 = builder.icmp_signed(">=", level, lo1), builder.icmp_signed(">=", level, lo2)
+    kk = builder.select(n2, k2, builder.select(n1, k1, k0))
+    base = builder.select(n2, lo2, builder.select(n1, lo1, k(0)))
+    code = builder.select(n2, c2, builder.select(n1, c1, k(0)))
+    return builder.add(code, builder.ashr(builder.sub(level, base), kk))
+
+
+def _emit_lq(builder, lanes, acc, prow, lo, hi):
+    """O2 on an int32 vector: SAT(R2(a, t), lo, hi) with t = sb (row 1) for a < 0,
+    else sa (row 0), exact for every int32 a and every t (``stage_tile``'s
+    int64 form): R1's shift clipped to 31 (for int32 a the same as R1 by any
+    t >= 31), and for t <= 0 the left shift of a clamped to [lo - 1, hi + 1] by
+    at most 8 (the same saturated result for codes within +-256)."""
+    ir = __import__("llvmlite").ir
+    k = lambda v: _vsplat(lanes, v)  # noqa: E731
+    va = ir.VectorType(ir.IntType(32), lanes)
+    lov = builder.insert_element(ir.Constant(va, ir.Undefined), lo, ir.Constant(ir.IntType(32), 0))
+    lov = builder.shuffle_vector(lov, ir.Constant(va, ir.Undefined), k(0))
+    hiv = builder.insert_element(ir.Constant(va, ir.Undefined), hi, ir.Constant(ir.IntType(32), 0))
+    hiv = builder.shuffle_vector(hiv, ir.Constant(va, ir.Undefined), k(0))
+    t = builder.select(builder.icmp_signed("<", acc, k(0)), prow(1), prow(0))
+    r = _vmin(builder, _vmax(builder, t, k(0)), k(31))
+    r1 = _vmin(builder, _vmax(builder, builder.sub(t, k(1)), k(0)), k(31))
+    qr = builder.add(builder.ashr(acc, r), builder.and_(builder.ashr(acc, r1), k(1)))
+    cl = _vmin(builder, _vmax(builder, acc, builder.sub(lov, k(1))), builder.add(hiv, k(1)))
+    ql = builder.shl(cl, _vmin(builder, _vmax(builder, builder.sub(k(0), t), k(0)), k(8)))
+    q = builder.select(builder.icmp_signed(">", t, k(0)), qr, ql)
+    return _vmin(builder, _vmax(builder, q, lov), hiv)
 
 
 #: the SIMD width chosen at start-up from the host's features (issue 20); every
@@ -453,6 +578,7 @@ BLOCK_VARIANT = {512: "avx512-vnni" if HAVE_VNNI else "avx512bw", 256: "avx2", N
 block4x2 = _make_simd_block(_WIDTH) if _WIDTH else block4x2_generic
 dot_seg = _make_seg_dot_block(_WIDTH) if _WIDTH else dot_seg_generic
 oc_block = _make_oc_block(_WIDTH) if _WIDTH else oc_block_generic
+oc_block_codes = _make_oc_block(_WIDTH, codes=True) if _WIDTH else None  # generic: see oc_block_codes_generic
 OC_BLOCK = OC_BLOCK_OF[_WIDTH]
 
 
@@ -937,3 +1063,273 @@ def decode_levels_i16_serial(codes, tables, offset):
     """``decode_levels_i16`` on one thread."""
     C, H, W = codes.shape
     return decode_levels_i16_pad_serial(codes, tables, offset, 0, 0).reshape(H, W, C)
+
+
+# ---- fused output stage (issue 20, session 7) ----------------------------------
+#
+# The implicit-GEMM kernels below apply the layer's output stage (SPEC O1-O4) to
+# each block of 4 pixels x O accumulators while it is still in registers or L1,
+# and write the codes straight to the layer's output: no int32 accumulator
+# tensor, no transposing pass.  Two forms:
+#
+# * ``*_codes_*`` (intermediate activations, O1 / O2 on the OC blocks): the
+#   block's int32 vectors go through the stage in registers (``oc_block_codes``:
+#   ``_emit_nlq`` / ``_emit_lq``; plain twin ``oc_block_codes_generic`` /
+#   ``stage32``) and are stored as int16 codes channels-last (Ho, Wo, O), the
+#   layout the next layer's decode reads in one pass (``decode_hwc_i16_pad``).
+#   Per-channel parameters: the (10, Op) int32 rows of ``kernels.stage_prm``.
+# * ``*_stage_*`` (every other kind and path, e.g. ST3's pixels, HS5's means and
+#   scales): the block goes to a per-row tile of _NP * O int32 and ``stage_tile``
+#   (the scalar O1-O4 of ``output_stage_into``) writes the codes (O, Ho, Wo) or
+#   channels-last.  Parameters (``stage_params``), int64 (O,):
+#   - kind 0: sa = clip(s - 1, 0, 63), sb = clip(1 - s, 0, 12), sc = mux * NLQ_U;
+#     u = min(min(max(a, 0) >> sa, 4096) << sb, NLQ_U - 1) is
+#     ``output_stage_into``'s clipped u for every int32 a (for s <= 0 any a >= 1
+#     shifted by more than 12 leaves the table), code = lut[sc + u];
+#   - kinds 1-3: sa = s (the shift for a >= 0), sb = s + 3 for O2 with
+#     LeakyReLU(1/8) (the shift for a < 0), else s; sc = mu (O3) or 0; then
+#     SAT(R2(a, t) - sc, lo, hi), R2's right shift clipped to 63 (for |a| < 2^62
+#     R1's 0 of any s >= 64).
+#
+# The accumulators are the int32 values of the unfused kernels (same blocks), so
+# the codes are those of ``output_stage_into``; tests/test_kernels_fused.py
+# checks every form against the reference O1-O4 at random and extreme
+# accumulators and shifts.
+
+
+def stage_params(kind, leaky, shift, mux, mu):
+    """(sa, sb, sc) int64 (O,) of ``stage_tile`` (see the notes above)."""
+    s = np.asarray(shift, np.int64)
+    if kind == 0:
+        return np.clip(s - 1, 0, 63), np.clip(1 - s, 0, 12), np.asarray(mux, np.int64) * NLQ_U
+    sb = s + 3 if (kind == 1 and leaky) else s.copy()
+    sc = np.asarray(mu, np.int64).copy() if kind == 2 else np.zeros(len(s), np.int64)
+    return s.copy(), sb, sc
+
+
+@njit(cache=True)
+def stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, obase, ostride, ocs):
+    """Output stage of one tile: tile[a * O + o] (int32 accumulators of pixel
+    a < npix, output o < O) -> out[obase + a * ostride + o * ocs] (flat ``out``
+    of any integer dtype holding the codes).  ``lut``: the flat O1 table
+    (4 * NLQ_U, ``nlq_u_table``), read for kind 0 only."""
+    for a in range(npix):
+        t0 = a * O
+        d0 = obase + a * ostride
+        if kind == 0:
+            for o in range(O):
+                v = max(np.int64(tile[t0 + o]), 0)
+                u = min(min(v >> sa[o], 4096) << sb[o], NLQ_U - 1)
+                out[d0 + o * ocs] = lut[sc[o] + u]
+        else:
+            for o in range(O):
+                v = np.int64(tile[t0 + o])
+                t = sb[o] if v < 0 else sa[o]
+                if t > 0:
+                    r = min(t, 63)
+                    q = (v >> r) + ((v >> (r - 1)) & 1)
+                else:
+                    q = v << (-t)
+                out[d0 + o * ocs] = min(max(q - sc[o], lo), hi)
+
+
+@njit(cache=True)
+def stage32(kind, a, prm, o, lo, hi):
+    """The in-register stage of ``oc_block_codes`` (``_emit_nlq`` / ``_emit_lq``)
+    for one int32 accumulator ``a`` of output ``o``, in plain code.  prm rows
+    (``kernels.stage_prm``): kind 0 (O1): 0 sa, 1 sb, 2 lo1, 3 lo2, 4-6 k0-k2,
+    7 c1, 8 c2, 9 max level of the channel's NLQ segments (lo0 = c0 = 0; an
+    absent segment has lo = 2^30); kind 1 (O2): 0 the shift t for a >= 0, 1 for
+    a < 0, clipped to [-64, 64]."""
+    if kind == 0:
+        v = max(a, 0)
+        u = min(v >> prm[0, o], 4096) << prm[1, o]
+        h = u >> 1
+        if h >= prm[3, o]:
+            k = prm[6, o]
+        elif h >= prm[2, o]:
+            k = prm[5, o]
+        else:
+            k = prm[4, o]
+        level = min(((u >> (k + 1)) + ((u >> k) & 1)) << k, prm[9, o])
+        if level >= prm[3, o]:
+            return prm[8, o] + ((level - prm[3, o]) >> prm[6, o])
+        if level >= prm[2, o]:
+            return prm[7, o] + ((level - prm[2, o]) >> prm[5, o])
+        return level >> prm[4, o]
+    t = prm[1, o] if a < 0 else prm[0, o]
+    if t > 0:
+        q = (a >> min(t, 31)) + ((a >> min(t - 1, 31)) & 1)
+    else:
+        q = min(max(a, lo - 1), hi + 1) << min(-t, 8)
+    return min(max(q, lo), hi)
+
+
+@njit(cache=True)
+def oc_block_codes_generic(x, base, pstep, npix, segs, nps, wpk, o, bias, kind, prm, lo, hi, out, obase,
+                           ostride, nout):
+    """oc_block_codes in plain code: the accumulators of ``oc_block_generic``
+    through ``stage32``, stored as codes at out[obase + a * ostride + oo]."""
+    for a in range(npix):
+        xa = base + a * pstep
+        for oo in range(o, min(o + 64, nout)):
+            s = np.int64(bias[oo])
+            for si in range(segs.shape[0]):
+                xs = xa + segs[si]
+                for j in range(nps):
+                    q = si * nps + j
+                    e = xs + 2 * j
+                    s += np.int64(x[e]) * np.int64(wpk[q, 2 * oo])
+                    s += np.int64(x[e + 1]) * np.int64(wpk[q, 2 * oo + 1])
+            out[obase + a * ostride + oo] = stage32(kind, np.int64(_wrap32(s)), prm, oo, lo, hi)
+
+
+if oc_block_codes is None:
+    oc_block_codes = oc_block_codes_generic
+
+
+@njit(parallel=True, cache=True)
+def conv2d_codes_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, prm, lo, hi, out):
+    """``conv2d_acc_oc`` with O1 / O2 fused in registers (``oc_block_codes``):
+    -> ``out``, the flat int16 codes (Ho, Wo, O) channels-last."""
+    pstep = stride * C
+    for oy in prange(Ho):
+        base = oy * stride * Wp * C
+        for x0 in range(0, Wo, _NP):
+            npix = min(_NP, Wo - x0)
+            obase = (oy * Wo + x0) * O
+            for o in range(0, O, OC_BLOCK):
+                oc_block_codes(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk, o, bias, kind, prm, lo, hi,
+                               out, obase, O, O)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def tconv2d_codes_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, kind, prm, lo, hi, out):
+    """``tconv2d_acc_phases`` (O a multiple of 16) with O1 / O2 fused in
+    registers: -> ``out``, the flat int16 codes (2H, 2W, O) channels-last."""
+    Wp = W + 2 * pad
+    Wo = 2 * W
+    segs = dy * (Wp * C)
+    for oy in prange(2 * H):
+        py = oy % 2
+        sg = segs[py, :nseg[py]]
+        for px in range(2):
+            w = wk[py, px]
+            base = ((oy // 2 + pad) * Wp + dxmin[px] + pad) * C
+            for m0 in range(0, W, _NP):
+                npix = min(_NP, W - m0)
+                obase = (oy * Wo + 2 * m0 + px) * O
+                for o in range(0, O, OC_BLOCK):
+                    oc_block_codes(xp, base + m0 * C, C, npix, sg, klen[px], w, o, bias, kind, prm, lo, hi,
+                                   out, obase, 2 * O, O)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def conv2d_stage_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, sa, sb, sc, lut, lo, hi,
+                    chw, out):
+    """``conv2d_acc_oc`` with the output stage per tile (``stage_tile``): ->
+    ``out``, the flat codes (O, Ho, Wo) with ``chw``, else (Ho, Wo, O)."""
+    pstep = stride * C
+    ocs = Ho * Wo if chw else 1
+    for oy in prange(Ho):
+        tile = np.empty(_NP * O, np.int32)
+        base = oy * stride * Wp * C
+        for x0 in range(0, Wo, _NP):
+            npix = min(_NP, Wo - x0)
+            for o in range(0, O, OC_BLOCK):
+                oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk, o, bias, tile, 0, O, O)
+            if chw:
+                stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + x0, 1, ocs)
+            else:
+                stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, (oy * Wo + x0) * O, O, 1)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def tconv2d_stage_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few, kind, sa, sb, sc, lut,
+                         lo, hi, chw, out):
+    """``tconv2d_acc_phases`` with the output stage per tile (``stage_tile``):
+    -> ``out``, the flat codes (O, 2H, 2W) with ``chw``, else (2H, 2W, O)."""
+    Wp = W + 2 * pad
+    Wo = 2 * W
+    segs = dy * (Wp * C)
+    ocs = 2 * H * Wo if chw else 1
+    for oy in prange(2 * H):
+        tile = np.empty(_NP * O, np.int32)
+        py = oy % 2
+        sg = segs[py, :nseg[py]]
+        for px in range(2):
+            w = wk[py, px]
+            base = ((oy // 2 + pad) * Wp + dxmin[px] + pad) * C
+            for m0 in range(0, W, _NP):
+                npix = min(_NP, W - m0)
+                if few:
+                    for o in range(0, O, DOT_NO):
+                        r = dot_seg(xp, base + m0 * C, C, npix, sg, klen[px], w, o)
+                        for a in range(npix):
+                            for b in range(min(DOT_NO, O - o)):
+                                tile[a * O + o + b] = _wrap32(np.int64(r[a * DOT_NO + b]) + np.int64(bias[o + b]))
+                else:
+                    for o in range(0, O, OC_BLOCK):
+                        oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w, o, bias, tile, 0, O, O)
+                if chw:
+                    stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + 2 * m0 + px, 2, ocs)
+                else:
+                    stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, (oy * Wo + 2 * m0 + px) * O,
+                               2 * O, 1)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def decode_hwc_i16_pad(codes, tables, offset, pad, slack):
+    """``decode_levels_i16_pad`` of channels-last codes: codes (H, W, C) (any
+    integer dtype, C order: the fused kernels' output) -> the same flat int16
+    buffer of the (H + 2 pad, W + 2 pad, C) levels with a zero border of ``pad``
+    and ``slack`` zeros after it; one contiguous pass (unsigned indexes: a code +
+    offset lies in [0, 256) by I1)."""
+    H, W, C = codes.shape
+    Wp = W + 2 * pad
+    rl = Wp * C
+    n = (H + 2 * pad) * rl
+    buf = np.empty(n + slack, dtype=np.int16)
+    u = np.uint64
+    for y in prange(H + 2 * pad):
+        r0 = y * rl
+        iy = y - pad
+        if iy < 0 or iy >= H:
+            buf[r0:r0 + rl] = 0
+        else:
+            buf[r0:r0 + pad * C] = 0
+            buf[r0 + (pad + W) * C:r0 + rl] = 0
+            for x in range(W):
+                b = u(r0 + (x + pad) * C)
+                for c in range(C):
+                    buf[b + u(c)] = tables[u(c), u(np.int64(codes[u(iy), u(x), u(c)]) + offset)]
+    buf[n:] = 0
+    return buf
+
+
+conv2d_codes_oc_serial = _serial(conv2d_codes_oc)
+tconv2d_codes_phases_serial = _serial(tconv2d_codes_phases)
+conv2d_stage_oc_serial = _serial(conv2d_stage_oc)
+tconv2d_stage_phases_serial = _serial(tconv2d_stage_phases)
+decode_hwc_i16_pad_serial = _serial(decode_hwc_i16_pad)
+
+
+def codes_variant_callers() -> dict:
+    """{variant: (oc_block_codes caller, its OC_BLOCK)} for every variant this
+    host runs (tests compare each with stage32 and the reference stages)."""
+    def caller(blk):
+        @njit
+        def call(x, base, pstep, npix, segs, nps, wpk, o, bias, kind, prm, lo, hi, out, obase, ostride, nout):
+            blk(x, base, pstep, npix, segs, nps, wpk, o, bias, kind, prm, lo, hi, out, obase, ostride, nout)
+        return call
+    out = {}
+    for n, wd in _variant_widths().items():
+        if wd is None:
+            out[n] = (oc_block_codes_generic, OC_BLOCK_OF[None])
+        else:
+            out[n] = (caller(_make_oc_block(wd, codes=True)), OC_BLOCK_OF[wd])
+    return out
