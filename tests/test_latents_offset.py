@@ -162,8 +162,8 @@ def test_spec_12_offset_file_reads_as_grid_2(tmp_path):
     assert m4.grid_bits == 4
     rng = np.random.default_rng(3)
     imgs = [rng.integers(0, 256, (3, 64, 64), dtype=np.uint8) for _ in range(2)]
-    m2 = build_int_model(fm, calibrate(fm, imgs), latents="offset", grid_bits=2)
-    assert m2.grid_bits == 2 and model_id(m2) != model_id(m4)
+    m2 = build_int_model(fm, calibrate(fm, imgs), latents="offset", grid_bits=2, ha_grid=False)
+    assert m2.grid_bits == 2 and m2.ha_grid_bits == 0 and model_id(m2) != model_id(m4)
     p, q = tmp_path / "m.fxq", tmp_path / "old.fxq"
     save_model(m2, str(p))  # G = 2: no latents/grid_bits, the id a 1.2 file of it has
     _rewrite(p, q, lambda h: h.update(spec_version="fxlic-spec-1.2"))

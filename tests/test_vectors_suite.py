@@ -159,6 +159,18 @@ def test_unit_latent_pixel_mu_oracles():
     for a, e, G, f, o, v in zip(acc, ex, g, off, sym, lv):
         r = (Fraction(a) * Fraction(2) ** e - Fraction(f, 2 ** G) + Fraction(1, 2)).__floor__()
         assert o == max(-128, min(127, r)) and v == o * 2 ** G + f
+    acc, ex, hb, lv = _unit("o6_ha_input", "acc", "acc_exp", "ha_grid_bits", "level")
+    assert len(acc) > 300 and set(int(v) for v in hb) == {0, 2, 4, 6}
+    seen = set()
+    for a, e, H, v in zip(acc, ex, hb, lv):
+        H = int(H)
+        x = Fraction(int(a)) * Fraction(2) ** (int(e) + H)
+        lo, hi = -(1 << (7 + H)), (1 << (7 + H)) - 1
+        r = (x + Fraction(1, 2)).__floor__()
+        assert v == max(lo, min(hi, r))
+        seen |= {("lo", H)} if r < lo else {("hi", H)} if r > hi else set()
+        seen |= {("tie", H)} if x - x.__floor__() == Fraction(1, 2) else set()
+    assert seen == {(k, H) for k in ("lo", "hi", "tie") for H in (0, 2, 4, 6)}  # every grid
     acc, sh, px = _unit("o4_pixel", "acc", "shift", "pixel")
     for a, s, o in zip(acc, sh, px):
         assert o == max(0, min(255, _rq(a, s)))

@@ -165,12 +165,21 @@ def build_offset_model(kind: str, seed: int, path: str, log=print):
     return im
 
 
+def _offset_model_current(m) -> bool:
+    """A kept offset-latent model is what build_offset_model makes today: on the
+    builder's grid (GRID_BITS) and, for a hyperprior, HA0 on that grid (SPEC O6)."""
+    from fxlic.model.intmodel import GRID_BITS
+
+    return m.grid_bits == GRID_BITS and m.ha_grid_bits == (GRID_BITS if m.arch.kind == "hyperprior" else 0)
+
+
 def o5_tie_edits(model, pixels, log=print):
     """Integer bias edits (one channel each) that put an element of every O5
     stage (z, a factorized y, the y symbols of a hyperprior) on an exact R1 tie
-    of ``RHU(diff, F)`` with diff > 0 and with diff < 0 (SPEC O5).  Each edit
-    is checked on a fresh run (the y of a hyperprior feeds its own means), keeps
-    the layer's other bins and the loader checks.  Returns (model, edits)."""
+    of ``RHU(diff, F)`` with diff > 0 and with diff < 0 (SPEC O5), and of AT3's
+    O6 stage (HA0's y on the 2^-H grid: ``RQ(acc, -H - E)``, SPEC O6) first.  Each
+    edit is checked on a fresh run (the y of a hyperprior feeds its own means),
+    keeps the layer's other bins and the loader checks.  Returns (model, edits)."""
     import copy
 
     from fxlic.model.int_forward import offset_means
@@ -185,32 +194,46 @@ def o5_tie_edits(model, pixels, log=print):
         rec = case_coverage(m, run_case(m, pixels))
         return {b for g in rec["layers"] if g["name"] == name for b, v in g["bins"].items() if v}
 
+    def target(spec, L, o, b):
+        """(diff, F) whose RHU(diff, F) the bin ``b`` is about, or None."""
+        e = int(L.acc_exp[o])
+        if b.startswith("o6."):
+            F = -m.ha_grid_bits - e
+            if F < 1:
+                return None
+            return np.asarray(run_case(m, pixels)["layers"][spec.name][1], np.int64)[o], F
+        F = offset_frac_bits(e, m.grid_bits)
+        if F + e != 0:
+            return None
+        r = run_case(m, pixels)
+        acc = np.asarray(r["layers"][spec.name][1], np.int64)[o]
+        off = (offset_means(m, r["ms"])[o] if offset_y_layer(m, spec)
+               else np.full(acc.shape, int(m.offset_q[o]), np.int64))
+        return acc - (off << (F - m.grid_bits)), F
+
     for spec in m.arch.layers:
-        if layer_rule(m, spec) != "O5" and not offset_y_layer(m, spec):
+        rule = layer_rule(m, spec)
+        if rule != "O5" and not offset_y_layer(m, spec):
             continue
         n = spec.name
         L = m.layer(n)
         used = set()
-        for b in ("o5.tie+", "o5.tie-"):
+        for b in (("o6.tie+", "o6.tie-") if rule == "O6" else ()) + ("o5.tie+", "o5.tie-"):
             have = bins(n)
             for o in range(spec.cout):
                 if b in have:
                     break
-                e = int(L.acc_exp[o])
-                F = offset_frac_bits(e, m.grid_bits)
-                if o in used or F + e != 0:
+                got_t = None if o in used else target(spec, L, o, b)
+                if got_t is None:
                     continue
-                r = run_case(m, pixels)
-                acc = np.asarray(r["layers"][n][1], np.int64)[o]
-                off = (offset_means(m, r["ms"])[o] if offset_y_layer(m, spec)
-                       else np.full(acc.shape, int(m.offset_q[o]), np.int64))
-                diff = acc - (off << (F - m.grid_bits))
-                a = int(diff.max()) if b == "o5.tie+" else int(diff.min())
+                diff, F = got_t
+                pos = b.endswith("+")
+                a = int(diff.max()) if pos else int(diff.min())
                 half, full = 1 << (F - 1), 1 << F
                 delta = (half - (a % full)) % full
-                if b == "o5.tie-":
+                if not pos:
                     delta -= full
-                if (b == "o5.tie+" and a + delta <= 0) or (b == "o5.tie-" and a + delta >= 0) or delta == 0:
+                if (pos and a + delta <= 0) or (not pos and a + delta >= 0) or delta == 0:
                     continue
                 old = int(L.bias[o])
                 L.bias[o] = old + delta
@@ -601,14 +624,14 @@ def generate(out: str, source: str, kodak_dir: str, zoo_dir=None, rebuild_model=
             os.unlink(dpath)
             log(f"model {DIRECTED}: {len(directed_edits)} edits for {len(want)} bins")
         # the offset-latent models (SPEC O5): kept like the small model, built if absent
-        # or on another offset grid than the builder's (GRID_BITS: spec 1.3 moved it)
-        from fxlic.model.intmodel import GRID_BITS
+        # or on another offset grid than the builder's (GRID_BITS: spec 1.3 moved it), or
+        # a hyperprior whose HA0 does not read y on that grid (SPEC O6: spec 1.4)
         offset_fxq = {}
         for name, (kind, seed) in OFFSET_MODELS.items():
             if not selected(name, OFFSET_IMAGE):
                 continue
             src = os.path.join(source, "models", name, "model.fxq")
-            if rebuild_model or not os.path.exists(src) or load_model(src).grid_bits != GRID_BITS:
+            if rebuild_model or not os.path.exists(src) or not _offset_model_current(load_model(src)):
                 src = os.path.join(tmp, name + ".fxq")
                 log(f"building the offset-latent model {name} ({kind})")
                 build_offset_model(kind, seed, src, log)

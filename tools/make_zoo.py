@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-calib", type=int, default=9)
     ap.add_argument("--latents", default="auto", choices=("auto", "integer", "offset"),
                     help="latent semantics of the integer models (fxlic quantize --latents; SPEC O5)")
+    ap.add_argument("--ha-input", default="grid", choices=("grid", "integer"),
+                    help="what HA0 reads in an offset-latent hyperprior (fxlic quantize --ha-input; SPEC O6)")
     ap.add_argument("--jobs", type=int, default=1, help="calibration processes (fxlic quantize --jobs)")
     ap.add_argument("--calib-forward", default="fast", choices=("fast", "reference"),
                     help="calibration float forward (fxlic quantize --calib-forward)")
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
         out = os.path.join(tmp.name, f"{name}.fxq") if tmp else shipped
         rc = fxlic_main(["quantize", "--weights", pkg, "--calib", args.calib, "--out", out,
                          "--n-calib", str(args.n_calib), "--latents", args.latents,
-                         "--jobs", str(args.jobs), "--calib-forward", args.calib_forward, "-q"])
+                         "--ha-input", args.ha_input, "--jobs", str(args.jobs), "--calib-forward", args.calib_forward, "-q"])
         if rc:
             return rc
         made += 1

@@ -223,7 +223,7 @@ def run(args) -> int:
     try:
         im = build_int_model(fm, cal, weight_scheme=args.weight_quant, act_quant=args.act_quant,
                              mean_reduction=not args.no_mean_reduction, relu_headroom=args.relu_headroom,
-                             latents=resolve_latents(args.latents, fm))
+                             latents=resolve_latents(args.latents, fm), ha_grid=args.ha_input == "grid")
     except (ModelError, ValueError, OverflowError, FloatingPointError) as e:
         raise CliError(f"quantization failed: {e}") from None
     im.meta.update({
@@ -300,6 +300,10 @@ def register(sub):
                    help="latent semantics: integer (y_hat = round(y), SPEC O3) or offset (CompressAI's "
                         "y_hat = mean + round(y - mean), z around the bottleneck medians, SPEC O5); "
                         "default auto = offset, measured to be the better choice for every model tried")
+    s.add_argument("--ha-input", default="grid", choices=("grid", "integer"),
+                   help="what HA0 reads in an offset-latent hyperprior: y on the offset grid 2^-G "
+                        "(SPEC O6, CompressAI's h_a on the unrounded y; default) or O3's integer y "
+                        "(spec 1.3's encoder)")
     s.add_argument("--no-mean-reduction", action="store_true", help="disable mean-reduced channels of y")
     s.add_argument("--relu-headroom", type=int, default=RELU_HEADROOM_BITS,
                    choices=range(0, RELU_HEADROOM_MAX + 1), metavar="BITS",

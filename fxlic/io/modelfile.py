@@ -33,15 +33,19 @@ import numpy as np
 
 from .. import __version__
 from ..model.arch import Architecture
-from ..model.intmodel import GRID_BITS_1_2, IntLayer, IntModel, ModelError, accumulator_bound  # noqa: F401
+from ..model.intmodel import GRID_BITS_1_2, HA_GRID_BITS_RANGE, IntLayer, IntModel, ModelError, accumulator_bound  # noqa: F401
 from ..spec import SPEC_VERSION
 
 #: spec versions whose model files this fxlic reads (SPEC V): 1.2 added offset
 #: latents (SPEC O5), so a 1.1 file is a model with integer latents; 1.3 made the
 #: offset grid a model property (latents/grid_bits), so a 1.2 offset-latent file
-#: is a model with G = 2
+#: is a model with G = 2; 1.4 let HA0 read y on the 2^-H grid (SPEC O6, H = -HA0's
+#: input exponent), so a 1.3 file (whose HA0 reads O3's integer y) is a model with H = 0
 SPEC_1_2 = "fxlic-spec-1.2"
-READABLE_SPECS = ("fxlic-spec-1.1", SPEC_1_2, SPEC_VERSION)
+SPEC_1_3 = "fxlic-spec-1.3"
+READABLE_SPECS = ("fxlic-spec-1.1", SPEC_1_2, SPEC_1_3, SPEC_VERSION)
+#: the versions whose offset-latent files may carry GRID_ARRAY (G != 2)
+GRID_SPECS = (SPEC_1_3, SPEC_VERSION)
 from .files import check_input
 from .modelcheck import check_architecture, check_model, stamp
 
@@ -355,14 +359,14 @@ def _array_plan(path: str, header: dict, arch: Architecture) -> dict:
         raise ModelFileError(f"{path}: {GRID_ARRAY} without {OFFSET_ARRAY}")
     if OFFSET_ARRAY in declared:
         spec = header.get("spec_version")
-        if spec not in (SPEC_1_2, SPEC_VERSION):
+        if spec not in (SPEC_1_2,) + GRID_SPECS:
             raise ModelFileError(f"{path}: offset latents need {SPEC_1_2} or later, the file says {spec!r}")
-        if GRID_ARRAY in declared and spec != SPEC_VERSION:
+        if GRID_ARRAY in declared and spec not in GRID_SPECS:
             raise ModelFileError(f"{path}: {spec} offset latents have no {GRID_ARRAY} (G = 2)")
         which = "z" if arch.kind == "hyperprior" else "y"
         fixed = dict(fixed)
         fixed[OFFSET_ARRAY] = ("<i8", ([l for l in arch.layers if l.out == which][0].cout,))
-        if spec == SPEC_VERSION:
+        if spec in GRID_SPECS:
             fixed[GRID_ARRAY] = ("<i8", (1,))
     for n in sorted(declared):
         if n not in fixed:
@@ -387,6 +391,23 @@ def _array_plan(path: str, header: dict, arch: Architecture) -> dict:
                                  f"(at array {n}); not a model fxlic runs")
         plan[n] = (dt, shape, nbytes)
     return plan
+
+
+def _ha_grid_bits(path: str, header: dict, im: IntModel) -> int:
+    """SPEC O6: H = -(HA0's input exponent) when every channel has the same one in
+    0..-6 (validate then checks it against the model: H > 0 only for an
+    offset-latent hyperprior); 0 otherwise (validate refuses what does not chain).
+    Files of spec 1.3 and earlier have H = 0."""
+    srcs = [l for l in im.arch.layers if l.src == "y"]
+    if not srcs:
+        return 0
+    e = im.layers[srcs[0].name].in_exp
+    if e.size == 0 or np.any(e != e[0]) or not -HA_GRID_BITS_RANGE[1] <= int(e[0]) < 0:
+        return 0
+    if header.get("spec_version") != SPEC_VERSION:
+        raise ModelFileError(f"{path}: HA0 reads y on a 2^{int(e[0])} grid (SPEC O6), which needs "
+                             f"{SPEC_VERSION}; the file says {header.get('spec_version')!r}")
+    return -int(e[0])
 
 
 def _read_model_file(path: str):
@@ -429,6 +450,7 @@ def _read_model_file(path: str):
         im.grid_bits = int(arrays[GRID_ARRAY][0])
         if im.grid_bits == GRID_BITS_1_2:
             raise ModelFileError(f"{path}: {GRID_ARRAY} = 2 is written as no {GRID_ARRAY} (one id per model)")
+    im.ha_grid_bits = _ha_grid_bits(path, header, im)
     try:
         tables = check_model(im)
     except ModelError as e:
@@ -612,6 +634,9 @@ def describe_model(im: IntModel, header: dict = None, path: str = None) -> str:
     lines.append("latents      " + (f"offset: y_hat = mean + round(y - mean), z around its medians, "
                                      f"grid 2^-{im.grid_bits} (SPEC O5)" if im.offset_latents
                                      else "integer: y_hat = round(y) (SPEC O3)"))
+    if im.arch.kind == "hyperprior":
+        lines.append("HA0 input    " + (f"y on the 2^-{im.ha_grid_bits} grid (SPEC O6)" if im.ha_grid_bits
+                                        else "integer y (SPEC O3)"))
     if im.entropy:
         for i, (k, v) in enumerate(sorted(im.entropy.items())):
             lines.append(f"{'entropy' if i == 0 else '':<12} {k} {v.dtype.name}{tuple(v.shape)}")

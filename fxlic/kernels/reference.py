@@ -145,6 +145,14 @@ def out_offset_latent(acc: np.ndarray, acc_exp: np.ndarray, off_q: np.ndarray, g
     return out
 
 
+def out_ha_y(acc: np.ndarray, acc_exp: np.ndarray, ha_grid_bits: int) -> np.ndarray:
+    """O6: the y HA0 reads, on the 2^-H grid: SAT_{8+H}(RQ(acc, -H - E)) per channel
+    (E = acc_exp[o], H = ``ha_grid_bits``; H = 0 is O3's integer y without M1)."""
+    H = int(ha_grid_bits)
+    E = np.asarray(acc_exp, np.int64)
+    return out_latent(acc, -H - E, np.zeros(len(E), np.int64), bits=8 + H)
+
+
 def offset_level(symbols: np.ndarray, off_q: np.ndarray, grid_bits: int) -> np.ndarray:
     """O5 / I1: the level of an offset latent on the 2^-G grid, symbol * 2^G + offset."""
     return (np.asarray(symbols, np.int64) << int(grid_bits)) + np.asarray(off_q, np.int64)

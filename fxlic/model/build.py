@@ -127,12 +127,14 @@ def _make_layer(im: IntModel, fm: FloatModel, cal: Calibration, name: str, schem
 def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-nlq",
                     act_quant: str = "nlq-mux", mean_reduction: bool = True,
                     relu_headroom: int = RELU_HEADROOM_BITS, latents: str = "integer",
-                    grid_bits: int = GRID_BITS) -> IntModel:
+                    grid_bits: int = GRID_BITS, ha_grid: bool = True) -> IntModel:
     """Quantize ``fm`` with calibration statistics ``cal`` into a validated IntModel.
 
     ``latents``: "integer" (SPEC O3: y_hat = round(y), z_hat = round(z)) or
     "offset" (SPEC O5, CompressAI's semantics: y_hat = mean + round(y - mean),
     z_hat = median + round(z - median), means and medians on the 2^-G grid, G = ``grid_bits``).
+    ``ha_grid`` (offset-latent hyperpriors): HA0 reads y on the 2^-G grid (SPEC O6,
+    CompressAI's h_a on the unrounded y) instead of O3's integer y.
 
     ReLU activations get ``relu_headroom`` bits above their calibrated maximum
     before the exponent and mux of Eq 23-27 are chosen; the hyper path's
@@ -149,6 +151,8 @@ def build_int_model(fm: FloatModel, cal: Calibration, weight_scheme: str = "cw-n
     if latents == "offset":
         im.grid_bits = int(grid_bits)
         im.offset_q = bottleneck_offsets(fm, im.grid_bits)
+        if ha_grid and fm.arch.kind == "hyperprior":
+            im.ha_grid_bits = im.grid_bits  # SPEC O6
     qw_cache: dict = {}
     spread_limits = {}
     _mean_reduction(im, cal, enabled=mean_reduction and latents == "integer")  # O5: no M1

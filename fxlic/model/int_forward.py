@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import Backend, get_backend
-from ..kernels.reference import offset_level, out_offset_latent
+from ..kernels.reference import offset_level, out_ha_y, out_offset_latent
 from ..quant.codebook import act_nlq
 from ..quant.meanreduce import mu_from_pixels
 from .intmodel import ACT_BITS, IntModel
@@ -21,7 +21,9 @@ from .intmodel import ACT_BITS, IntModel
 
 @dataclass
 class Encoded:
-    y: np.ndarray  # int64 (M, h, w): stored y (y_hat - mu for mean-reduced channels), int8 range
+    #: int64 (M, h, w): stored y (y_hat - mu for mean-reduced channels), int8 range;
+    #: an offset-latent hyperprior: HA0's input (O3's codes, or O6's levels on 2^-H)
+    y: np.ndarray
     mu: np.ndarray  # int64 (M,): mean-reduction offsets (0 where not mean-reduced)
     z: np.ndarray = None  # int64 (N, h/4, w/4) hyperprior only
     ms: np.ndarray = None  # int64 (2M, h, w) HS5 codes: scales then means
@@ -45,11 +47,14 @@ def input_tables(model: IntModel, name: str, mu: np.ndarray = None):
     """I1: per-channel decode tables (C, 256) of a layer's input, with the
     alignment shift folded in, and the code offset (0 unsigned, 128 signed).
     (None, None) for the y_hat of an offset-latent hyperprior, whose levels are
-    per element (O5): the layer is fed ``aligned_levels`` instead."""
+    per element (O5), and for HA0's y on the 2^-H grid (O6, more than 8 bits):
+    the layer is fed ``aligned_levels`` instead."""
     L = model.layer(name)
     spec = L.spec
     d = L.in_shift
     codes = np.arange(256, dtype=np.int64)
+    if spec.src == "y" and model.ha_grid_bits:
+        return None, None
     if model.offset_latents and spec.src in ("y_hat", "z_hat"):
         if spec.src == "y_hat" and model.arch.kind == "hyperprior":
             return None, None
@@ -93,6 +98,8 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
         sym = offset_symbols(model, L, acc) if offset_out else None
         if sym is not None:
             out = sym
+        elif spec.out == "y" and model.ha_grid_bits:  # O6: HA0 reads y on the 2^-H grid
+            out = out_ha_y(acc, L.acc_exp, model.ha_grid_bits)
         if hook is not None:
             hook(name, src, acc, out)
         tensors[name] = out

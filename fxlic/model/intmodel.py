@@ -29,6 +29,9 @@ OUT_KIND = {"act_relu": 0, "act_signed": 1, "latent": 2, "pixel": 3}
 GRID_BITS_1_2 = 2
 GRID_BITS = 4
 GRID_BITS_RANGE = (2, 6)
+#: SPEC O6: HA0 reads y on the 2^-H grid, H = -HA0.in_exp (0: O3's integer y);
+#: the builder writes H = G for offset-latent hyperpriors
+HA_GRID_BITS_RANGE = (0, 6)
 #: SPEC O5: |offset| bound in real units: |offset_q| <= 127 * 2^G (keeps every
 #: level range around 0, A3)
 OFFSET_REAL_MAX = 127
@@ -130,6 +133,9 @@ class IntModel:
     #: SPEC O5: G, the fractional bits of the offset grid (latents/grid_bits;
     #: 2 for spec-1.2 files)
     grid_bits: int = GRID_BITS_1_2
+    #: SPEC O6: H, the fractional bits of the y HA0 reads (HA0's input exponent
+    #: is -H); 0 = O3's integer y; H > 0 only for an offset-latent hyperprior
+    ha_grid_bits: int = 0
 
     def __post_init__(self):
         M = self.arch.M
@@ -175,6 +181,9 @@ class IntModel:
         included (a mean-reduced y channel carries stored + mu, |mu| <= 128)."""
         if spec.src == "x":
             return np.zeros(3, np.int64), np.full(3, 255, np.int64)
+        if spec.src == "y" and self.ha_grid_bits:  # O6: SAT_{8+H} levels
+            b = LATENT_BITS - 1 + self.ha_grid_bits
+            return np.full(spec.cin, -(1 << b), np.int64), np.full(spec.cin, (1 << b) - 1, np.int64)
         if spec.src in ("y", "y_hat", "z_hat"):
             prod = [l for l in self.arch.layers if l.out == spec.src[0]][0]
             lo, hi = self.layers[prod.name].output_range()
@@ -194,6 +203,8 @@ class IntModel:
         if spec.src in ("y", "y_hat", "z_hat"):
             if self.offset_latents and spec.src != "y":
                 return np.full(spec.cin, -self.grid_bits, np.int64)  # O5
+            if spec.src == "y":
+                return np.full(spec.cin, -self.ha_grid_bits, np.int64)  # O6
             return np.zeros(spec.cin, np.int64)
         return self.layers[spec.src].out_exp
 
@@ -203,6 +214,7 @@ class IntModel:
         self.arch.validate()
         if self.offset_latents:
             self._validate_offset_array()
+        self._validate_ha_grid()
         for spec in self.arch.layers:
             if spec.name not in self.layers:
                 raise ModelError(f"layer {spec.name} missing")
@@ -249,6 +261,27 @@ class IntModel:
             raise ModelError(f"latents offset_q outside +-{offset_q_max(G)} (grid 2^-{G})")
         if np.asarray(self.mr_mask).shape == (self.arch.M,) and np.any(self.mr_mask):
             raise ModelError("offset latents (SPEC O5) and mean-reduced channels (M1) exclude each other")
+
+    def _validate_ha_grid(self):
+        """SPEC O6 loader checks: H in range, only for an offset-latent hyperprior,
+        and its requantization shift -H - Eacc within R2's [-31, 62]."""
+        H = self.ha_grid_bits
+        lo, hi = HA_GRID_BITS_RANGE
+        if not isinstance(H, (int, np.integer)) or isinstance(H, bool) or not lo <= H <= hi:
+            raise ModelError(f"HA0 input grid bits {H!r} outside {lo}..{hi} (SPEC O6)")
+        if H == 0:
+            return
+        if not (self.offset_latents and self.arch.kind == "hyperprior"):
+            raise ModelError("HA0 reads y on a fractional grid (SPEC O6) only in an offset-latent hyperprior")
+        if self.latent_layer("y") in self.layers:
+            s = -H - self.layers[self.latent_layer("y")].acc_exp
+            if np.any(s < -31) or np.any(s > 62):
+                raise ModelError("HA0's y (SPEC O6): requantization shift outside [-31, 62]")
+
+    def ha_y_shift(self) -> np.ndarray:
+        """SPEC O6: per channel of y, the shift -H - Eacc that brings AT3's
+        accumulator to HA0's input grid 2^-H."""
+        return -self.ha_grid_bits - self.layers[self.latent_layer("y")].acc_exp
 
     def _validate_offsets(self):
         """SPEC O5 loader checks: every intermediate of the symbol computation within int64."""

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba.extending import register_jitable
 
-SPEC_VERSION = "fxlic-spec-1.3"
+SPEC_VERSION = "fxlic-spec-1.4"
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1

@@ -51,6 +51,11 @@ offset-latent hyperprior, formed from AT3's accumulators and HS5's means)
                               positive (the median, or the predicted mean)
 ``o5.frac``                   an offset that is not a multiple of 2^G (the grid
                               matters: ``y - off 2^-G`` is not an integer shift)
+**O6** (AT3 of a spec-1.4 offset-latent hyperprior: HA0's y on the 2^-H grid;
+its O5 bins as above, for the y symbols)
+``o6.sat-`` / ``o6.sat+``     ``RQ(acc, -H - E)`` below -2^(7+H) / above 2^(7+H) - 1
+                              (SPEC O6, R3)
+``o6.tie+`` / ``o6.tie-``     an exact R1 tie of ``RQ(acc, -H - E)`` by sign of acc
 **O4** (reconstruction)
 ``sat-`` / ``sat+``           ``RQ(acc, s)`` below 0 / above 255 (SPEC O4)
 ``tie+`` / ``tie-``           exact R1 tie of ``RQ(acc, s)`` by sign of acc (R1, R2)
@@ -112,7 +117,7 @@ UNREACHABLE = {
 #: SPEC rule of each bin (by the bin's first component)
 BIN_RULE = {"mux": "X1 Q1 Q2", "relu": "O1", "tie+": "R1", "tie-": "R1", "sat-": "R3",
             "sat+": "R3", "leaky": "O2", "leaky.odd": "O2", "leaky.1round": "O2",
-            "mean_reduced": "M1", "phase": "C2", "mr_input": "M1 I1", "o5": "O5", "y.scale": "E1",
+            "mean_reduced": "M1", "phase": "C2", "mr_input": "M1 I1", "o5": "O5", "o6": "O6", "y.scale": "E1",
             "y.scale_neg": "E1", "y.d": "E1", "y.esc-": "ENTROPY 4", "y.esc+": "ENTROPY 4",
             "z.esc-": "ENTROPY 4", "z.esc+": "ENTROPY 4"}
 
@@ -120,7 +125,7 @@ BIN_RULE = {"mux": "X1 Q1 Q2", "relu": "O1", "tie+": "R1", "tie-": "R1", "sat-":
 def bin_rule(name: str) -> str:
     if name in BIN_RULE:
         return BIN_RULE[name]
-    for pre in ("mux", "phase", "y.scale", "y.d", "o5"):
+    for pre in ("mux", "phase", "y.scale", "y.d", "o5", "o6"):
         if name.startswith(pre):
             return BIN_RULE[pre]
     return ""
@@ -132,6 +137,8 @@ def bin_rule(name: str) -> str:
 
 #: the bins of an O5 stage (SPEC O5)
 O5_BINS = ("o5.sat-", "o5.sat+", "o5.tie+", "o5.tie-", "o5.off-", "o5.off+", "o5.frac")
+#: the bins of AT3's O6 stage (HA0's y on the 2^-H grid, SPEC O6)
+O6_BINS = ("o6.sat-", "o6.sat+", "o6.tie+", "o6.tie-")
 
 
 def layer_bins(spec, out_rule: str, model=None) -> list:
@@ -148,6 +155,8 @@ def layer_bins(spec, out_rule: str, model=None) -> list:
             b += [f"mux{m}.seg{j}" for j in range(N_SEGMENTS[m])]
         b += [f"mux{m}.clip" for m in range(4)]
         b += ["relu", "tie+", "tie-"]
+    elif out_rule == "O6":  # HA0's y on the 2^-H grid, then the O5 symbols after HS5
+        b += list(O6_BINS) + list(O5_BINS)
     else:
         b += ["sat-", "sat+", "tie+", "tie-"]
         if out_rule == "O2" and spec.act == "leaky":
@@ -236,6 +245,17 @@ def count_layer(model, name: str, acc: np.ndarray, out: np.ndarray, mu: np.ndarr
     if rule == "O5":
         c.update(count_o5(acc, L.acc_exp, np.asarray(model.offset_q, np.int64)[:, None, None],
                               model.grid_bits))
+    elif rule == "O6":
+        sh = np.broadcast_to(model.ha_y_shift()[:, None, None], acc.shape)
+        v = _rq(acc, sh)
+        b = 7 + model.ha_grid_bits
+        c["o6.sat-"] = _count(v < -(1 << b))
+        c["o6.sat+"] = _count(v > (1 << b) - 1)
+        t = _ties(acc, sh)
+        c["o6.tie+"] = _count(t & (acc > 0))
+        c["o6.tie-"] = _count(t & (acc < 0))
+        if means is not None:
+            c.update(count_o5(acc, L.acc_exp, means, model.grid_bits))
     elif rule == "O1":
         a = np.maximum(acc, 0)
         ss = np.broadcast_to(s, a.shape)

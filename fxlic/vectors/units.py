@@ -271,6 +271,40 @@ def unit_o5(root):
                    "and their levels on the 2^-G grid, G = 2 and 4")
 
 
+def unit_o6(root):
+    """O6: HA0's y on the 2^-H grid, SAT_{8+H}(RQ(acc, -H - E)), for H = 0 (O3's
+    integer y), 2, 4 (what fxlic builds) and 6: right shifts with ties of both
+    signs and left shifts (E > -H), saturation at both ends and just inside."""
+    trip = []
+    for H in (0, 2, 4, 6):
+        b = 7 + H
+        for e in (-31, -17, -9, -6, -5, -4, -3, -1, 0, 1, 3):
+            s = -H - e
+            if not -31 <= s <= 62:
+                continue
+            vals = {INT32_MIN, -1, 0, 1, INT32_MAX}
+            for t in (-(1 << b) - 1, -(1 << b), -(1 << b) + 1, -1, 0, 1, 2, (1 << b) - 2, (1 << b) - 1, 1 << b):
+                if s >= 1:  # levels t and the ties between t and t + 1 (and one either side)
+                    h = 1 << (s - 1)
+                    vals.update({(t << s), (t << s) + h, (t << s) + h - 1, (t << s) - h})
+                else:
+                    vals.add(t >> -s if t % (1 << -s) == 0 else t)
+            trip += [(a, e, H) for a in vals if INT32_MIN <= a <= INT32_MAX]
+    trip = _uniq(trip)
+    acc = np.array([t[0] for t in trip], np.int64)
+    ex = np.array([t[1] for t in trip], np.int64)
+    hb = np.array([t[2] for t in trip], np.int64)
+    out = _grouped(lambda a, e, h: ref.out_ha_y(a, [e], h), acc, ex, hb)
+    D = VectorDir(root)
+    _inp(D, "acc", acc, "int32", what="AT3's accumulator")
+    _inp(D, "acc_exp", ex, "int8", what="E = the channel's accumulator exponent")
+    _inp(D, "ha_grid_bits", hb, "int8", what="H = -(HA0's input exponent)")
+    _outp(D, "level", out, "int16", what="SAT_{8+H}(RQ(acc, -H - E)): HA0's input level, exponent -H")
+    return _finish(D, "o6_ha_input", ["O6", "R1", "R2", "R3"],
+                   "O6 HA0 input levels on the 2^-H grid (round half up, left shifts, saturation to "
+                   "8 + H bits), H = 0, 2, 4, 6")
+
+
 def unit_o4(root):
     pairs = []
     for s in (-2, 0, 1, 3, 8, 12, 20, 31, 33):
@@ -682,7 +716,7 @@ def layer_units(root_of):
     return out
 
 
-UNITS = ("r1_rhu", "o1_relu_nlq", "o2_signed_lq", "o3_latent", "o5_offset_latent", "o4_pixel", "hdl_requant", "i1_decode",
+UNITS = ("r1_rhu", "o1_relu_nlq", "o2_signed_lq", "o3_latent", "o5_offset_latent", "o6_ha_input", "o4_pixel", "hdl_requant", "i1_decode",
          "e1_means_scales", "m2_mu", "a3_acc_worst_conv", "a3_acc_worst_tconv")
 
 
@@ -697,6 +731,7 @@ def write_units(root: str, model) -> dict:
         "o2_signed_lq": unit_o2(r("o2_signed_lq")),
         "o3_latent": unit_o3(r("o3_latent")),
         "o5_offset_latent": unit_o5(r("o5_offset_latent")),
+        "o6_ha_input": unit_o6(r("o6_ha_input")),
         "o4_pixel": unit_o4(r("o4_pixel")),
         "hdl_requant": unit_hdl_requant(r("hdl_requant")),
         "i1_decode": unit_i1(r("i1_decode")),

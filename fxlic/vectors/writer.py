@@ -147,13 +147,23 @@ def layer_rule(model: IntModel, spec) -> str:
     rule = OUT_RULE[L.out_kind]
     if rule == "O3" and model.offset_latents and not (spec.out == "y" and model.arch.kind == "hyperprior"):
         return "O5"
+    if rule == "O3" and spec.out == "y" and model.ha_grid_bits:
+        return "O6"  # AT3 of a spec-1.4 offset-latent hyperprior: HA0's y on the 2^-H grid
     return rule
+
+
+def out_dtype(model: IntModel, spec) -> str:
+    """Stored dtype of a layer's output: its kind's (OUT_DTYPE), int16 for O6's
+    (8 + H)-bit levels."""
+    return "int16" if layer_rule(model, spec) == "O6" else OUT_DTYPE[model.layer(spec.name).out_kind]
 
 
 def reads_levels(model: IntModel, spec) -> bool:
     """The layer reads per-element levels, not codes: ST0 of an offset-latent
-    hyperprior (``symbol * 2^G + mean_q``, SPEC O5); it has no decode table."""
-    return bool(model.offset_latents and model.arch.kind == "hyperprior" and spec.src == "y_hat")
+    hyperprior (``symbol * 2^G + mean_q``, SPEC O5) and HA0 on the 2^-H grid (O6);
+    it has no decode table."""
+    return bool(model.offset_latents and model.arch.kind == "hyperprior" and spec.src == "y_hat"
+                or spec.src == "y" and model.ha_grid_bits)
 
 
 def level_input_dtype(model: IntModel, spec) -> str:
@@ -276,10 +286,9 @@ def write_model_dir(model: IntModel, root: str, opts: Options = None, name: str 
 
 
 def _layer_entry(model: IntModel, spec) -> dict:
-    L = model.layer(spec.name)
     return {"name": spec.name, "op": spec.op, "k": spec.k, "stride": spec.stride, "cin": spec.cin,
             "cout": spec.cout, "act": spec.act, "src": spec.src, "out": spec.out,
-            "out_rule": layer_rule(model, spec), "out_dtype": OUT_DTYPE[L.out_kind],
+            "out_rule": layer_rule(model, spec), "out_dtype": out_dtype(model, spec),
             "stages": layer_stages(spec.name)}
 
 
@@ -500,7 +509,12 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
     offset = model.offset_latents
     offset_hp = offset and arch.kind == "hyperprior"
     if want("y"):
-        if offset_hp:  # SPEC O5: the decoder never sees the O3 codes
+        if model.ha_grid_bits:  # SPEC O6: HA0's input levels; the decoder never sees them
+            hb = model.ha_grid_bits
+            D.tensor("y", r["y"], "int16", act, CHW, rule="O6", stages=["encoder"],
+                     what=f"HA0's input: y on the 2^-{hb} grid, SAT{8 + hb}(RQ(acc, -{hb} - Eacc)) (O6); "
+                     "the coded symbols are entropy/y_sym (O5)")
+        elif offset_hp:  # SPEC O5: the decoder never sees the O3 codes
             D.tensor("y", r["y"], "int8", act, CHW, what="stored y (O3): SAT8(round(y) - mu), HA0's input; "
                      "the coded symbols are entropy/y_sym (O5)", stages=["encoder"])
         else:
@@ -521,8 +535,8 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
         ent["in_shape"] = [int(s) for s in inp.shape]
         ent["out_shape"] = [int(s) for s in out.shape]
         src_t = SOURCE_TENSOR.get(spec.src, f"layers/{spec.src}/out")
-        if reads_levels(model, spec):
-            src_t = "entropy/y_hat"  # SPEC O5: the levels (times 2^d_c)
+        if reads_levels(model, spec) and spec.src == "y_hat":
+            src_t = "entropy/y_hat"  # SPEC O5: the levels (times 2^d_c); HA0's O6 levels are `y`
         ent["in_tensor"] = src_t
         from ..model.int_forward import input_tables
         tables, dec_off = input_tables(model, n, r["mu"] if spec.src in Y_SOURCES else None)
@@ -537,6 +551,11 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
         p = f"layers/{n}/"
         if not want(p + "in"):
             pass
+        elif reads_levels(model, spec) and spec.src == "y" and not opts.inputs:
+            D.alias(p + "in", src_t, layer=n, what="input levels on the 2^-H grid (SPEC O6)", stages=st)
+        elif reads_levels(model, spec) and spec.src == "y":
+            D.tensor(p + "in", inp, "int16", act, CHW, layer=n, rule="O6", stages=st,
+                     what="input levels on the 2^-H grid (SPEC O6; the tensor y)")
         elif reads_levels(model, spec):  # SPEC O5: per-element levels, no table
             D.tensor(p + "in", inp, level_input_dtype(model, spec), act, CHW, layer=n, rule="O5",
                      stages=st, what="input levels V = (y_sym * 2^G + mean_q) << d_c on the 2^-G grid "
@@ -550,8 +569,9 @@ def write_case(model: IntModel, pixels: np.ndarray, root: str, opts: Options = N
             D.tensor(p + "acc", acc, "int32", "acc" in mem, CHW, layer=n, rule="A1",
                      what="int32 accumulator incl. bias (C1/C2)", stages=st)
         if want(p + "out"):
-            D.tensor(p + "out", out, OUT_DTYPE[L.out_kind], act, CHW, layer=n, rule=layer_rule(model, spec),
-                     what="output symbols (O5)" if layer_rule(model, spec) == "O5" else "output codes",
+            D.tensor(p + "out", out, out_dtype(model, spec), act, CHW, layer=n, rule=layer_rule(model, spec),
+                     what={"O5": "output symbols (O5)", "O6": "HA0's y levels on the 2^-H grid (O6)"}.get(
+                         layer_rule(model, spec), "output codes"),
                      stages=st, required=True)
         if opts.dec_tables and tables is not None and want(p + "dec_table"):
             D.tensor(p + "dec_table", tables, "int64", "dec" in mem, ("C", "INDEX"),
