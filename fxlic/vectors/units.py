@@ -121,6 +121,11 @@ def _o1_cases():
     return _uniq(trip)
 
 
+def _columns(rows):
+    """The columns of a list of equal-length integer tuples, each an int64 array."""
+    return [np.array(col, np.int64) for col in zip(*rows)]
+
+
 def _grouped(fn, acc, *keys):
     """Apply a per-channel reference stage elementwise, one call per key tuple."""
     acc = np.asarray(acc, np.int64)
@@ -163,10 +168,7 @@ def o2_expected(acc, shift, leaky):
 
 
 def unit_o1(root):
-    c = _o1_cases()
-    acc = np.array([t[0] for t in c], np.int64)
-    sh = np.array([t[1] for t in c], np.int64)
-    mx = np.array([t[2] for t in c], np.int64)
+    acc, sh, mx = _columns(_o1_cases())
     code = o1_expected(acc, sh, mx)
     luts = np.stack([act_nlq(m).lut() for m in range(4)])
     level = luts[mx, code]
@@ -184,10 +186,7 @@ def unit_o1(root):
 
 
 def unit_o2(root):
-    c = _o2_cases()
-    acc = np.array([t[0] for t in c], np.int64)
-    sh = np.array([t[1] for t in c], np.int64)
-    lk = np.array([t[2] for t in c], np.int64)
+    acc, sh, lk = _columns(_o2_cases())
     code = o2_expected(acc, sh, lk)
     D = VectorDir(root)
     _inp(D, "acc", acc, "int32", what="accumulator")
@@ -214,10 +213,7 @@ def unit_o3(root):
             for v in sorted(vals):
                 if INT32_MIN <= v <= INT32_MAX and (s >= 0 or abs(v) < (1 << (31 + s))):
                     trip.append((v, s, mu))
-    trip = _uniq(trip)
-    acc = np.array([t[0] for t in trip], np.int64)
-    sh = np.array([t[1] for t in trip], np.int64)
-    mu = np.array([t[2] for t in trip], np.int64)
+    acc, sh, mu = _columns(_uniq(trip))
     out = _grouped(lambda a, s, m: ref.out_latent(a, [s], [m]), acc, sh, mu)
     D = VectorDir(root)
     _inp(D, "acc", acc, "int32")
@@ -251,10 +247,7 @@ def unit_o5(root):
                             if INT32_MIN <= a <= INT32_MAX:
                                 trip.append((a, e, o))
                 trip += [(a, e, o) for a in (INT32_MIN, -1, 0, 1, INT32_MAX)]
-        trip = _uniq(trip)
-        a = np.array([t[0] for t in trip], np.int64)
-        e = np.array([t[1] for t in trip], np.int64)
-        o = np.array([t[2] for t in trip], np.int64)
+        a, e, o = _columns(_uniq(trip))
         s = ref.out_offset_latent(a[:, None], e, o[:, None], G)[:, 0]
         acc.append(a), ex.append(e), off.append(o), grid.append(np.full(a.shape, G, np.int64))
         sym.append(s), lev.append(ref.offset_level(s, o, G))
@@ -290,10 +283,7 @@ def unit_o6(root):
                 else:
                     vals.add(t >> -s if t % (1 << -s) == 0 else t)
             trip += [(a, e, H) for a in vals if INT32_MIN <= a <= INT32_MAX]
-    trip = _uniq(trip)
-    acc = np.array([t[0] for t in trip], np.int64)
-    ex = np.array([t[1] for t in trip], np.int64)
-    hb = np.array([t[2] for t in trip], np.int64)
+    acc, ex, hb = _columns(_uniq(trip))
     out = _grouped(lambda a, e, h: ref.out_ha_y(a, [e], h), acc, ex, hb)
     D = VectorDir(root)
     _inp(D, "acc", acc, "int32", what="AT3's accumulator")
