@@ -22,7 +22,9 @@ Measured in one run (so ratios are meaningful on a shared machine):
 Times are medians of --repeat interleaved rounds (every implementation's
 encode and decode once per round) and ratios the medians of the per-round
 ratios, so a load change on a shared machine hits every row alike; JIT
-compilation and warm-up are excluded.  "fxlic numba, 1 thread" is the same
+compilation and warm-up are excluded; every timed call follows --gap idle
+seconds (the previous row's idle threads may spin: ONNX Runtime's pool does
+by default, and on 2 cores a spinning thread halves the next row's speed).  "fxlic numba, 1 thread" is the same
 run with numba.set_num_threads(1) (thread scaling).
 """
 from __future__ import annotations
@@ -331,6 +333,9 @@ def main(argv=None):
     ap.add_argument("--no-startup", action="store_true", help="skip the fresh-process start-up runs")
     ap.add_argument("--rans-n", type=int, default=1_000_000)
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--gap", type=float, default=0.2,
+                    help="idle seconds before each timed call, so that the spinning idle threads of the "
+                         "previous implementation (ONNX Runtime's pool spins by default) have stopped")
     a = ap.parse_args(argv)
 
     os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
@@ -357,6 +362,9 @@ def main(argv=None):
     from fxlic.kernels.numba_kernels import BLOCK_VARIANT
     res["machine"] = {"cpu": cpu, "cpus": os.cpu_count(), "isa": isa, "kernel": BLOCK_VARIANT}
     print(f"kernel variant: {BLOCK_VARIANT}")
+    from fxlic.kernels import threading_info
+    res["machine"]["threading"] = threading_info()
+    print(f"numba threading: {res['machine']['threading']}")
 
     from fxlic.model.int_forward import encode, hyper_decode, synthesize
     import numba
@@ -388,6 +396,9 @@ def main(argv=None):
     res["numba_first_encode_s"] = time.perf_counter() - t
     runners["fxlic numba"] = fx_runner("numba")
     runners["fxlic numba, 1 thread"] = fx_runner("numba", threads=1)
+    from fxlic.kernels import NumbaBackend
+    # the session-6 layer path (accumulators, then a separate output stage), same integers
+    runners["fxlic numba, unfused output stage"] = fx_runner(NumbaBackend(fused=False))
     lt = per_layer(model, img, a.repeat)
     res["per_layer"] = {n: (lt[n], gm[n]) for n in lt}
     res["peak_rss_mb_fxlic"] = peak_rss_mb()
@@ -471,6 +482,7 @@ def main(argv=None):
     for _ in range(a.repeat):
         for n, (enc_f, dec_f) in runners.items():
             for f, ts in zip((enc_f, dec_f), times[n]):
+                time.sleep(a.gap)
                 t = time.perf_counter()
                 f()
                 ts.append(time.perf_counter() - t)

@@ -11,9 +11,61 @@ and call ``np.ascontiguousarray`` where they need C-order bytes.
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
+
+
+def _threading_default() -> str:
+    """fxlic's default for Numba's threads, set before the first parallel kernel
+    launches them (issue 20): the OpenMP layer with *passive* waiting.
+
+    With libgomp's default (active) wait policy every idle worker spins about
+    300000 iterations at each barrier and after each parallel region; fxlic
+    runs ~30 regions per encode, so on a machine whose cores are shared the
+    spinning takes the time slices the working threads need (measured on a
+    loaded 2-vCPU guest: 2 threads used 25 % more CPU than 1 thread for the same
+    work, and ran slower than 1 thread; docs/PERFORMANCE.md).  The workqueue
+    layer does not spin either, but it is not thread-safe (Numba terminates the
+    process on parallel calls from two Python threads), so fxlic keeps OpenMP
+    and sets OMP_WAIT_POLICY=PASSIVE -- only when the user set none of
+    NUMBA_THREADING_LAYER, OMP_WAIT_POLICY and GOMP_SPINCOUNT, and only before
+    the threads exist (the OpenMP runtime reads it when it is loaded).  The
+    integers never depend on the threading layer or the thread count.
+    Returns how the default was decided (``threading_info``)."""
+    env = os.environ
+    user = [v for v in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if v in env]
+    if user:
+        return "as set by the user (" + ", ".join(f"{v}={env[v]}" for v in user) + ")"
+    try:
+        from numba.np.ufunc import parallel as _par
+        if getattr(_par, "_is_initialized", False):
+            return "threads already launched before fxlic.kernels was imported: left as they are"
+    except Exception:  # pragma: no cover - numba internals moved
+        pass
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return "fxlic default (OMP_WAIT_POLICY=PASSIVE for the OpenMP layer)"
+
+
+#: how the threading default was decided at import (``threading_info``)
+THREADING_DEFAULT = _threading_default()
+
+
+def threading_info() -> str:
+    """One line for ``fxlic info`` and tools/bench.py: the Numba threading layer
+    in use (launching the threads if they are not yet), the thread count, the
+    OpenMP wait policy and how it was chosen."""
+    import numba
+
+    try:
+        from numba.np.ufunc import parallel as _par
+        _par._launch_threads()
+        layer = numba.threading_layer()
+    except Exception as e:  # pragma: no cover - no threading layer at all
+        layer = f"none ({e})"
+    wait = os.environ.get("OMP_WAIT_POLICY", "unset")
+    return f"layer {layer}, {numba.get_num_threads()} threads, OMP_WAIT_POLICY {wait}: {THREADING_DEFAULT}"
 
 from ..quant.codebook import act_nlq
 from . import reference as ref
