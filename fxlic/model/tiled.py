@@ -97,11 +97,8 @@ class _Chain:
                 acc = self.be.layer(L, codes, tables, offset, lmu, want_acc=True)[1]
             sym = offset_symbols(self.model, L, acc)
             return acc if sym is None else sym  # hyperprior y: symbols need the means
-        if isinstance(self.be, NumbaBackend):
-            acc = self.be.accumulate(L, codes, tables, offset)
-            return self.be.output_stage(L, acc, lmu, np.int16)
-        out, _ = self.be.layer(L, codes, tables, offset, lmu, want_acc=False)
-        return out.astype(np.int16)
+        out, _ = self.be.layer(L, codes, tables, offset, lmu, want_acc=False)  # numba: fused stage
+        return out.astype(np.int16, copy=False)
 
     def rows(self, src, i: int, a: int, b: int):
         """Codes (C, b - a, W) of rows [a, b) of layer i's output; ``src`` the
