@@ -95,6 +95,8 @@ def test_h0_and_h4_models_differ_only_in_the_hyper_analysis():
     e0, e4 = encode(m0, img, "reference"), encode(m4, img, "reference")
     assert np.array_equal(e0.y_acc, e4.y_acc)
     assert np.array_equal(e0.y, out_ha_y(e0.y_acc, m0.layer("AT3").acc_exp, 0))
+    t0 = encode_tiled(m0, img, band=1)  # the banded encoder forms H = 0 through O6 too
+    assert np.array_equal(t0.y, e0.y) and np.array_equal(t0.z, e0.z) and np.array_equal(t0.ms, e0.ms)
 
 
 def test_model_file_round_trip_and_refusals(tmp_path):

@@ -274,7 +274,7 @@ class IntModel:
         if not (self.offset_latents and self.arch.kind == "hyperprior"):
             raise ModelError("HA0 reads y on a fractional grid (SPEC O6) only in an offset-latent hyperprior")
         if self.latent_layer("y") in self.layers:
-            s = -H - self.layers[self.latent_layer("y")].acc_exp
+            s = self.ha_y_shift()
             if np.any(s < -31) or np.any(s > 62):
                 raise ModelError("HA0's y (SPEC O6): requantization shift outside [-31, 62]")
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import Backend, NumbaBackend, get_backend
-from ..kernels.reference import out_ha_y, out_latent
+from ..kernels.reference import out_ha_y
 from .int_forward import Encoded, _names, aligned_levels, check_padded, image_mu, input_tables, offset_symbols
 from .intmodel import IntModel
 
@@ -181,10 +181,9 @@ def encode_tiled(model: IntModel, pixels: np.ndarray, backend="numba", hook=None
     if model.offset_latents and model.arch.kind == "hyperprior":
         y_acc = g_a.run(pixels, band, np.int32, budget, progress)
         L = model.layer(model.latent_layer("y"))
-        if model.ha_grid_bits:  # O6: HA0 reads y on the 2^-H grid (SAT_{8+H}: int16)
-            y = out_ha_y(y_acc, L.acc_exp, model.ha_grid_bits).astype(np.int16)
-        else:
-            y = out_latent(y_acc, L.out_shift, mu).astype(np.int16)  # O3: HA0's input
+        # O6: HA0's input, y on the 2^-H grid (SAT_{8+H}: int16); H = 0 is O3's integer y
+        # (an offset-latent model has no mean-reduced channels, so no mu)
+        y = out_ha_y(y_acc, L.acc_exp, model.ha_grid_bits).astype(np.int16)
         enc = Encoded(y=y.astype(dtype, copy=False), mu=mu, y_acc=y_acc)
     else:
         y = g_a.run(pixels, band, np.int16, budget, progress)
