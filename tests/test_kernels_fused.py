@@ -25,7 +25,7 @@ from fxlic.model.int_forward import encode, hyper_decode, pad_to_multiple, synth
 from fxlic.quant.codebook import act_nlq
 
 NOJIT = bool(os.environ.get("NUMBA_DISABLE_JIT"))
-SHAPES = [(1, 1), (2, 3), (5, 4), (3, 17)] + ([] if NOJIT else [(9, 7), (6, 37)])
+SHAPES = [(1, 1), (2, 3), (5, 4), (3, 17)] + ([] if NOJIT else [(9, 7), (6, 37), (2, 70)])
 I32 = (-(1 << 31), (1 << 31) - 1)
 
 #: (op, k, stride, cin, cout): the OC path (conv / tconv, O a multiple of 16)
@@ -256,7 +256,8 @@ def test_every_oc_block_codes_variant_is_exact(kind, leaky, nps, nout):
                 if o + block > 128 or o >= nout:
                     continue
                 out = np.full(8 * 200, 12345, np.int16)
-                blk(x, base, pstep, npix, segs, nps, wpk, o, bias, kind, prm, lo, hi, out, 7, 200, nout)
+                wblk = np.ascontiguousarray(wpk[:, 2 * o:2 * (o + block)])  # the block's own weights
+                blk(x, base, pstep, npix, segs, nps, wblk, o, bias, kind, prm, lo, hi, out, 7, 200, nout)
                 want = np.full(8 * 200, 12345, np.int64)
                 w = wpk.reshape(2 * nps, 128, 2).transpose(0, 2, 1).reshape(4 * nps, 128).astype(np.int64)
                 for a in range(npix):

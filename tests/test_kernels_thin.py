@@ -20,7 +20,7 @@ from fxlic.kernels import numba_kernels as nk
 from fxlic.model.arch import LayerSpec, hyperprior5
 
 NOJIT = bool(os.environ.get("NUMBA_DISABLE_JIT"))
-SHAPES = [(1, 1), (2, 3), (5, 4), (3, 17)] + ([] if NOJIT else [(9, 7), (6, 37)])
+SHAPES = [(1, 1), (2, 3), (5, 4), (3, 17)] + ([] if NOJIT else [(9, 7), (6, 37), (2, 70)])
 
 #: (op, k, stride, cin, cout, path): the shapes of the hyperprior's thin layers
 #: and the corners of each path (odd k * C, odd C, O not a multiple of the
@@ -162,7 +162,8 @@ def test_every_oc_block_variant_is_exact(nps, nout):
                 if o + block > 128:
                     continue
                 out = np.full(8 * 200, 12345, np.int32)
-                oc(x, base, pstep, npix, segs, nps, wpk, o, bias, out, 7, 200, nout)
+                wblk = np.ascontiguousarray(wpk[:, 2 * o:2 * (o + block)])  # the block's own weights
+                oc(x, base, pstep, npix, segs, nps, wblk, o, bias, out, 7, 200, nout)
                 want = np.full(8 * 200, 12345, np.int64)
                 for a in range(npix):
                     e = np.concatenate([x[base + a * pstep + s:base + a * pstep + s + 2 * nps] for s in segs])

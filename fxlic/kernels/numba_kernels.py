@@ -67,6 +67,16 @@ from ..spec.rounding import saturate as _sat
 
 _NP, _NO = 4, 2  # pixels x output channels per block
 
+#: Cache blocking of the implicit-GEMM kernels (issue 20): the pixels of an output
+#: row run in chunks of _XCH, and inside a chunk the output-channel blocks are the
+#: outer loop, so one block's weight slice (K pairs x OC_BLOCK) is read once per
+#: chunk (reused by _XCH pixels) while the chunk's input (k rows x about
+#: stride * _XCH columns) stays in cache.  Pixel-outer order re-read the whole
+#: weight array (800 KB for AT1 / ST2) for every 4 pixels, which a 512 KB L2
+#: (Zen 3) cannot hold.  Only the order of independent blocks changes: every block
+#: computes the same integers.
+_XCH = 32
+
 
 @njit(cache=True)
 def _wrap32(v):
@@ -356,8 +366,9 @@ def oc_block_generic(x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, 
     """oc_block in plain code: for pixels a < npix and outputs oo in
     [o, min(o + OC_BLOCK_OF[None], nout)): out[obase + a * ostride + oo] =
     bias[oo] + sum over segments s and pairs j < nps of
-    x[e] * wpk[q, 2 oo] + x[e + 1] * wpk[q, 2 oo + 1], with
-    e = base + a * pstep + segs[s] + 2 j and q = s * nps + j, wrapped to int32."""
+    x[e] * wpk[q, 2 (oo - o)] + x[e + 1] * wpk[q, 2 (oo - o) + 1], with
+    e = base + a * pstep + segs[s] + 2 j and q = s * nps + j, wrapped to int32.
+    ``wpk`` holds the block's weights only (one block of ``thin.oc_weights``)."""
     for a in range(npix):
         xa = base + a * pstep
         for oo in range(o, min(o + 64, nout)):
@@ -367,8 +378,8 @@ def oc_block_generic(x, base, pstep, npix, segs, nps, wpk, o, bias, out, obase, 
                 for j in range(nps):
                     q = si * nps + j
                     e = xs + 2 * j
-                    s += np.int64(x[e]) * np.int64(wpk[q, 2 * oo])
-                    s += np.int64(x[e + 1]) * np.int64(wpk[q, 2 * oo + 1])
+                    s += np.int64(x[e]) * np.int64(wpk[q, 2 * (oo - o)])
+                    s += np.int64(x[e + 1]) * np.int64(wpk[q, 2 * (oo - o) + 1])
             out[obase + a * ostride + oo] = _wrap32(s)
 
 
@@ -378,8 +389,10 @@ def _make_oc_block(width: int, codes: bool = False):
     zmm / 8 ymm), each input pair x[e], x[e + 1] is broadcast to every lane and
     multiplied with the interleaved weight pairs by pmaddwd (VNNI: vpdpwssd).
     No horizontal reduction: the lanes are the outputs, stored as int32 vectors
-    (bias as the initial value).  wpk rows and bias are padded to o + OC_BLOCK
-    columns; nout a multiple of 16.
+    (bias as the initial value).  wpk is the block's own (Q, 2 OC_BLOCK) slice
+    of ``thin.oc_weights`` (contiguous rows: one cache line per pair step on
+    AVX2, where rows of every output, strided by 2 O, halved the MAC rate);
+    bias is padded to o + OC_BLOCK; nout a multiple of 16.
 
     ``codes``: ``oc_block_codes`` instead, the same accumulators put through the
     output stage in registers (``_emit_stage``) and stored as int16 codes."""
@@ -409,7 +422,7 @@ def _make_oc_block(width: int, codes: bool = False):
             xs = [builder.add(p, soff) for p in pix]
             qbase = builder.mul(ls.index, npsv)
             with cgutils.for_range(builder, npsv) as lj:
-                wrow = builder.add(builder.mul(builder.add(qbase, lj.index), wlen), builder.mul(ov, c(2)))
+                wrow = builder.mul(builder.add(qbase, lj.index), wlen)
                 wvec = []
                 for v in range(nv):
                     wp = builder.gep(wa.data, [builder.add(wrow, c(2 * lanes * v))])
@@ -812,11 +825,13 @@ def conv2d_acc_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, out):
     pstep = stride * C
     for oy in prange(Ho):
         base = oy * stride * Wp * C
-        for x0 in range(0, Wo, _NP):
-            npix = min(_NP, Wo - x0)
-            obase = (oy * Wo + x0) * O
+        for xc in range(0, Wo, _XCH):
             for o in range(0, O, OC_BLOCK):
-                oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk, o, bias, out, obase, O, O)
+                for x0 in range(xc, min(xc + _XCH, Wo), _NP):
+                    npix = min(_NP, Wo - x0)
+                    obase = (oy * Wo + x0) * O
+                    oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk[o // OC_BLOCK], o, bias, out, obase,
+                             O, O)
     return out[:Ho * Wo * O].reshape((Ho, Wo, O))
 
 
@@ -826,7 +841,7 @@ def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few
     im2col: output (2 my + py, 2 m + px) reads input rows my + dy[py, a] (a <
     nseg[py]), each one segment of the columns m + dxmin[px], ... (the taps of
     the phase in ``thin.phase_taps`` order).  ``few`` (O < 16, ST3): all outputs
-    of 4 pixels in one ``dot_seg`` block, wk[py, px] (Op, nseg * klen[px]) with
+    of 4 pixels in one ``dot_seg`` block, wk[py, px, 0] (Op, nseg * klen[px]) with
     klen the segment length; else (O a multiple of 16) ``oc_block``, wk[py, px]
     as ``thin.oc_weights`` with klen[px] pairs per segment and bias padded.
     out: as in ``conv2d_acc_oc``.  -> (2H, 2W, O) int32."""
@@ -839,15 +854,20 @@ def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few
         for px in range(2):
             w = wk[py, px]
             base = ((oy // 2 + pad) * Wp + dxmin[px] + pad) * C
+            if not few:
+                for mc in range(0, W, _XCH):
+                    for o in range(0, O, OC_BLOCK):
+                        for m0 in range(mc, min(mc + _XCH, W), _NP):
+                            npix = min(_NP, W - m0)
+                            obase = (oy * Wo + 2 * m0 + px) * O
+                            oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w[o // OC_BLOCK], o, bias, out, obase,
+                                     2 * O, O)
+                continue
             for m0 in range(0, W, _NP):
                 npix = min(_NP, W - m0)
                 obase = (oy * Wo + 2 * m0 + px) * O
-                if not few:
-                    for o in range(0, O, OC_BLOCK):
-                        oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w, o, bias, out, obase, 2 * O, O)
-                    continue
                 for o in range(0, O, DOT_NO):
-                    r = dot_seg(xp, base + m0 * C, C, npix, sg, klen[px], w, o)
+                    r = dot_seg(xp, base + m0 * C, C, npix, sg, klen[px], w[0], o)
                     for a in range(npix):
                         for b in range(min(DOT_NO, O - o)):
                             v = np.int64(r[a * DOT_NO + b]) + np.int64(bias[o + b])
@@ -1179,8 +1199,8 @@ def oc_block_codes_generic(x, base, pstep, npix, segs, nps, wpk, o, bias, kind, 
                 for j in range(nps):
                     q = si * nps + j
                     e = xs + 2 * j
-                    s += np.int64(x[e]) * np.int64(wpk[q, 2 * oo])
-                    s += np.int64(x[e + 1]) * np.int64(wpk[q, 2 * oo + 1])
+                    s += np.int64(x[e]) * np.int64(wpk[q, 2 * (oo - o)])
+                    s += np.int64(x[e + 1]) * np.int64(wpk[q, 2 * (oo - o) + 1])
             out[obase + a * ostride + oo] = stage32(kind, np.int64(_wrap32(s)), prm, oo, lo, hi)
 
 
@@ -1195,12 +1215,13 @@ def conv2d_codes_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, pr
     pstep = stride * C
     for oy in prange(Ho):
         base = oy * stride * Wp * C
-        for x0 in range(0, Wo, _NP):
-            npix = min(_NP, Wo - x0)
-            obase = (oy * Wo + x0) * O
+        for xc in range(0, Wo, _XCH):
             for o in range(0, O, OC_BLOCK):
-                oc_block_codes(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk, o, bias, kind, prm, lo, hi,
-                               out, obase, O, O)
+                for x0 in range(xc, min(xc + _XCH, Wo), _NP):
+                    npix = min(_NP, Wo - x0)
+                    obase = (oy * Wo + x0) * O
+                    oc_block_codes(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk[o // OC_BLOCK], o, bias,
+                                   kind, prm, lo, hi, out, obase, O, O)
     return out
 
 
@@ -1217,12 +1238,13 @@ def tconv2d_codes_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, k
         for px in range(2):
             w = wk[py, px]
             base = ((oy // 2 + pad) * Wp + dxmin[px] + pad) * C
-            for m0 in range(0, W, _NP):
-                npix = min(_NP, W - m0)
-                obase = (oy * Wo + 2 * m0 + px) * O
+            for mc in range(0, W, _XCH):
                 for o in range(0, O, OC_BLOCK):
-                    oc_block_codes(xp, base + m0 * C, C, npix, sg, klen[px], w, o, bias, kind, prm, lo, hi,
-                                   out, obase, 2 * O, O)
+                    for m0 in range(mc, min(mc + _XCH, W), _NP):
+                        npix = min(_NP, W - m0)
+                        obase = (oy * Wo + 2 * m0 + px) * O
+                        oc_block_codes(xp, base + m0 * C, C, npix, sg, klen[px], w[o // OC_BLOCK], o, bias,
+                                       kind, prm, lo, hi, out, obase, 2 * O, O)
     return out
 
 
@@ -1234,16 +1256,19 @@ def conv2d_stage_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, sa
     pstep = stride * C
     ocs = Ho * Wo if chw else 1
     for oy in prange(Ho):
-        tile = np.empty(_NP * O, np.int32)
+        tile = np.empty(_XCH * O, np.int32)
         base = oy * stride * Wp * C
-        for x0 in range(0, Wo, _NP):
-            npix = min(_NP, Wo - x0)
+        for xc in range(0, Wo, _XCH):
+            nch = min(_XCH, Wo - xc)
             for o in range(0, O, OC_BLOCK):
-                oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk, o, bias, tile, 0, O, O)
+                for x0 in range(xc, xc + nch, _NP):
+                    npix = min(_NP, Wo - x0)
+                    oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk[o // OC_BLOCK], o, bias, tile,
+                             (x0 - xc) * O, O, O)
             if chw:
-                stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + x0, 1, ocs)
+                stage_tile(tile, nch, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + xc, 1, ocs)
             else:
-                stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, (oy * Wo + x0) * O, O, 1)
+                stage_tile(tile, nch, O, kind, sa, sb, sc, lut, lo, hi, out, (oy * Wo + xc) * O, O, 1)
     return out
 
 
@@ -1257,27 +1282,34 @@ def tconv2d_stage_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, f
     segs = dy * (Wp * C)
     ocs = 2 * H * Wo if chw else 1
     for oy in prange(2 * H):
-        tile = np.empty(_NP * O, np.int32)
+        tile = np.empty(_XCH * O, np.int32)
         py = oy % 2
         sg = segs[py, :nseg[py]]
         for px in range(2):
             w = wk[py, px]
             base = ((oy // 2 + pad) * Wp + dxmin[px] + pad) * C
-            for m0 in range(0, W, _NP):
-                npix = min(_NP, W - m0)
+            for mc in range(0, W, _XCH):
+                nch = min(_XCH, W - mc)
                 if few:
-                    for o in range(0, O, DOT_NO):
-                        r = dot_seg(xp, base + m0 * C, C, npix, sg, klen[px], w, o)
-                        for a in range(npix):
-                            for b in range(min(DOT_NO, O - o)):
-                                tile[a * O + o + b] = _wrap32(np.int64(r[a * DOT_NO + b]) + np.int64(bias[o + b]))
+                    for m0 in range(mc, mc + nch, _NP):
+                        npix = min(_NP, W - m0)
+                        t0 = (m0 - mc) * O
+                        for o in range(0, O, DOT_NO):
+                            r = dot_seg(xp, base + m0 * C, C, npix, sg, klen[px], w[0], o)
+                            for a in range(npix):
+                                for b in range(min(DOT_NO, O - o)):
+                                    tile[t0 + a * O + o + b] = _wrap32(np.int64(r[a * DOT_NO + b])
+                                                                       + np.int64(bias[o + b]))
                 else:
                     for o in range(0, O, OC_BLOCK):
-                        oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w, o, bias, tile, 0, O, O)
+                        for m0 in range(mc, mc + nch, _NP):
+                            npix = min(_NP, W - m0)
+                            oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w[o // OC_BLOCK], o, bias, tile,
+                                     (m0 - mc) * O, O, O)
                 if chw:
-                    stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + 2 * m0 + px, 2, ocs)
+                    stage_tile(tile, nch, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + 2 * mc + px, 2, ocs)
                 else:
-                    stage_tile(tile, npix, O, kind, sa, sb, sc, lut, lo, hi, out, (oy * Wo + 2 * m0 + px) * O,
+                    stage_tile(tile, nch, O, kind, sa, sb, sc, lut, lo, hi, out, (oy * Wo + 2 * mc + px) * O,
                                2 * O, 1)
     return out
 

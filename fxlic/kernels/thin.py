@@ -31,18 +31,20 @@ def path_of(spec) -> str:
 
 
 def oc_weights(w: np.ndarray, block: int):
-    """w (O, C, kh, kw) int16-range levels -> (wpk, nps): wpk (kh * nps, 2 * Op) int16
-    with row r * nps + j holding the pairs (w[o, tap 2j], w[o, tap 2j + 1]) of
-    kernel row r for every output o (taps kx * C + c; past kw * C zero), Op = O
-    rounded up to ``block`` (zero columns); nps = ceil(kw * C / 2)."""
+    """w (O, C, kh, kw) int16-range levels -> (wpk, nps): wpk (Op / block, kh * nps,
+    2 * block) int16, block-major: wpk[b, r * nps + j] holds the pairs (w[o, tap 2j],
+    w[o, tap 2j + 1]) of kernel row r for the outputs o = b * block, ...,
+    (b + 1) * block - 1 (taps kx * C + c; past kw * C zero), Op = O rounded up to
+    ``block`` (zero outputs); nps = ceil(kw * C / 2).  One block's weights are
+    contiguous, read front to back by ``oc_block``."""
     O, C, kh, kw = w.shape
     seg = kw * C
     nps = (seg + 1) // 2
     Op = -(-O // block) * block
     buf = np.zeros((kh, 2 * nps, Op), np.int16)
     buf[:, :seg, :O] = w.transpose(2, 3, 1, 0).reshape(kh, seg, O)
-    wpk = buf.reshape(kh, nps, 2, Op).transpose(0, 1, 3, 2).reshape(kh * nps, 2 * Op)
-    return np.ascontiguousarray(wpk), nps
+    wpk = buf.reshape(kh, nps, 2, Op // block, block).transpose(3, 0, 1, 4, 2)
+    return np.ascontiguousarray(wpk.reshape(Op // block, kh * nps, 2 * block)), nps
 
 
 def padded_bias(bias: np.ndarray, block: int) -> np.ndarray:
@@ -67,12 +69,12 @@ def tconv_phases(w: np.ndarray, few: bool, block: int):
     """Scatter-form tconv weights w (O, C, k, k) -> the arguments of
     ``tconv2d_acc_phases`` after the input: (pad, wk, dy, nseg, klen, dxmin).
 
-    ``few``: wk[py, px] (Op, nseg[py] * klen[px]) int16 with kernel row a of the
+    ``few``: wk[py, px, 0] (Op, nseg[py] * klen[px]) int16 with kernel row a of the
     phase at columns a * klen[px] (nx * C taps in (b, c) order, zero-padded to
     klen, a multiple of 16), Op = O rounded up to ``block`` (DOT_NO).  Else
     wk[py, px] is ``oc_weights`` of the phase's sub-kernel (klen[px] = its pairs
-    per segment, columns padded to ``block`` = OC_BLOCK).  pad is the zero
-    border the input needs."""
+    per segment, outputs padded to ``block`` = OC_BLOCK; rows padded to the
+    longest phase).  pad is the zero border the input needs."""
     O, C, k, _ = w.shape
     taps, d = phase_taps(k)
     nseg = np.array([len(t) for t in taps], np.int64)
@@ -90,14 +92,16 @@ def tconv_phases(w: np.ndarray, few: bool, block: int):
                 for a in range(nseg[py]):
                     seg = subs[py][px][:, :, a].transpose(0, 2, 1).reshape(O, -1)  # (O, nx * C)
                     wk[py, px, :O, a * klen[px]:a * klen[px] + seg.shape[1]] = seg
+        wk = wk[:, :, None]
     else:
         packed = [[oc_weights(subs[py][px], block) for px in range(2)] for py in range(2)]
         klen = np.array([packed[0][px][1] for px in range(2)], np.int64)
-        rows = max(p[0].shape[0] for r in packed for p in r)
-        wk = np.zeros((2, 2, rows, packed[0][0][0].shape[1]), np.int16)
+        nb, _, cols = packed[0][0][0].shape
+        rows = max(p[0].shape[1] for r in packed for p in r)
+        wk = np.zeros((2, 2, nb, rows, cols), np.int16)
         for py in range(2):
             for px in range(2):
-                wk[py, px, :packed[py][px][0].shape[0]] = packed[py][px][0]
+                wk[py, px, :, :packed[py][px][0].shape[1]] = packed[py][px][0]
     flat = [v for ds in d for v in ds]
     pad = max([0] + [-v for v in flat] + flat)
     return pad, wk, dy, nseg, klen, dxmin
