@@ -167,3 +167,15 @@ def test_recent_rate_uses_the_last_window(tr):
     assert tr.recent_rate(rates, pts[-1][1]) == pytest.approx(0.5)
     assert len(rates) <= tr.BUDGET_TRACK_WINDOW + 2
     assert tr.recent_rate([(1.0, 5)], 5) is None
+
+
+def test_short_high_lr_restart_of_trained_weights_is_warned(tr):
+    """The plan check of docs/TRAINING.md steps 8 and 11: a continuation from trained
+    weights at lr >= 1e-4 with fewer than SHORT_RESTART_STEPS steps gets a warning;
+    a long one, a low-lr one or one from scratch does not."""
+    from types import SimpleNamespace as NS
+    n = tr.SHORT_RESTART_STEPS
+    assert "warning" in tr.short_restart_warning(NS(init="w.safetensors", lr=1e-4, steps=n - 1))
+    assert tr.short_restart_warning(NS(init="w.safetensors", lr=1e-4, steps=n)) is None
+    assert tr.short_restart_warning(NS(init="w.safetensors", lr=1e-5, steps=100)) is None
+    assert tr.short_restart_warning(NS(init=None, lr=1e-4, steps=100)) is None

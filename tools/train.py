@@ -575,6 +575,22 @@ def resolve_plan(args, n_rounds, step, wall, rate):
             "rate": round(rate, 4)}
 
 
+#: a continuation from trained weights that restarts at lr >= 1e-4 (fresh Adam state)
+#: with fewer training steps than this ended worse than it started in both measured
+#: campaigns (docs/TRAINING.md steps 8 and 10: 858 and 955-967 steps), better with 4000+
+#: (step 9)
+SHORT_RESTART_STEPS = 2000
+
+
+def short_restart_warning(args):
+    """A warning line when the resolved plan is a short high-lr restart of trained weights
+    (``SHORT_RESTART_STEPS``), else None."""
+    if not args.init or args.lr < 1e-4 or args.steps >= SHORT_RESTART_STEPS:
+        return None
+    return (f"warning: {args.steps} steps at lr {args.lr:g} from trained weights ({args.init}): restarts this "
+            f"short made the model worse before (docs/TRAINING.md); use a longer --minutes or --lr 1e-5")
+
+
 def apply_plan(args, plan):
     args.steps, args.wcft_steps, args.lr_drop = plan["steps"], plan["wcft_steps"], plan["lr_drop"]
     if args.lr_drop_frac and args.lr_drop >= args.steps:  # a plan shortened before the lr drop
@@ -971,6 +987,8 @@ def main(argv=None):
                 apply_plan(args, plan)
                 log(f"budget {args.minutes:g} min at {rate:.3f} steps/s: {args.steps} training steps "
                     f"(lr drop at {args.lr_drop or 'none'}), {len(wcft)} WCFT round(s) of {args.wcft_steps}")
+                if short_restart_warning(args):
+                    log(short_restart_warning(args))
         if budget and plan and not plan.get("replanned") and step < args.steps \
                 and time.time() - t_start > BUDGET_REPLAN * budget:
             # once, at 10 % of the budget: the warm-up rate is refined with a longer window
