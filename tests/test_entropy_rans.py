@@ -219,6 +219,9 @@ def test_small_estimate_bits_counts_bypass():
     sym = np.array([0, 1, -1, 1 + (1 << 27)], np.int32)
     idx = np.zeros(4, np.int32)
     assert rans.estimate_bits(sym, idx, cdfs, sizes, offs) == 1 + 5 + 9 + (1 + 4 + 32)
+    # tables checked once by the caller (entropy.chunked): the same value
+    from fxlic.entropy.common import check_tables
+    assert rans.estimate_bits(sym, idx, cdfs, sizes, offs, checked=check_tables(cdfs, sizes, offs)) == 52
 
 
 def test_small_argument_validation():

@@ -140,15 +140,19 @@ def decode_factorized_chunks(data, tables, shape, put, *, coder="numba") -> None
 
 
 def estimate_y_bits_chunks(n: int, get, tables) -> float:
-    """Sum of gaussian.estimate_y_bits over the chunks (float, analysis only)."""
-    return float(sum(G.estimate_y_bits(*get(k), tables) for k in range(n)))
+    """Sum of gaussian.estimate_y_bits over the chunks (float, analysis only; the
+    tables checked once, not once per chunk)."""
+    checked = check_tables(tables.cdfs, tables.cdf_sizes, tables.offsets)
+    return float(sum(G.estimate_y_bits(*get(k), tables, checked=checked) for k in range(n)))
 
 
 def estimate_factorized_bits_chunks(get, tables) -> float:
     """Sum of rans.estimate_bits per channel ``get(c)`` of a factorized tensor (float)."""
     t = tables
+    checked = check_tables(t.cdfs, t.cdf_sizes, t.offsets)
     total = 0.0
     for c in range(t.channels):
         zc = np.asarray(get(c)).reshape(-1)
-        total += rans.estimate_bits(zc, np.full(zc.size, c, np.int32), t.cdfs, t.cdf_sizes, t.offsets)
+        total += rans.estimate_bits(zc, np.full(zc.size, c, np.int32), t.cdfs, t.cdf_sizes, t.offsets,
+                                    checked=checked)
     return float(total)

@@ -226,10 +226,11 @@ def decode_y(data, mean_q, scale_q, tables: GaussianTables, *, coder="numba") ->
     return y.astype(np.int32)
 
 
-def estimate_y_bits(y_hat, mean_q, scale_q, tables: GaussianTables) -> float:
-    """Ideal code length of ``encode_y`` in bits (rans.estimate_bits)."""
+def estimate_y_bits(y_hat, mean_q, scale_q, tables: GaussianTables, checked=None) -> float:
+    """Ideal code length of ``encode_y`` in bits (rans.estimate_bits; ``checked``
+    as there)."""
     sym, idx = _y_streams(y_hat, mean_q, scale_q, tables)
-    return rans.estimate_bits(sym, idx, tables.cdfs, tables.cdf_sizes, tables.offsets)
+    return rans.estimate_bits(sym, idx, tables.cdfs, tables.cdf_sizes, tables.offsets, checked=checked)
 
 
 # ---------------------------------------------------------------------------

@@ -214,13 +214,16 @@ def decode_with_indexes(data, indexes, cdfs, cdf_sizes, offsets, *, strict=True)
     return np.asarray(out, dtype=np.int32)
 
 
-def estimate_bits(symbols, indexes, cdfs, cdf_sizes, offsets) -> float:
+def estimate_bits(symbols, indexes, cdfs, cdf_sizes, offsets, checked=None) -> float:
     """Ideal code length in bits, ``sum(-log2(freq / 2^16))`` over all puts
     (a bypass put costs exactly 4 bits).  Build/analysis tool, uses floats;
     the real stream adds at most 64 bits of flushed state plus rANS rounding
-    (docs/ENTROPY.md 7).  Vectorised NumPy.
+    (docs/ENTROPY.md 7).  Vectorised NumPy.  ``checked``: the result of
+    ``check_tables(cdfs, cdf_sizes, offsets)`` where the caller already has it
+    (the per-channel estimates of ``entropy.chunked``: one check, not one per
+    channel).
     """
-    cdfs, sizes, offs = check_tables(cdfs, cdf_sizes, offsets)
+    cdfs, sizes, offs = checked if checked is not None else check_tables(cdfs, cdf_sizes, offsets)
     idx = check_indexes(indexes, cdfs.shape[0])
     sym = check_symbols(symbols, idx, offs)
     if sym.size == 0:
