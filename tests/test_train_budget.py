@@ -170,7 +170,7 @@ def test_recent_rate_uses_the_last_window(tr):
 
 
 def test_short_high_lr_restart_of_trained_weights_is_warned(tr):
-    """The plan check of docs/TRAINING.md steps 8 and 11: a continuation from trained
+    """The plan check of docs/TRAINING.md steps 8 and 10: a continuation from trained
     weights at lr >= 1e-4 with fewer than SHORT_RESTART_STEPS steps gets a warning;
     a long one, a low-lr one or one from scratch does not."""
     from types import SimpleNamespace as NS

@@ -987,8 +987,9 @@ def main(argv=None):
                 apply_plan(args, plan)
                 log(f"budget {args.minutes:g} min at {rate:.3f} steps/s: {args.steps} training steps "
                     f"(lr drop at {args.lr_drop or 'none'}), {len(wcft)} WCFT round(s) of {args.wcft_steps}")
-                if short_restart_warning(args):
-                    log(short_restart_warning(args))
+                warning = short_restart_warning(args)
+                if warning:
+                    log(warning)
         if budget and plan and not plan.get("replanned") and step < args.steps \
                 and time.time() - t_start > BUDGET_REPLAN * budget:
             # once, at 10 % of the budget: the warm-up rate is refined with a longer window

@@ -827,11 +827,11 @@ def conv2d_acc_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, out):
         base = oy * stride * Wp * C
         for xc in range(0, Wo, _XCH):
             for o in range(0, O, OC_BLOCK):
+                wb = wpk[o // OC_BLOCK]
                 for x0 in range(xc, min(xc + _XCH, Wo), _NP):
                     npix = min(_NP, Wo - x0)
                     obase = (oy * Wo + x0) * O
-                    oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk[o // OC_BLOCK], o, bias, out, obase,
-                             O, O)
+                    oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wb, o, bias, out, obase, O, O)
     return out[:Ho * Wo * O].reshape((Ho, Wo, O))
 
 
@@ -857,11 +857,11 @@ def tconv2d_acc_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, few
             if not few:
                 for mc in range(0, W, _XCH):
                     for o in range(0, O, OC_BLOCK):
+                        wb = w[o // OC_BLOCK]
                         for m0 in range(mc, min(mc + _XCH, W), _NP):
                             npix = min(_NP, W - m0)
                             obase = (oy * Wo + 2 * m0 + px) * O
-                            oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w[o // OC_BLOCK], o, bias, out, obase,
-                                     2 * O, O)
+                            oc_block(xp, base + m0 * C, C, npix, sg, klen[px], wb, o, bias, out, obase, 2 * O, O)
                 continue
             for m0 in range(0, W, _NP):
                 npix = min(_NP, W - m0)
@@ -1217,11 +1217,12 @@ def conv2d_codes_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, pr
         base = oy * stride * Wp * C
         for xc in range(0, Wo, _XCH):
             for o in range(0, O, OC_BLOCK):
+                wb = wpk[o // OC_BLOCK]
                 for x0 in range(xc, min(xc + _XCH, Wo), _NP):
                     npix = min(_NP, Wo - x0)
                     obase = (oy * Wo + x0) * O
-                    oc_block_codes(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk[o // OC_BLOCK], o, bias,
-                                   kind, prm, lo, hi, out, obase, O, O)
+                    oc_block_codes(xp, base + x0 * pstep, pstep, npix, segs, nps, wb, o, bias, kind, prm, lo, hi,
+                                   out, obase, O, O)
     return out
 
 
@@ -1240,11 +1241,12 @@ def tconv2d_codes_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, k
             base = ((oy // 2 + pad) * Wp + dxmin[px] + pad) * C
             for mc in range(0, W, _XCH):
                 for o in range(0, O, OC_BLOCK):
+                    wb = w[o // OC_BLOCK]
                     for m0 in range(mc, min(mc + _XCH, W), _NP):
                         npix = min(_NP, W - m0)
                         obase = (oy * Wo + 2 * m0 + px) * O
-                        oc_block_codes(xp, base + m0 * C, C, npix, sg, klen[px], w[o // OC_BLOCK], o, bias,
-                                       kind, prm, lo, hi, out, obase, 2 * O, O)
+                        oc_block_codes(xp, base + m0 * C, C, npix, sg, klen[px], wb, o, bias, kind, prm, lo, hi,
+                                       out, obase, 2 * O, O)
     return out
 
 
@@ -1261,10 +1263,10 @@ def conv2d_stage_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, sa
         for xc in range(0, Wo, _XCH):
             nch = min(_XCH, Wo - xc)
             for o in range(0, O, OC_BLOCK):
+                wb = wpk[o // OC_BLOCK]
                 for x0 in range(xc, xc + nch, _NP):
                     npix = min(_NP, Wo - x0)
-                    oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wpk[o // OC_BLOCK], o, bias, tile,
-                             (x0 - xc) * O, O, O)
+                    oc_block(xp, base + x0 * pstep, pstep, npix, segs, nps, wb, o, bias, tile, (x0 - xc) * O, O, O)
             if chw:
                 stage_tile(tile, nch, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + xc, 1, ocs)
             else:
@@ -1302,10 +1304,10 @@ def tconv2d_stage_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, f
                                                                        + np.int64(bias[o + b]))
                 else:
                     for o in range(0, O, OC_BLOCK):
+                        wb = w[o // OC_BLOCK]
                         for m0 in range(mc, mc + nch, _NP):
                             npix = min(_NP, W - m0)
-                            oc_block(xp, base + m0 * C, C, npix, sg, klen[px], w[o // OC_BLOCK], o, bias, tile,
-                                     (m0 - mc) * O, O, O)
+                            oc_block(xp, base + m0 * C, C, npix, sg, klen[px], wb, o, bias, tile, (m0 - mc) * O, O, O)
                 if chw:
                     stage_tile(tile, nch, O, kind, sa, sb, sc, lut, lo, hi, out, oy * Wo + 2 * mc + px, 2, ocs)
                 else:
