@@ -63,3 +63,49 @@ def test_build_narrows_exponent_spread_instead_of_overflowing():
     m = small_model("hyperprior", N=8, seed=3)
     assert "spread_limits" in m.meta
     m.validate()
+
+
+# ---- the bound against its plain term-by-term definition -----------------------------
+
+def _bound_oracle(model, name):
+    """SPEC A3 written out: every term's extreme max/min(w lo, w hi), summed per
+    output channel (over the taps of each output phase of a tconv)."""
+    L = model.layers[name]
+    spec = L.spec
+    lo, hi = model.input_range(spec)
+    d = L.in_shift
+    w = L.w_levels()
+    lo_s = (lo << d)[None, :, None, None]
+    hi_s = (hi << d)[None, :, None, None]
+    tmax, tmin = np.maximum(w * lo_s, w * hi_s), np.minimum(w * lo_s, w * hi_s)
+    phases = [list(range(spec.k))] if spec.op == "conv" else \
+        [[t for t in range(spec.k) if (t - spec.pad - ph) % 2 == 0] for ph in range(2)]
+    best = np.zeros(spec.cout, dtype=np.int64)
+    for ky in phases:
+        for kx in phases:
+            sel = np.ix_(range(spec.cout), range(spec.cin), ky, kx)
+            pos = L.bias + tmax[sel].sum(axis=(1, 2, 3))
+            neg = L.bias + tmin[sel].sum(axis=(1, 2, 3))
+            best = np.maximum(best, np.maximum(pos, -neg))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bound_equals_term_by_term_oracle(seed):
+    """Random codes (the extremes -128 / 127 included), biases of both signs and
+    exponent spreads on every layer, conv and tconv, signed and unsigned inputs."""
+    m = _copy(small_model("hyperprior", N=8, seed=3))
+    rng = np.random.default_rng(seed)
+    for name, L in m.layers.items():
+        L.w_codes[:] = rng.choice([-128, -127, -1, 0, 1, 126, 127, int(rng.integers(-128, 128))],
+                                  L.w_codes.shape).astype(np.int8)
+        L.bias[:] = rng.integers(-2 ** 20, 2 ** 20, L.bias.shape)
+        assert np.array_equal(accumulator_bound(m, name), _bound_oracle(m, name)), name
+
+
+def test_bound_equals_oracle_on_shipped_models():
+    from fxlic.io.modelfile import list_zoo, load_model
+    for p in list_zoo():
+        m = load_model(p)
+        for name in m.layers:
+            assert np.array_equal(accumulator_bound(m, name), _bound_oracle(m, name)), (p, name)

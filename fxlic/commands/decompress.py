@@ -29,7 +29,6 @@ def _read_stream(path: str, max_pixels: int):
 
 def run(args) -> int:
     from ..bitstream.container import BitstreamError
-    from ..metrics import ms_ssim, psnr
     from ..model.intmodel import ModelError
 
     if args.max_pixels < 1:
@@ -63,6 +62,8 @@ def run(args) -> int:
         bpp = 8.0 * n / (hdr.height * hdr.width)
         msg = f"{args.input} -> {args.output}: {hdr.width}x{hdr.height}, {bpp:.4f} bpp, {dt:.2f} s"
         if orig is not None:
+            from ..metrics import ms_ssim, psnr  # SciPy's import (0.7 s) only when --original asks
+
             msg += f", PSNR {psnr(orig, px):.3f} dB"
             m = ms_ssim(orig, px)
             if m is not None:
