@@ -61,6 +61,37 @@ def test_mem_round_trip_random():
         assert np.array_equal(read_mem(mem_bytes(a, dt), 1000, dt), a)
 
 
+def _mem_oracle(a, dtype):
+    """$readmemh text digit by digit: (u >> 4 i) & 15 of the two's complement pattern."""
+    bits = 8 * np.dtype(dtype).itemsize
+    return b"".join(f"{int(v) % (1 << bits):0{bits // 4}x}\n".encode() for v in np.asarray(a).reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"])
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_mem_bytes_equals_digit_oracle(dtype, chunk, monkeypatch):
+    """Random values and every edge (min, max, 0, +-1, byte boundaries), from
+    arrays of other dtypes, byte orders and memory layouts; also in chunks of 7
+    elements (the chunk loop's seams)."""
+    if chunk:
+        import fxlic.vectors.memfmt as memfmt
+        monkeypatch.setattr(memfmt, "_MEM_CHUNK", chunk)
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(len(dtype))
+    edges = [info.min, info.max, 0, 1, 255, 256, 0x7f, 0x80, 0xff00 % (int(info.max) + 1)]
+    edges += [-1, -128, -129] if info.min < 0 else []
+    vals = [v for v in edges if info.min <= v <= info.max] + \
+        rng.integers(info.min, info.max, 500, endpoint=True, dtype=dtype).tolist()
+    for a in (np.array(vals, dtype=dtype), np.array(vals, dtype=np.dtype(dtype).newbyteorder(">")),
+              np.array(vals, dtype=object).astype(dtype)[::-1], np.zeros(0, dtype)):
+        assert mem_bytes(a, dtype) == _mem_oracle(a, dtype)
+    two_d = np.array(vals[:500], dtype=dtype).reshape(20, 25).T  # not C-contiguous
+    assert mem_bytes(two_d, dtype) == _mem_oracle(two_d, dtype)
+    if info.min < 0:
+        assert mem_bytes(np.array(vals, dtype=np.int64).clip(info.min, info.max), dtype) == \
+            _mem_oracle(np.array(vals, dtype=np.int64).clip(info.min, info.max), dtype)
+
+
 def test_png_is_lossless_and_independent_of_zlib_level():
     from PIL import Image
     img = np.random.default_rng(1).integers(0, 256, (3, 47, 65), dtype=np.uint8)

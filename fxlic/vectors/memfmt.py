@@ -25,6 +25,10 @@ DTYPES = {
     "int64": np.dtype("<i8"), "uint64": np.dtype("<u8"),
 }
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+#: byte value -> its two lower-case hex digits, as the uint16 whose memory holds them
+_HEX_PAIR = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1).copy().view(np.uint16)[:, 0]
+#: elements per step of mem_bytes
+_MEM_CHUNK = 1 << 18
 _HEXVAL = np.full(256, 255, dtype=np.uint8)
 _HEXVAL[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
 _HEXVAL[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
@@ -146,14 +150,17 @@ def mem_bytes(a, dtype: str = None) -> bytes:
     hex digits of the two's complement bit pattern, newline-terminated."""
     a = np.asarray(a)
     dt = DTYPES[dtype] if dtype else a.dtype
-    a = as_dtype(a, dtype_name(dt)).reshape(-1)
-    bits = 8 * dt.itemsize
-    digits = bits // 4
-    u = a.view(np.dtype(f"<u{dt.itemsize}")).astype(np.uint64)
-    out = np.empty((a.size, digits + 1), dtype=np.uint8)
-    for i in range(digits):
-        out[:, digits - 1 - i] = _HEX[((u >> np.uint64(4 * i)) & np.uint64(15)).astype(np.intp)]
-    out[:, digits] = ord("\n")
+    a = as_dtype(a, dtype_name(dt)).reshape(-1)  # little-endian, contiguous (DTYPES)
+    n = a.dtype.itemsize
+    # the bytes of each element, most significant first (the text's digit order),
+    # each byte looked up as its two hex digits (one uint16 per byte)
+    b = a.view(np.uint8).reshape(a.size, n)[:, ::-1]
+    out = np.empty((a.size, 2 * n + 1), dtype=np.uint8)
+    for i in range(0, a.size, _MEM_CHUNK):  # bounded temporaries (intp indices)
+        j = min(i + _MEM_CHUNK, a.size)
+        idx = b[i:j].astype(np.intp)
+        out[i:j, :2 * n] = _HEX_PAIR[idx].view(np.uint8).reshape(j - i, 2 * n)
+    out[:, 2 * n] = ord("\n")
     return out.tobytes()
 
 
