@@ -75,10 +75,10 @@ def write_atomic(path: str, data: bytes, inputs=()):
 def png_bytes(pixels) -> bytes:
     import io
 
-    from ..io.images import png_image
+    from ..io.images import save_png
 
     buf = io.BytesIO()
-    png_image(pixels).save(buf, format="PNG")
+    save_png(pixels, buf)
     return buf.getvalue()
 
 
@@ -86,10 +86,10 @@ def write_png_atomic(path: str, pixels, inputs=()):
     """``write_atomic(path, png_bytes(pixels), inputs)`` with the PNG encoded
     straight into the temporary file (no whole-image copies in memory)."""
     from ..io.files import atomic_write
-    from ..io.images import png_image
+    from ..io.images import save_png
 
     check_output_arg(path, inputs)
-    atomic_write(path, lambda f: png_image(pixels).save(f, format="PNG"), CliError)
+    atomic_write(path, lambda f: save_png(pixels, f), CliError)
 
 
 def read_image_arg(path: str):
