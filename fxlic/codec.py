@@ -42,27 +42,34 @@ class CodecStats:
         return 8.0 * self.bytes_total / self.pixels
 
 
-def _tables(model: IntModel):
-    """(factorized, Gaussian or None) tables, after the one model check
-    (fxlic.io.modelcheck, run once per model content; raises ModelError)."""
-    from .io.modelcheck import checked_tables
+def _checked(model: IntModel):
+    """(model id, factorized tables, Gaussian tables or None) after the one model
+    check (fxlic.io.modelcheck, run once per model content; raises ModelError),
+    from one content hash."""
+    from .io.modelcheck import checked
 
-    t = checked_tables(model)
-    return t.fact, t.gauss
+    digest, t = checked(model)
+    return _id_of(digest), t.fact, t.gauss
+
+
+def _id_of(digest: str) -> bytes:
+    return bytes.fromhex(digest.split(":")[-1])[:16]
 
 
 def model_id(model: IntModel) -> bytes:
+    """The 16-byte model id a stream carries: the head of the content hash."""
     from .io.modelfile import model_hash
-    h = model_hash(model)
-    return bytes.fromhex(h.split(":")[-1])[:16]
+    return _id_of(model_hash(model))
 
 
-def channel_means_scales(model: IntModel, ms: np.ndarray):
+def channel_means_scales(model: IntModel, ms: np.ndarray, gauss=None):
     """SPEC E1 one channel at a time: a function c -> (mean_q, scale_q) of y
     channel c, int64 (2^-F and 2^-S, F, S the tables' mean_frac_bits and
-    scale_frac_bits), from the HS5 codes ``ms`` (any integer dtype) by R2 shifts."""
+    scale_frac_bits), from the HS5 codes ``ms`` (any integer dtype) by R2 shifts.
+    ``gauss``: the model's checked Gaussian tables, if the caller has them."""
     M = model.arch.M
-    gauss = _tables(model)[1]
+    if gauss is None:
+        gauss = _checked(model)[2]
     hs5 = [l for l in model.arch.layers if l.out == "ms"][0].name
     e = model.layer(hs5).out_exp
 
@@ -90,7 +97,7 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     if pixels.ndim != 3 or pixels.shape[0] != 3 or pixels.dtype != np.uint8:
         raise ValueError("compress expects a (3, H, W) uint8 image")
     _, H, W = pixels.shape
-    fact, gauss = _tables(model)
+    mid, fact, gauss = _checked(model)
     padded = pad_to_multiple(pixels, model.arch.pad_multiple)
     if _tiled(hook, padded[0].size):  # y, z, HS5 codes kept int16 (issue 18)
         enc = encode_tiled(model, padded, backend, progress=getattr(hook, "band", None), dtype=np.int16)
@@ -106,7 +113,7 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     if model.arch.kind == "hyperprior":
         zs = K.encode_factorized_chunks(lambda c: enc.z[c], fact, coder=coder)
         est = K.estimate_factorized_bits_chunks(lambda c: enc.z[c], fact)
-        ms_of = channel_means_scales(model, enc.ms)
+        ms_of = channel_means_scales(model, enc.ms, gauss)
         if model.offset_latents:  # SPEC O5: code round(y - mean) with the zero-mean family
             def chunk(c):
                 mq = offset_mean(model, enc.ms, c)
@@ -122,7 +129,7 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
         ys = K.encode_factorized_chunks(y_hat, fact, coder=coder)
         est = K.estimate_factorized_bits_chunks(y_hat, fact)
     mu = {int(c): int(enc.mu[c]) for c in np.flatnonzero(model.mr_mask)}
-    hdr = Header(model.arch.kind, model_id(model), H, W, model.arch.pad_multiple, mu)
+    hdr = Header(model.arch.kind, mid, H, W, model.arch.pad_multiple, mu)
     data = pack(hdr, zs, ys)
     return data, CodecStats(len(data), len(zs), len(ys), est, H * W)
 
@@ -145,10 +152,10 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
                  max_pixels: int = None) -> np.ndarray:
     """``decompress`` of a stream already split by ``unpack`` / ``read_stream``."""
     check_pixels(hdr, max_pixels)
-    fact, gauss = _tables(model)
-    if hdr.model_id != model_id(model):
+    mid, fact, gauss = _checked(model)
+    if hdr.model_id != mid:
         raise BitstreamError("the stream was made with another model (model id "
-                             f"{hdr.model_id.hex()} != {model_id(model).hex()})")
+                             f"{hdr.model_id.hex()} != {mid.hex()})")
     arch = model.arch
     if hdr.kind != arch.kind or hdr.pad_multiple != arch.pad_multiple:
         raise BitstreamError("stream header does not match the model's architecture")
@@ -185,7 +192,7 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
             else:
                 ms = hyper_decode(model, z, backend, hook)
             if model.offset_latents:  # SPEC O5: levels symbol * 2^G + mean, channel by channel
-                ms_of = channel_means_scales(model, ms)
+                ms_of = channel_means_scales(model, ms, gauss)
                 y_lv = np.empty((M, Hp // 16, Wp // 16), np.int32)
 
                 def get(c):
@@ -197,7 +204,7 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
                 K.decode_y_chunks(ys, M, get, gauss, put_level, coder=coder)
                 stored = y_lv  # g_s reads the levels (int_forward.synthesize)
             else:
-                K.decode_y_chunks(ys, M, channel_means_scales(model, ms), gauss, put, coder=coder)
+                K.decode_y_chunks(ys, M, channel_means_scales(model, ms, gauss), gauss, put, coder=coder)
             del ms
         else:
             if zs:

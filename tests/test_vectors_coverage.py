@@ -163,12 +163,12 @@ def test_o3_o4_and_phase_bins(small):
 
 
 def test_entropy_bins_escapes_match_tables(small):
-    from fxlic.codec import _tables
+    from fxlic.io.modelcheck import checked_tables
     from fxlic.vectors.writer import run_case
     gen = load_tool("gen_vectors")
     r = run_case(small, gen.synthetic_image(64, 64, 1))
     c = C.count_entropy(small, r)
-    fact, gauss = _tables(small)
+    fact, gauss = checked_tables(small).fact, checked_tables(small).gauss
     # oracle: plain loop over z with the per-channel table bounds (docs/ENTROPY.md 4)
     lo = hi = 0
     z = r["z"]

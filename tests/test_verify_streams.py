@@ -59,8 +59,9 @@ def _by_name(results):
 
 
 def _tables(model):
-    from fxlic.codec import _tables as tables
-    return tables(model)
+    from fxlic.io.modelcheck import checked_tables
+    t = checked_tables(model)
+    return t.fact, t.gauss
 
 
 def _reencode_y(case, model, changes):

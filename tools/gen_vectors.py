@@ -355,7 +355,7 @@ def build_directed_model(base, pixels, want, log=print):
     edited in execution order, each on a fresh run.  Returns (model, edits)."""
     import copy
 
-    from fxlic.codec import _tables
+    from fxlic.io.modelcheck import checked_tables
     from fxlic.model.intmodel import accumulator_bound
     from fxlic.spec import INT32_MAX
     from fxlic.vectors.coverage import count_layer, layer_bins
@@ -407,7 +407,7 @@ def build_directed_model(base, pixels, want, log=print):
                 log(f"directed model: no edit reaches {n}/{b}")
     # Gaussian scale indexes: raise scale channel c's HS5 exponents by k_c
     if m.arch.kind == "hyperprior" and any(k.startswith("entropy/y.scale") for k in want):
-        _, gauss = _tables(m)
+        gauss = checked_tables(m).gauss
         r = run_case(m, pixels)
         hs5 = [l for l in m.arch.layers if l.out == "ms"][0].name
         H = m.layer(hs5)

@@ -278,6 +278,12 @@ def stamp(im: IntModel, digest: str, tables: EntropyTables) -> None:
 def checked_tables(im: IntModel) -> EntropyTables:
     """check_model, run once per content (the stamp is keyed by the content
     hash and meta, so editing a model after a check re-runs it)."""
+    return checked(im)[1]
+
+
+def checked(im: IntModel):
+    """(content hash, entropy tables) of ``checked_tables``: one hash per call,
+    which the codec also takes its model id from."""
     from .modelfile import model_hash
 
     try:
@@ -287,7 +293,7 @@ def checked_tables(im: IntModel) -> EntropyTables:
     got = getattr(im, _STAMP, None)
     key = _key(im, digest)
     if got is not None and key[1] is not None and got[0] == key:
-        return got[1]
+        return digest, got[1]
     tables = check_model(im)
     stamp(im, digest, tables)
-    return tables
+    return digest, tables

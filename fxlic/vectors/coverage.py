@@ -348,10 +348,10 @@ def _escapes(sym, idx, tables):
 
 def count_entropy(model, run: dict) -> dict:
     """``{bin: count}`` of the entropy side of a ``run_case`` result."""
-    from ..codec import _tables, means_scales
+    from ..codec import _checked, means_scales
     from ..entropy.gaussian import y_indexes, y_means
 
-    fact, gauss = _tables(model)
+    _, fact, gauss = _checked(model)
     mu = np.asarray(run["mu"], np.int64)
     y_hat = np.asarray(run["y"], np.int64) + mu[:, None, None]
     c = {}
