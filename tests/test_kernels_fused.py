@@ -361,11 +361,14 @@ def test_small_model_without_hooks_matches_reference(kw):
 
 @pytest.mark.skipif(NOJIT, reason="already without JIT")
 def test_disable_jit_subprocess():
-    """The same kernels as plain Python (NUMBA_DISABLE_JIT=1: generic blocks)."""
+    """The same kernels as plain Python (NUMBA_DISABLE_JIT=1: generic blocks).
+    The channels-last feed runs on one conv and one tconv configuration here
+    (the 5x5 tconv with 16 outputs alone took 47 of 103 s as plain Python)."""
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     here = os.path.dirname(__file__)
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                         os.path.join(here, "test_kernels_fused.py"),
-                        "-k", "not match_reference or 1-1 or 2-3 or 3-17 or stage"],
+                        "-k", "(not match_reference or 1-1 or 2-3 or 3-17 or stage) "
+                              "and not feed_every_path[tconv-5-2-5-16]"],
                        env=env, capture_output=True, text=True, timeout=900, cwd=here)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -228,6 +228,8 @@ def test_small_model_every_layer_on_the_thin_paths():
     assert_same_layers(run_all_layers(m, px, "reference"), run_all_layers(m, px, "numba"))
 
 
+@pytest.mark.skipif(NOJIT, reason="the backend's cache logic, not a kernel: a whole model run "
+                    "three times, 44 s as plain Python")
 def test_layer_edited_in_place_is_prepared_again():
     """The backend's prepared-weight cache never serves stale parameters: a bias or
     weight edited in place (gen_vectors' directed model edits biases this way) gives
