@@ -317,7 +317,9 @@ def accumulator_bound(model: IntModel, name: str) -> np.ndarray:
     max(bias + sum max(...), -(bias + sum min(...))).  For a transposed conv only
     the taps of one output phase meet at a pixel, so the max over phases is taken.
     Every partial sum in any order is bounded by the same number because each
-    term's extreme has the sign of the total (lo <= 0 <= hi).
+    term's extreme has the sign of the total (lo <= 0 <= hi).  Computed with the
+    taps of each channel summed first (w = w+ + w-, below), the same integers as
+    the term-by-term form (tests/test_engine_bound.py).
     """
     L = model.layers[name]
     spec = L.spec
