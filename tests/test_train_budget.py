@@ -179,3 +179,16 @@ def test_short_high_lr_restart_of_trained_weights_is_warned(tr):
     assert tr.short_restart_warning(NS(init="w.safetensors", lr=1e-4, steps=n)) is None
     assert tr.short_restart_warning(NS(init="w.safetensors", lr=1e-5, steps=100)) is None
     assert tr.short_restart_warning(NS(init=None, lr=1e-4, steps=100)) is None
+
+
+def test_wcft_round_keeps_a_floor_of_steps(tr):
+    """A short budget's WCFT round is not the bare --wcft-frac (docs/TRAINING.md step
+    11: 47 steps lost twice the PSNR of 173); a tiny budget keeps half for training."""
+    m = tr.MIN_WCFT_STEPS
+    assert tr.wcft_round_steps(1100, 1, 0.04) == m            # 4 % would be 44
+    assert tr.wcft_round_steps(10000, 1, 0.04) == 400         # the fraction, above the floor
+    assert tr.wcft_round_steps(1100, 3, 0.04) == m
+    assert tr.wcft_round_steps(100, 1, 0.04) == 50            # at most half the budget
+    assert tr.wcft_round_steps(60, 3, 0.04) == 10
+    assert tr.wcft_round_steps(1, 1, 0.04) == 1
+    assert tr.wcft_round_steps(1000, 0, 0.04) == 0
