@@ -168,7 +168,8 @@ def test_entropy_bins_escapes_match_tables(small):
     gen = load_tool("gen_vectors")
     r = run_case(small, gen.synthetic_image(64, 64, 1))
     c = C.count_entropy(small, r)
-    fact, gauss = checked_tables(small).fact, checked_tables(small).gauss
+    t = checked_tables(small)
+    fact, gauss = t.fact, t.gauss
     # oracle: plain loop over z with the per-channel table bounds (docs/ENTROPY.md 4)
     lo = hi = 0
     z = r["z"]

@@ -348,10 +348,12 @@ def _escapes(sym, idx, tables):
 
 def count_entropy(model, run: dict) -> dict:
     """``{bin: count}`` of the entropy side of a ``run_case`` result."""
-    from ..codec import _checked, means_scales
+    from ..codec import means_scales
+    from ..io.modelcheck import checked_tables
     from ..entropy.gaussian import y_indexes, y_means
 
-    _, fact, gauss = _checked(model)
+    t = checked_tables(model)
+    fact, gauss = t.fact, t.gauss
     mu = np.asarray(run["mu"], np.int64)
     y_hat = np.asarray(run["y"], np.int64) + mu[:, None, None]
     c = {}

@@ -352,7 +352,8 @@ def run_case(model: IntModel, pixels: np.ndarray, backend: str = "numba", progre
 
 def _entropy_side(model: IntModel, r: dict) -> dict:
     """Symbols, table indexes, means and scales (SPEC E1, docs/ENTROPY.md 9)."""
-    from ..codec import _checked, means_scales
+    from ..codec import means_scales
+    from ..io.modelcheck import checked_tables
     from ..entropy.gaussian import y_indexes, y_means
 
     mu = r["mu"]
@@ -361,7 +362,7 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
     if model.offset_latents:
         return _offset_entropy_side(model, r)
     if model.arch.kind == "hyperprior":
-        gauss = _checked(model)[2]
+        gauss = checked_tables(model).gauss
         z = r["z"].astype(np.int64)
         e["z_sym"] = z
         e["z_idx"] = np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape)
@@ -381,7 +382,8 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
 def _offset_entropy_side(model: IntModel, r: dict) -> dict:
     """The entropy side of an offset-latent model (SPEC O5): symbols round(latent
     - offset), the levels symbol * 2^G + offset on the 2^-G grid, the means (hyperprior)."""
-    from ..codec import _checked, means_scales
+    from ..codec import means_scales
+    from ..io.modelcheck import checked_tables
     from ..entropy.gaussian import y_indexes
     from ..kernels.reference import offset_level
     from ..model.int_forward import offset_means, offset_y
@@ -392,7 +394,7 @@ def _offset_entropy_side(model: IntModel, r: dict) -> dict:
         y = np.asarray(r["y"], np.int64)
         return {"y_sym": y + mu[:, None, None], "y_hat": offset_level(y, off, model.grid_bits),
                 "y_idx": np.broadcast_to(np.arange(y.shape[0])[:, None, None], y.shape)}
-    gauss = _checked(model)[2]
+    gauss = checked_tables(model).gauss
     z = np.asarray(r["z"], np.int64)
     means = offset_means(model, r["ms"])
     _, scales = means_scales(model, r["ms"])
