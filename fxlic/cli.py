@@ -19,6 +19,11 @@ from .spec import SPEC_VERSION
 COMMANDS = ["demo", "compress", "decompress", "models", "info", "quantize", "vectors", "verify",
             "selfcheck", "eval", "cost"]
 
+#: the commands that run compiled kernels: the CLI sets Numba's CPU target up for
+#: them without its SciPy BLAS probe (fxlic.kernels.numba_start; issue 20)
+KERNEL_COMMANDS = frozenset({"demo", "compress", "decompress", "info", "quantize", "vectors",
+                             "selfcheck", "eval"})
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -50,6 +55,9 @@ def _run(argv) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command in KERNEL_COMMANDS:
+        from .kernels.numba_start import set_up_cpu_target_without_blas
+        set_up_cpu_target_without_blas()
     try:
         rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handler below

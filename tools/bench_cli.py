@@ -22,8 +22,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLOOR = ("import numpy as np\nfrom fxlic.kernels import numba_kernels as nk\n"
-         "nk._wrap32(np.int64(5))\n")
+FLOOR = ("import numpy as np\nfrom fxlic.kernels.numba_start import set_up_cpu_target_without_blas\n"
+         "set_up_cpu_target_without_blas()  # as fxlic.cli does\n"
+         "from fxlic.kernels import numba_kernels as nk\nnk._wrap32(np.int64(5))\n")
 PERSISTENT = r"""
 import sys, time
 from fxlic import api

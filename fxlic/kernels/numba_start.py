@@ -1,0 +1,43 @@
+"""Numba's CPU-target set-up without its SciPy BLAS probe (issue 20: CLI wall time).
+
+The first compiled call in a process sets up Numba's CPU target.  Part of that
+set-up imports ``numba.np.arraymath``, which probes for BLAS by importing
+``scipy.linalg.cython_blas`` -- and with it all of ``scipy.linalg`` (0.3-0.7 s on
+the 2-vCPU Zen 3 guest, about a third of an fxlic process's fixed cost; measured
+by ``tools/bench_cli.py``) -- only to learn whether ``np.dot`` / ``np.linalg`` may
+be compiled.  fxlic's kernels are integer loops that never call BLAS.
+
+``set_up_cpu_target_without_blas`` runs that set-up once with the probe answered
+"absent" (a ``None`` entry in ``sys.modules`` makes the import fail at once,
+without loading the package) and removes the entry again, so every later import
+of SciPy -- metrics, the BD-rate interpolation -- loads normally.  The one effect
+left is Numba's: jitted ``np.dot`` / ``np.linalg`` raise a typing error *in this
+process*.  That is why only the ``fxlic`` command calls it (``fxlic.cli``), never an
+import of the library: a program that imports fxlic keeps its own Numba intact.
+The integers are untouched: nothing here is in the integer path.
+"""
+from __future__ import annotations
+
+import sys
+
+_PROBE = "scipy.linalg.cython_blas"
+
+
+def set_up_cpu_target_without_blas() -> str:
+    """Set up Numba's CPU target now, skipping its SciPy BLAS probe when it has
+    not run yet.  Returns what happened (one word, for tests and ``fxlic info``):
+    ``"skipped-blas"``, ``"already-set-up"`` (the probe ran before: nothing to
+    save), or ``"no-numba"``."""
+    if "numba.np.arraymath" in sys.modules or _PROBE in sys.modules:
+        return "already-set-up"
+    sys.modules[_PROBE] = None  # import of it now raises ImportError without loading scipy.linalg
+    try:
+        try:
+            from numba.core.registry import cpu_target
+        except ImportError:
+            return "no-numba"
+        cpu_target.target_context.refresh()  # loads the registries, numba.np.arraymath among them
+    finally:
+        if _PROBE in sys.modules and sys.modules[_PROBE] is None:
+            del sys.modules[_PROBE]
+    return "skipped-blas"
