@@ -2,10 +2,10 @@
 
 The first compiled call in a process sets up Numba's CPU target.  Part of that
 set-up imports ``numba.np.arraymath``, which probes for BLAS by importing
-``scipy.linalg.cython_blas`` -- and with it all of ``scipy.linalg`` (0.3-0.7 s on
-the 2-vCPU Zen 3 guest, about a third of an fxlic process's fixed cost; measured
-by ``tools/bench_cli.py``) -- only to learn whether ``np.dot`` / ``np.linalg`` may
-be compiled.  fxlic's kernels are integer loops that never call BLAS.
+``scipy.linalg.cython_blas`` -- and with it all of ``scipy.linalg`` (0.2-0.5 s of
+an fxlic process on the 2-vCPU Zen 3 guest, by ``python -X importtime`` and
+``tools/bench_cli.py``; docs/PERFORMANCE.md, session 10) -- only to learn whether
+``np.dot`` / ``np.linalg`` may be compiled.  fxlic's kernels are integer loops that never call BLAS.
 
 ``set_up_cpu_target_without_blas`` runs that set-up once with the probe answered
 "absent" (a ``None`` entry in ``sys.modules`` makes the import fail at once,
@@ -27,8 +27,9 @@ def set_up_cpu_target_without_blas() -> str:
     """Set up Numba's CPU target now, skipping its SciPy BLAS probe when it has
     not run yet.  Returns what happened, one word (for the tests):
     ``"skipped-blas"``, ``"already-set-up"`` (the probe ran before: nothing to
-    save), ``"no-numba"``, or ``"failed"`` (Numba's internals moved: nothing is
-    left changed, and the target is set up as usual at the first kernel)."""
+    save), ``"no-numba"``, or ``"failed"`` (Numba's set-up raised: the blocking
+    entry is removed all the same, and whatever is not set up yet is set up as
+    usual at the first kernel)."""
     if "numba.np.arraymath" in sys.modules or _PROBE in sys.modules:
         return "already-set-up"
     sys.modules[_PROBE] = None  # import of it now raises ImportError without loading scipy.linalg
