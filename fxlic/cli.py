@@ -1,6 +1,9 @@
 """Command-line interface: ``fxlic <command> [options]`` (see ``fxlic --help``).
 
 Each command lives in ``fxlic/commands/<name>.py`` with ``register(subparsers)``;
+a command that runs compiled kernels registers ``runs_kernels=True`` in its
+defaults, and the CLI then sets Numba's CPU target up for it without SciPy's
+BLAS probe (``fxlic.kernels.numba_start``; issue 20);
 a command raises ``CliError`` for anything the user did wrong, which is
 printed as one line with a non-zero exit (no traceback).  A closed stdout
 (``fxlic models | head -3``) ends the command quietly with status 141.
@@ -18,12 +21,6 @@ from .spec import SPEC_VERSION
 #: command modules, in the order ``fxlic --help`` lists them
 COMMANDS = ["demo", "compress", "decompress", "models", "info", "quantize", "vectors", "verify",
             "selfcheck", "eval", "cost"]
-
-#: the commands that run compiled kernels: the CLI sets Numba's CPU target up for
-#: them without its SciPy BLAS probe (fxlic.kernels.numba_start; issue 20)
-KERNEL_COMMANDS = frozenset({"demo", "compress", "decompress", "info", "quantize", "vectors",
-                             "selfcheck", "eval"})
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -55,7 +52,7 @@ def _run(argv) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if args.command in KERNEL_COMMANDS:
+    if getattr(args, "runs_kernels", False):
         from .kernels.numba_start import set_up_cpu_target_without_blas
         set_up_cpu_target_without_blas()
     try:

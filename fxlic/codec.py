@@ -80,10 +80,12 @@ def channel_means_scales(model: IntModel, ms: np.ndarray, gauss=None):
     return get
 
 
-def means_scales(model: IntModel, ms: np.ndarray):
-    """SPEC E1 for every channel: (means, scales), int64 (M, h, w)."""
+def means_scales(model: IntModel, ms: np.ndarray, gauss=None):
+    """SPEC E1 for every channel: (means, scales), int64 (M, h, w).
+    ``gauss``: the model's checked Gaussian tables, if the caller has them
+    (saves the content hash of the model check)."""
     M = model.arch.M
-    get = channel_means_scales(model, ms)
+    get = channel_means_scales(model, ms, gauss)
     means = np.empty((M,) + np.shape(ms)[1:], np.int64)
     scales = np.empty_like(means)
     for c in range(M):

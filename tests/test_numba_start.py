@@ -32,3 +32,13 @@ def test_the_setup_is_a_no_op_once_the_probe_ran():
                         "print(s())"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "already-set-up"
+
+
+def test_commands_that_run_kernels_say_so_when_they_register():
+    """Each command module registers ``runs_kernels=True`` itself (fxlic.cli reads it);
+    the commands that only read files or print tables do not pay for the Numba set-up."""
+    from fxlic.cli import COMMANDS, build_parser
+    p = build_parser()
+    sub = next(a for a in p._actions if a.dest == "command")
+    runs = {name for name in COMMANDS if sub.choices[name].get_default("runs_kernels")}
+    assert runs == {"demo", "compress", "decompress", "info", "quantize", "vectors", "selfcheck", "eval"}

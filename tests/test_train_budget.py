@@ -192,3 +192,36 @@ def test_wcft_round_keeps_a_floor_of_steps(tr):
     assert tr.wcft_round_steps(60, 3, 0.04) == 10
     assert tr.wcft_round_steps(1, 1, 0.04) == 1
     assert tr.wcft_round_steps(1000, 0, 0.04) == 0
+
+
+def test_wcft_exponent_keep_continues_a_wcft_model_unclipped(tr, img_dir, tmp_path):
+    """--wcft-exponent keep on weights that a beta-1 round produced clips nothing more, and the
+    continued weights stay under that round's bound, so the quantizer's exponent
+    floor(log2 max|w|) of no channel grows (docs/TRAINING.md, continuing a shipped model)."""
+    from safetensors.numpy import load_file
+    common = ["--arch", "factorized", "--N", "8", "--crop", "32", "--batch", "1", "--threads", "1",
+              "--data", str(img_dir), "--ckpt-root", str(tmp_path), "--log-every", "1000"]
+    first = tmp_path / "wcft.safetensors"
+    tr.main(common + ["--run-name", "a", "--steps", "2", "--wcft", "1", "--wcft-steps", "2",
+                      "--wcft-lr", "1e-3", "--export", str(first)])
+    again = {}
+    for mode in ("keep", "recompute"):
+        out = tmp_path / f"{mode}.safetensors"
+        tr.main(common + ["--run-name", mode, "--steps", "0", "--wcft", "1", "--wcft-steps", "3",
+                          "--wcft-lr", "1e-3" if mode == "keep" else "0", "--wcft-exponent", mode,
+                          "--init", str(first), "--export", str(out)])
+        again[mode] = load_file(str(out))
+        log = (tmp_path / mode / "train.log").read_text()
+        n_clip = int(log.split("clipped ")[1].split()[0])
+        assert (n_clip == 0) == (mode == "keep"), (mode, n_clip)
+    from fxlic.model.arch import factorized
+    a = load_file(str(first))
+    layers = factorized(N=8).layers
+    assert layers
+    for layer in layers:
+        k, od = f"{layer.name}.weight", (0 if layer.op == "conv" else 1)
+        wa = np.moveaxis(a[k].astype(np.float64), od, 0).reshape(a[k].shape[od], -1)
+        wk = np.moveaxis(again["keep"][k].astype(np.float64), od, 0).reshape(a[k].shape[od], -1)
+        ea, ek = np.floor(np.log2(np.abs(wa).max(1))), np.floor(np.log2(np.abs(wk).max(1)))
+        assert np.all(ek <= ea), k
+        assert not np.array_equal(wa, wk), k  # it did train (lr 1e-3)

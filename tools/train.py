@@ -71,7 +71,9 @@ def wcft_bound_torch(w, beta=1.0, bits=8, alpha=0.5, out_dim=0, maxabs=None):
 
     ``out_dim`` is the output-channel axis: 0 for Conv2d, 1 for ConvTranspose2d.
     ``maxabs`` (default: the current max|w|) is the max|w| whose exponent
-    floor(log2 max|w|) the bound uses: ``--wcft-exponent first`` passes round 1's.
+    floor(log2 max|w|) the bound uses: ``--wcft-exponent first`` passes round 1's,
+    ``keep`` twice the current one (the next exponent up: the bound of the beta-1
+    round that produced weights already under it).
     """
     m = channel_maxabs(w, out_dim) if maxabs is None else maxabs.double()
     _, e = torch.frexp(m)
@@ -774,9 +776,12 @@ def main(argv=None):
     p.add_argument("--wcft", default="", help="WCFT betas, e.g. 1 or 1,1.4142,1")
     p.add_argument("--wcft-steps", type=int, default=0, help="fine-tuning steps per WCFT round (I_3)")
     p.add_argument("--wcft-lr", type=float, default=1e-5)
-    p.add_argument("--wcft-exponent", default="recompute", choices=("recompute", "first"),
+    p.add_argument("--wcft-exponent", default="recompute", choices=("recompute", "first", "keep"),
                    help="rounds 2+: floor(log2 max|w|) of the current weights (Eq 21 'at that "
-                        "moment', default) or kept from round 1 (docs/TRAINING.md, WCFT rounds)")
+                        "moment', default) or kept from round 1 (docs/TRAINING.md, WCFT rounds); "
+                        "keep: floor(log2 max|w|) + 1 in every round, the bound an earlier beta-1 round "
+                        "left, so a WCFT'd model (the shipped weights) trains on under its clip "
+                        "without being clipped again")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-name", default=None)
@@ -938,6 +943,8 @@ def main(argv=None):
                     if r == 0 or name not in ref:
                         ref[name] = channel_maxabs(m.weight, od)
                     b = wcft_bound_torch(m.weight, beta, out_dim=od, maxabs=ref[name])
+                elif args.wcft_exponent == "keep":  # the range an earlier beta-1 round left
+                    b = wcft_bound_torch(m.weight, beta, out_dim=od, maxabs=2 * channel_maxabs(m.weight, od))
                 else:  # Eq 21 "at that moment": the exponent of the current weights
                     b = wcft_bound_torch(m.weight, beta, out_dim=od)
                 clipped, mask = wcft_clip_torch(m.weight, beta, out_dim=od, bound=b)

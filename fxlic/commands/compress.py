@@ -47,4 +47,4 @@ def register(sub):
     s.add_argument("--model", help="shipped model name or .fxq path (default: the shipped default)")
     s.add_argument("--backend", choices=("numba", "reference"), default="numba")
     s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe

@@ -87,4 +87,4 @@ def register(sub):
                         f"work (default {MAX_PIXELS:,} = 2^26, the format's limit; lower it for "
                         f"untrusted streams)")
     s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe

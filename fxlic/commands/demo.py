@@ -57,4 +57,4 @@ def register(sub):
     s.add_argument("--image", help="use this image instead of the bundled one")
     s.add_argument("-o", "--output", default="fxlic_demo_recon.png", help="reconstruction PNG")
     s.add_argument("--backend", choices=("numba", "reference"), default="numba")
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe

@@ -266,5 +266,5 @@ def register(sub):
     s.add_argument("--json", default=None, metavar="OUT", help="write the curves (and per-image records) as JSON")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="write an RD plot")
     s.add_argument("-q", "--quiet", action="store_true")
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe
 

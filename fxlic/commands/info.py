@@ -64,4 +64,4 @@ def register(sub):
     s = sub.add_parser("info", help="print versions, or describe a .fxq model file")
     s.add_argument("model", nargs="?",
                    help="a .fxq model file, a shipped model name, or a float-weights file")
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe

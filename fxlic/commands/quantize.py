@@ -319,4 +319,4 @@ def register(sub):
     from ..parallel import add_arguments as _parallel_arguments
     _parallel_arguments(s, "calibration", jobs=1)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe

@@ -40,4 +40,4 @@ def register(sub):
     s = sub.add_parser("selfcheck", help="check reference == numba on a small random model")
     s.add_argument("-q", "--quiet", action="store_true")
     s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe

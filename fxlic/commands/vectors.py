@@ -383,4 +383,4 @@ def register(sub):
     s.add_argument("-q", "--quiet", action="store_true")
     from ..vectors.coverage import add_arguments as _coverage_arguments
     _coverage_arguments(s)
-    s.set_defaults(func=run)
+    s.set_defaults(func=run, runs_kernels=True)  # fxlic.cli: Numba set-up without the BLAS probe

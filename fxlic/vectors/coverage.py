@@ -359,7 +359,7 @@ def count_entropy(model, run: dict) -> dict:
     c = {}
     if model.offset_latents and model.arch.kind == "hyperprior":  # SPEC O5
         from ..model.int_forward import offset_means, offset_y
-        _, scales = means_scales(model, run["ms"])
+        _, scales = means_scales(model, run["ms"], gauss)
         idx = np.asarray(y_indexes(scales, np.zeros_like(scales), gauss), np.int64)
         for i in range(64):
             c[f"y.scale{i}"] = _count(idx == i)
@@ -370,7 +370,7 @@ def count_entropy(model, run: dict) -> dict:
         zi = np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape)
         c["z.esc-"], c["z.esc+"] = _escapes(z, zi, fact)
     elif model.arch.kind == "hyperprior":
-        means, scales = means_scales(model, run["ms"])
+        means, scales = means_scales(model, run["ms"], gauss)
         base, sign, fam = y_means(means, gauss)
         idx = np.asarray(y_indexes(scales, fam, gauss), np.int64)
         si = idx - fam * (gauss.thresholds.size + 1)

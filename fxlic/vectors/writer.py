@@ -366,7 +366,7 @@ def _entropy_side(model: IntModel, r: dict) -> dict:
         z = r["z"].astype(np.int64)
         e["z_sym"] = z
         e["z_idx"] = np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape)
-        means, scales = means_scales(model, r["ms"])
+        means, scales = means_scales(model, r["ms"], gauss)
         base, sign, fam = y_means(means, gauss)
         e["means"] = means
         e["scale_q"] = scales
@@ -397,7 +397,7 @@ def _offset_entropy_side(model: IntModel, r: dict) -> dict:
     gauss = checked_tables(model).gauss
     z = np.asarray(r["z"], np.int64)
     means = offset_means(model, r["ms"])
-    _, scales = means_scales(model, r["ms"])
+    _, scales = means_scales(model, r["ms"], gauss)
     sym = offset_y(model, r["y_acc"], means)
     return {"z_sym": z, "z_idx": np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape),
             "z_hat": offset_level(z, off, model.grid_bits), "means": means, "scale_q": scales,
