@@ -18,3 +18,9 @@ def test_exported_parents_are_walked():
 def test_no_provenance():
     assert lineage_steps({}) == []
     assert lineage_steps({"steps": 10}) == [10]
+
+
+def test_a_keep_continuation_counts_its_steps_under_the_clip():
+    wcft_only = {"train_steps": 0, "steps": 400, "init_from": {"init_args": {"train_steps": 4090, "steps": 4263}}}
+    keep = {"train_steps": 0, "steps": 600, "wcft_exponent": "keep", "init_from": {"init_args": wcft_only}}
+    assert lineage_steps(keep) == [600, 0, 4090]

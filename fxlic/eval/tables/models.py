@@ -12,10 +12,15 @@ def lineage_steps(pv: dict) -> list:
     """Training steps (without WCFT) of a float model and of the runs it was started
     from, newest first, as far as the provenance records them: an exported file's
     provenance carries its parent's (``init_from.init_args``) when the parent was a
-    .safetensors file, and only the parent's step count when it was a checkpoint."""
+    .safetensors file, and only the parent's step count when it was a checkpoint.  A
+    ``--wcft-exponent keep`` run (docs/TRAINING.md step 14) trains every step under the
+    clip its parent's WCFT round left, so all its steps count as training."""
     out = []
     while pv:
-        out.append(pv.get("train_steps", pv.get("steps")))
+        if pv.get("wcft_exponent") == "keep":  # trained on under an earlier round's clip: all steps count
+            out.append(pv.get("steps"))
+        else:
+            out.append(pv.get("train_steps", pv.get("steps")))
         init = pv.get("init_from") or {}
         parent = init.get("init_args") or {}
         if "train_steps" in parent:  # the parent is an exported file: walk on
