@@ -89,10 +89,40 @@ def main(argv=None) -> int:
             print(f"{name}: {out} ({os.path.getsize(out):,} bytes)")
     if tmp:
         tmp.cleanup()
+        want = proven_list(args.out_dir)
+        with open(os.path.join(args.out_dir, "proven.json"), encoding="utf-8") as f:
+            have = f.read()
+        if have != want:
+            differ.append("proven.json")
+            print(f"proven.json DIFFERS from the shipped models' full checks")
         print(f"{made} model(s) rebuilt, {len(differ)} differ" + (f": {', '.join(differ)}" if differ else ""))
         return 1 if differ or not made else 0
-    print(f"{made} model(s) written to {args.out_dir}")
+    with open(os.path.join(args.out_dir, "proven.json"), "w", encoding="utf-8") as f:
+        f.write(proven_list(args.out_dir))
+    print(f"{made} model(s) written to {args.out_dir}; proven.json lists every .fxq there")
     return 0 if made else 1
+
+
+def proven_list(zoo_dir: str) -> str:
+    """fxlic/zoo/proven.json: the content hash of every .fxq in ``zoo_dir`` after the
+    loader's full check (K2 included), so loading a shipped model skips K2
+    (fxlic.io.modelcheck; tests/test_zoo_proven.py checks every entry again)."""
+    import json
+
+    from fxlic.io import modelcheck
+    from fxlic.io.modelfile import model_hash, read_model_file
+    from fxlic.spec import SPEC_VERSION
+
+    models = {}
+    for fn in sorted(os.listdir(zoo_dir)):
+        if fn.endswith(".fxq"):
+            im, _ = read_model_file(os.path.join(zoo_dir, fn))
+            modelcheck.check_model(im)  # no digest: K2 in full
+            models[fn[:-4]] = model_hash(im)
+    return json.dumps({"spec_version": SPEC_VERSION,
+                       "about": "content hashes of the shipped models that passed the full loader "
+                                "check (written by tools/make_zoo.py)",
+                       "models": models}, indent=1) + "\n"
 
 
 if __name__ == "__main__":

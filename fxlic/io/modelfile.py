@@ -451,15 +451,15 @@ def _read_model_file(path: str):
         if im.grid_bits == GRID_BITS_1_2:
             raise ModelFileError(f"{path}: {GRID_ARRAY} = 2 is written as no {GRID_ARRAY} (one id per model)")
     im.ha_grid_bits = _ha_grid_bits(path, header, im)
-    try:
-        tables = check_model(im)
-    except ModelError as e:
-        raise ModelFileError(f"{path}: model refused: {e}") from None
     digest = _hash_of(arch, {n: a.astype(a.dtype.newbyteorder("<"), copy=False)
                              for n, a in arrays.items()})
     if digest != header["content_hash"]:
         raise ModelFileError(f"{path}: content hash mismatch (file {header['content_hash']}, "
                              f"computed {digest}): the file is corrupt or was edited")
+    try:  # the computed hash: a shipped model's K2 proof is not run again (modelcheck)
+        tables = check_model(im, digest)
+    except ModelError as e:
+        raise ModelFileError(f"{path}: model refused: {e}") from None
     stamp(im, digest, tables)
     return im, header
 
