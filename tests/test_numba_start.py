@@ -10,11 +10,19 @@ from fxlic.kernels.numba_start import set_up_cpu_target_without_blas as setup
 assert setup() == "skipped-blas"
 assert "scipy.linalg" not in sys.modules            # the 0.2-0.5 s import it saves
 assert "scipy.linalg.cython_blas" not in sys.modules  # the blocking entry is gone again
+assert "cffi" not in sys.modules                     # nor was cffi imported for typing CFFI calls
+import numba.core.typing.cffi_utils as cu
+assert cu.ffi is None
 assert setup() == "already-set-up"
 from fxlic.kernels import numba_kernels as nk          # a compiled kernel still runs
 assert int(nk._wrap32(np.int64(2**31))) == -2**31
 import scipy.interpolate, scipy.linalg               # SciPy itself still loads normally
 assert scipy.linalg.cython_blas is not None
+try:                                                 # cffi, where installed, still imports
+    import cffi
+    assert cffi.FFI() is not None
+except ImportError:
+    pass
 print("ok")
 """
 

@@ -6,13 +6,15 @@ set-up imports ``numba.np.arraymath``, which probes for BLAS by importing
 an fxlic process on the 2-vCPU Zen 3 guest, by ``python -X importtime`` and
 ``tools/bench_cli.py``; docs/PERFORMANCE.md, session 10) -- only to learn whether
 ``np.dot`` / ``np.linalg`` may be compiled.  fxlic's kernels are integer loops that never call BLAS.
+Its typing context likewise imports ``cffi`` where it is installed (a dependency of
+``cryptography``, so often), 0.1 s, to type CFFI functions, which fxlic never calls.
 
-``set_up_cpu_target_without_blas`` runs that set-up once with the probe answered
+``set_up_cpu_target_without_blas`` runs that set-up once with both probes answered
 "absent" (a ``None`` entry in ``sys.modules`` makes the import fail at once,
-without loading the package) and removes the entry again, so every later import
-of SciPy -- metrics, the BD-rate interpolation -- loads normally.  The one effect
-left is Numba's: jitted ``np.dot`` / ``np.linalg`` raise a typing error *in this
-process*.  That is why only the ``fxlic`` command calls it (``fxlic.cli``), never an
+without loading the package) and removes the entries again, so every later import
+of SciPy -- metrics, the BD-rate interpolation -- or of cffi loads normally.  The one
+effect left is Numba's: jitted ``np.dot`` / ``np.linalg`` and CFFI calls raise a
+typing error *in this process*.  That is why only the ``fxlic`` command calls it (``fxlic.cli``), never an
 import of the library: a program that imports fxlic keeps its own Numba intact.
 The integers are untouched: nothing here is in the integer path.
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 import sys
 
 _PROBE = "scipy.linalg.cython_blas"
+#: every import the set-up is spared: the BLAS probe, and cffi (numba.core.typing.cffi_utils)
+_PROBES = (_PROBE, "cffi")
 
 
 def set_up_cpu_target_without_blas() -> str:
@@ -32,7 +36,9 @@ def set_up_cpu_target_without_blas() -> str:
     usual at the first kernel)."""
     if "numba.np.arraymath" in sys.modules or _PROBE in sys.modules:
         return "already-set-up"
-    sys.modules[_PROBE] = None  # import of it now raises ImportError without loading scipy.linalg
+    blocked = [m for m in _PROBES if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # import of it now raises ImportError without loading the package
     try:
         try:
             from numba.core.registry import cpu_target
@@ -43,6 +49,7 @@ def set_up_cpu_target_without_blas() -> str:
         except Exception:  # pragma: no cover - a Numba whose set-up changed
             return "failed"
     finally:
-        if _PROBE in sys.modules and sys.modules[_PROBE] is None:
-            del sys.modules[_PROBE]
+        for m in blocked:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
     return "skipped-blas"
