@@ -58,3 +58,22 @@ def test_init_from_exported_safetensors(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_a_resume_at_a_lower_lr_records_the_lr_segments(tmp_path):
+    """A run stopped and resumed with another --wcft-lr (an lr drop by hand, docs/TRAINING.md
+    step 14) keeps training from the same state, and the export's provenance lists the
+    learning rates step by step; a resume at the same rates adds no segment."""
+    import json
+    from safetensors import safe_open
+    mod = _train_module()
+    out = tmp_path / "r.safetensors"
+    _run(mod, tmp_path, "r", "--steps", "0", "--wcft", "1", "--wcft-steps", "2", "--wcft-lr", "5e-5")
+    _run(mod, tmp_path, "r", "--resume", "--steps", "0", "--wcft", "1", "--wcft-steps", "3", "--wcft-lr", "5e-5")
+    _run(mod, tmp_path, "r", "--resume", "--steps", "0", "--wcft", "1", "--wcft-steps", "5",
+         "--wcft-lr", "1e-5", "--export", str(out))
+    with safe_open(str(out), framework="np") as f:
+        pv = json.loads(f.metadata()["fxlic.provenance"])
+    assert pv["steps"] == 5
+    assert pv["lr_segments"] == [{"until_step": 3, "lr": pv["lr"], "wcft_lr": 5e-5},
+                                 {"until_step": 5, "lr": pv["lr"], "wcft_lr": 1e-5}]

@@ -653,6 +653,17 @@ def device_name(device):
     return f"cpu ({platform.processor() or platform.machine()}, bf16 {'native' if cpu_has_native_bf16() else 'emulated'})"
 
 
+def _add_segment(segments, until_step, lr, wcft_lr):
+    """``segments`` ({until_step, lr, wcft_lr} of the processes a run was resumed
+    through) plus this process's up to ``until_step``; equal neighbours merged."""
+    out = [dict(g) for g in segments]
+    if out and out[-1]["lr"] == lr and out[-1]["wcft_lr"] == wcft_lr:
+        out[-1]["until_step"] = until_step
+    else:
+        out.append({"until_step": until_step, "lr": lr, "wcft_lr": wcft_lr})
+    return out
+
+
 def lr_at(args, step):
     if step >= args.steps:
         return args.wcft_lr
@@ -850,6 +861,7 @@ def main(argv=None):
     plan = {}            # --minutes: the resolved steps (kept in the checkpoint)
     px_seen = [0, 0.0]   # pixels trained and seconds spent in this process (kpix/s)
     nowcft_done = False
+    segments = []       # on resume: [{until_step, lr, wcft_lr}] of the earlier processes
     if args.resume and os.path.exists(ckpt_path):
         ck = load_checkpoint(ckpt_path)
         model.load_state_dict(ck["model"])
@@ -870,6 +882,12 @@ def main(argv=None):
         wcft_state = ck["wcft"]
         nowcft_done = ck.get("nowcft_done", False)
         init_info = ck.get("init_info", {})
+        # the learning rates of the processes before this one (a resume may change them)
+        prev = ck.get("args") or {}
+        segments = ck.get("lr_segments") or [{"until_step": step, "lr": prev.get("lr"),
+                                              "wcft_lr": prev.get("wcft_lr")}]
+        if segments[-1]["until_step"] != step:
+            segments = segments + [{"until_step": step, "lr": prev.get("lr"), "wcft_lr": prev.get("wcft_lr")}]
         log(f"resumed {ckpt_path} at step {step} (wall {wall:.0f}s)")
     elif args.init:
         own = model.state_dict()
@@ -918,7 +936,13 @@ def main(argv=None):
             d["budget"] = {"minutes": args.minutes, **plan}
         if init_info:
             d["init_from"] = init_info
+        if segments:  # resumed: the earlier processes' learning rates, then this one's (lr, wcft_lr)
+            d["lr_segments"] = _add_segment(segments, steps_done, args.lr, args.wcft_lr)
         return d
+
+    def segments_now():
+        """The lr segments to store: the earlier processes', then this one's up to now."""
+        return _add_segment(segments, step, args.lr, args.wcft_lr) if segments else []
 
     def save():
         atomic_save({"model": model.state_dict(), "opt": opt.state_dict(),
@@ -926,7 +950,7 @@ def main(argv=None):
                      "data_rng": data.state(), "torch_rng": torch.get_rng_state(),
                      "np_rng": np_rng_state(), "py_rng": random.getstate(),
                      "wcft": wcft_state, "nowcft_done": nowcft_done, "arch_kind": arch.kind,
-                     "init_info": init_info, "budget_plan": plan,
+                     "init_info": init_info, "budget_plan": plan, "lr_segments": segments_now(),
                      **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                      "args": vars(args)}, ckpt_path)
 
