@@ -62,7 +62,7 @@ def test_init_from_exported_safetensors(tmp_path):
 
 def test_a_resume_at_a_lower_lr_records_the_lr_segments(tmp_path):
     """A run stopped and resumed with another --wcft-lr (an lr drop by hand, docs/TRAINING.md
-    step 14) keeps training from the same state, and the export's provenance lists the
+    step 13) keeps training from the same state, and the export's provenance lists the
     learning rates step by step; a resume at the same rates adds no segment."""
     import json
     from safetensors import safe_open

@@ -13,7 +13,7 @@ def lineage_steps(pv: dict) -> list:
     from, newest first, as far as the provenance records them: an exported file's
     provenance carries its parent's (``init_from.init_args``) when the parent was a
     .safetensors file, and only the parent's step count when it was a checkpoint.  A
-    ``--wcft-exponent keep`` run (docs/TRAINING.md step 14) trains every step under the
+    ``--wcft-exponent keep`` run (docs/TRAINING.md step 13) trains every step under the
     clip its parent's WCFT round left, so all its steps count as training."""
     out = []
     while pv:

@@ -110,7 +110,7 @@ def write_report(ctx, command):
     a("The same training run exported just before the first WCFT round (`*-nowcft`) and after WCFT "
       "fine-tuning. Each loss is against the float model of the same export; the last column is what WCFT "
       "fine-tuning itself did to the float model. A model continued under its WCFT clip "
-      "(`--wcft-exponent keep`, docs/TRAINING.md step 14) has those steps on the WCFT side only, so for it the "
+      "(`--wcft-exponent keep`, docs/TRAINING.md step 13) has those steps on the WCFT side only, so for it the "
       "last column also holds their training (the Models table gives both lineages).\n")
     a(section_vii(ctx))
     a("")
