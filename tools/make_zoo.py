@@ -94,7 +94,7 @@ def main(argv=None) -> int:
             have = f.read()
         if have != want:
             differ.append("proven.json")
-            print(f"proven.json DIFFERS from the shipped models' full checks")
+            print("proven.json DIFFERS from the shipped models' full checks")
         print(f"{made} model(s) rebuilt, {len(differ)} differ" + (f": {', '.join(differ)}" if differ else ""))
         return 1 if differ or not made else 0
     with open(os.path.join(args.out_dir, "proven.json"), "w", encoding="utf-8") as f:
