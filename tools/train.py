@@ -883,11 +883,9 @@ def main(argv=None):
         nowcft_done = ck.get("nowcft_done", False)
         init_info = ck.get("init_info", {})
         # the learning rates of the processes before this one (a resume may change them)
+        # (a checkpoint stores them up to its own step; an older one without them: its args')
         prev = ck.get("args") or {}
-        segments = ck.get("lr_segments") or [{"until_step": step, "lr": prev.get("lr"),
-                                              "wcft_lr": prev.get("wcft_lr")}]
-        if segments[-1]["until_step"] != step:
-            segments = segments + [{"until_step": step, "lr": prev.get("lr"), "wcft_lr": prev.get("wcft_lr")}]
+        segments = ck.get("lr_segments") or _add_segment([], step, prev.get("lr"), prev.get("wcft_lr"))
         log(f"resumed {ckpt_path} at step {step} (wall {wall:.0f}s)")
     elif args.init:
         own = model.state_dict()
