@@ -76,6 +76,24 @@ def test_key_follows_image_content_not_path_only(tmp_path, images):
     assert runner.task_key(t) != k1
 
 
+def test_float_key_of_latent_rule(tmp_path, images):
+    """An offset-latent float task has its own key; an integer-latent one keeps the
+    key it had before the rule was a task field (the cache stays valid)."""
+    from fxlic.io.floatfile import save_float_model
+    from fxlic.model.arch import hyperprior5
+    from fxlic.model.float_model import random_float_model
+    w = str(tmp_path / "w.safetensors")
+    save_float_model(random_float_model(hyperprior5(4), seed=1), w)
+    t = {"kind": "float", "weights": w, "image": images[0]}
+    k = runner.task_key(t)
+    assert runner.task_key(dict(t, latents="integer")) == k
+    assert runner.task_key(dict(t, latents="offset")) != k
+    parts = {"image": os.path.basename(images[0]), "image_sha": runner._digest(images[0]), "kind": "float",
+             "weights_sha": runner._digest(w), "wq": None, "act_model": None, "precision": "float32",
+             "engine": runner._engine()}
+    assert make_key(**parts) == k
+
+
 def test_jpeg_task_end_to_end(tmp_path, images):
     cache = Cache(str(tmp_path / "c"))
     rec = runner.evaluate([{"kind": "classical", "codec": "jpeg", "q": 75, "image": images[0]}],
@@ -120,3 +138,28 @@ def test_fxlic_eval_command_bad_model_files(tmp_path, images, capsys):
         assert main(["eval", opt, path, "--codecs", "", "--images-dir", d, "--no-cache", "-q"]) == 1
         err = capsys.readouterr().err
         assert "Traceback" not in err and path.split("/")[-1] in err
+
+
+def test_fxlic_eval_float_latents(tmp_path, images):
+    """--float-latents: offset (default) is the float model with y_hat = mean + round(y - mean)
+    (sim.forward_codec latents="offset"), integer is round(y); the JSON says which."""
+    from fxlic.cli import main
+    from fxlic.eval import sim
+    from fxlic.io.floatfile import load_weights, save_float_model
+    from fxlic.io.images import read_image
+    from fxlic.model.arch import hyperprior5
+    from fxlic.model.float_model import random_float_model
+    w = str(tmp_path / "w.safetensors")
+    save_float_model(random_float_model(hyperprior5(8), seed=3), w)
+    fm, d = load_weights(w), os.path.dirname(images[0])
+    for rule in ("offset", "integer"):
+        out = str(tmp_path / f"{rule}.json")
+        argv = ["eval", "--models", "--float", w, "--codecs", "", "--images-dir", d, "--no-cache", "--json", out,
+                "-q"] + (["--float-latents", rule] if rule == "integer" else [])
+        assert main(argv) == 0
+        res = json.load(open(out))
+        (c,) = res["curves"]
+        want = np.mean([sim.forward_codec(fm, read_image(p), engine=runner._engine(), latents=rule)[1]
+                        for p in images])
+        assert c["points"][0][1]["bpp"] == pytest.approx(want, rel=1e-9)
+        assert ("mean + round" in c["description"]) == (rule == "offset")

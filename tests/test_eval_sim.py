@@ -60,6 +60,22 @@ def test_forward_codec_is_float_codec_and_activation_sim_runs():
     assert rec2.shape == img.shape and np.isfinite(bpp2)
 
 
+@pytest.mark.parametrize("arch", ["hyperprior", "factorized"])
+def test_forward_codec_offset_latents_is_float_codec_offset(arch):
+    """latents="offset" (SPEC O5's rule in float, CompressAI's inference) is
+    float_codec(latents="offset"): same reconstruction, same ideal rate."""
+    from fxlic.model.arch import factorized
+    fm = random_float_model(hyperprior5(4) if arch == "hyperprior" else factorized(4), seed=5)
+    img = np.random.default_rng(6).integers(0, 256, (3, 64, 80), dtype=np.uint8)
+    rec0, bpp0 = float_codec(fm, img, latents="offset")
+    rec1, bpp1, _ = sim.forward_codec(fm, img, dtype=np.float64, latents="offset")
+    assert np.array_equal(rec0, rec1) and bpp1 == pytest.approx(bpp0, rel=1e-12)
+    with pytest.raises(ValueError, match="float model only"):
+        sim.forward_codec(fm, img, act={}, latents="offset")
+    with pytest.raises(ValueError, match="latents"):
+        sim.forward_codec(fm, img, latents="median")
+
+
 def test_fake_quantize_matches_codebook_levels():
     from fxlic.quant.activations import quantize_activation_float, relu_channel_params
     rng = np.random.default_rng(5)

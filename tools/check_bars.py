@@ -9,7 +9,8 @@
    is below fxlic's PSNR (fxlic.eval.bd.beats_points);
 2. BD-rate (PSNR, fxlic.eval.bd: bjontegaard pchip) of the integer hyperprior-5 MSE set against
    JPEG 2000 and WebP (below 0: fxlic needs fewer bits);
-3. integer minus float PSNR of every shipped model (within 0.1 dB).
+3. integer minus float PSNR of every shipped model (within 0.1 dB), the float model run
+   under the integer model's latent rule (SPEC O5: offset latents code round(y - mean)).
 
 Thin over fxlic.eval: the same per-image records and cache as tools/paper_tables.py
 (``--cache``), so neither recomputes what the other has.
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     from fxlic.eval.runner import evaluate, summarize
     from fxlic.eval.bd import bd_rate
     from fxlic.io.images import ImageError, list_images
-    from fxlic.io.modelfile import list_zoo
+    from fxlic.io.modelfile import list_zoo, read_model_file
     from fxlic.commands.common import DEFAULT_MODEL
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -64,14 +65,15 @@ def main(argv=None) -> int:
     floats = {n: os.path.join(ROOT, "fxlic", "zoo", f"{n}.float.safetensors") for n in zoo}
     floats = {n: p for n, p in floats.items() if os.path.isfile(p) and not args.no_float}
     anchors = [c for c in ("jpeg", "jpeg2000", "webp") if available(c)]
+    latents = {n: "offset" if read_model_file(p)[0].offset_latents else "integer" for n, p in zoo.items()}
 
     tasks, index = [], []
     for n, p in zoo.items():
         for im in images:
             tasks.append({"kind": "int", "model": p, "image": im})
             index.append(("int", n, None))
-            if n in floats:
-                tasks.append({"kind": "float", "weights": floats[n], "image": im})
+            if n in floats:  # the float model under the integer model's latent rule (SPEC O5)
+                tasks.append({"kind": "float", "weights": floats[n], "image": im, "latents": latents[n]})
                 index.append(("float", n, None))
     for c in anchors:
         for q in CODECS[c].qualities:

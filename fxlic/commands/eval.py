@@ -96,7 +96,10 @@ def _curves(args, images, cache):
         meta.setdefault(key, {"label": f"fxlic {kind} {arch}", "kind": kind, "models": []})
         meta[key]["models"].append(os.path.basename(path))
         k = "model" if kind == "int" else "weights"
-        plan.append((key, os.path.basename(path), [{"kind": kind, k: path, "image": i} for i in images]))
+        extra = {"latents": args.float_latents} if kind == "float" and args.float_latents != "integer" else {}
+        meta[key]["latents"] = args.float_latents
+        plan.append((key, os.path.basename(path), [dict({"kind": kind, k: path, "image": i}, **extra)
+                                                    for i in images]))
     for name in _codec_names(args):
         c = C.CODECS[name]
         key = ("classical", name)
@@ -128,7 +131,8 @@ def _description(c, n, version):
         return (f"fxlic {version} 8-bit integer codec (numba backend), bpp of the real .fxl bitstream; "
                 f"{n} image(s); models {', '.join(c['models'])}")
     if c["kind"] == "float":
-        return (f"Inference (estimation): fxlic {version} float32 forward, ideal bpp (-log2 p); "
+        rule = "y_hat = mean + round(y - mean)" if c.get("latents") == "offset" else "y_hat = round(y)"
+        return (f"Inference (estimation): fxlic {version} float32 forward ({rule}), ideal bpp (-log2 p); "
                 f"{n} image(s); weights {', '.join(c['models'])}")
     lib = library_version(CODECS[c["codec"]].library)
     return f"{c['label']}, {lib}, bpp of the whole file; {n} image(s)"
@@ -249,6 +253,10 @@ def register(sub):
                    help="integer models, paths or shipped names (default: every shipped model; "
                         "--models with no name: none)")
     s.add_argument("--float", nargs="*", metavar="W", help="float weights (.safetensors/.npz)")
+    s.add_argument("--float-latents", choices=("offset", "integer"), default="offset",
+                   help="how the float models round y and z: offset (default; CompressAI's inference, "
+                        "y_hat = mean + round(y - mean), the rule of fxlic's offset-latent integer models, "
+                        "SPEC O5) or integer (round(y))")
     s.add_argument("--codecs", default=None, metavar="LIST",
                    help="comma-separated classical codecs: jpeg,jpeg444,jpeg2000,webp,avif,jpegxl,hevc "
                         f"(default: those of {','.join(DEFAULT_CODECS)} installed; '' for none)")

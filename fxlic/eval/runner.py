@@ -8,10 +8,13 @@ A *task* is a small dict naming what to run on one image:
         real .fxl bitstream through fxlic.codec (numba backend): bpp from the
         stream size, est_bpp from the entropy model's estimate, encode/decode s
   {"kind": "float", "weights": W.safetensors, "image": PATH,
-   "wq": None | one of sim.WEIGHT_VARIANTS, "act": None | MODEL.fxq}
+   "wq": None | one of sim.WEIGHT_VARIANTS, "act": None | MODEL.fxq,
+   "latents": "integer" (default) | "offset"}
         the float model as a codec (ideal bpp), optionally with weights-only
         quantization (wq) and/or activations fake-quantized with the exponents
-        and mux of the integer model ``act``
+        and mux of the integer model ``act``; ``latents="offset"`` runs it with
+        CompressAI's y_hat = mean + round(y - mean) (SPEC O5; float only), the
+        reference of an offset-latent integer model
 
 Each task gives a record {"image", "bpp", "psnr", "msssim", ...}; records are
 cached under a key made of the content hash of every file the task reads
@@ -51,6 +54,8 @@ def task_key(task: dict) -> str:
         parts.update(kind=kind, weights_sha=_digest(t["weights"]), wq=t.get("wq"),
                      act_model=_content_hash(t["act"]) if t.get("act") else None, precision="float32",
                      engine=_engine())
+        if t.get("latents", "integer") != "integer":  # integer-latent keys stay as they were
+            parts.update(latents=t["latents"])
     else:
         raise ValueError(f"unknown task kind {kind!r}")
     return make_key(**parts)
@@ -132,7 +137,8 @@ def run_task(task: dict) -> dict:
             im = _int_model(task["act"])
             act = activation_params(im)
         t0 = time.perf_counter()
-        out, bpp, ystats = forward_codec(fm, px, act, im, engine=_engine())
+        out, bpp, ystats = forward_codec(fm, px, act, im, engine=_engine(),
+                                         latents=task.get("latents", "integer"))
         from ..model.int_forward import pad_to_multiple
         padded = pad_to_multiple(px, fm.arch.pad_multiple)
         rec.update(bpp=bpp, seconds=time.perf_counter() - t0, padded_sum=int(padded.astype(np.int64).sum()),

@@ -165,15 +165,23 @@ def _torch_layers(fm: FloatModel):
 
 
 def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None, dtype=np.float32,
-                  engine: str = "numpy"):
+                  engine: str = "numpy", latents: str = "integer"):
     """(3, H, W) uint8 -> (reconstruction uint8, ideal bpp, y statistics).
 
     Without ``act`` and with ``dtype=np.float64`` this is
     ``fxlic.model.float_codec.float_codec`` (same formulas); the default
     float32 is what the networks were trained in and 2-3x faster here.  With ``act = activation_params(im)`` every activation is
     fake-quantized, y_hat - mu (mu from ``im``'s mean reduction) and z_hat
-    are saturated to int8.
+    are saturated to int8.  ``latents="offset"`` (float only, no ``act``) runs
+    the float model with CompressAI's inference semantics, as
+    ``float_forward(latents="offset")``: z_hat = m + round(z - m) with the
+    bottleneck median m, y_hat = mean + round(y - mean) (SPEC O5: the rule an
+    offset-latent integer model implements, so its float reference).
     """
+    if latents not in ("integer", "offset"):
+        raise ValueError("latents must be 'integer' or 'offset'")
+    if latents == "offset" and act is not None:
+        raise ValueError("offset latents are simulated for the float model only (act=None)")
     from ..entropy.cdf import factorized_likelihood, factorized_params_from_state_dict
 
     _, H, W = pixels.shape
@@ -184,6 +192,9 @@ def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None,
                         {k: v.astype(dtype) for k, v in fm.biases.items()}, fm.entropy, fm.meta)
     t = {"x": padded.astype(dtype) / dtype(255.0)}
     ystats = None
+    med = None
+    if latents == "offset":
+        med = np.asarray(fm.entropy["entropy_bottleneck.quantiles"], np.float64)[:, 0, 1][:, None, None]
     if engine == "torch":
         if dtype != np.float32:
             raise ValueError("the torch engine runs float32 only")
@@ -208,14 +219,20 @@ def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None,
             if act is not None:
                 m = mu[:, None, None] if mu is not None else 0.0
                 yh = (np.clip(yh - m, -128, 127) + m).astype(dtype)
-            t["y_hat"] = yh
+            if med is not None:  # offset: the hyperprior's y_hat waits for the means
+                yh = (med + np.floor(out - med + 0.5)).astype(dtype) if fm.arch.kind == "factorized" else None
+            if yh is not None:
+                t["y_hat"] = yh
             # h_a reads continuous y in the float model, y_hat in the integer one
             t["y"] = yh if act is not None else out
         elif l.out == "z":
-            zh = np.floor(out + 0.5)
+            zh = np.floor(out + 0.5) if med is None else (med + np.floor(out - med + 0.5)).astype(dtype)
             if act is not None:
                 zh = np.clip(zh, -128, 127)
             t["z_hat"] = zh
+        elif l.out == "ms" and med is not None:
+            mean = out[fm.arch.M:]
+            t["y_hat"] = (mean + np.floor(t["y"] - mean + 0.5)).astype(dtype)
     params = factorized_params_from_state_dict(fm.entropy)
 
     def fact_bits(v):

@@ -91,8 +91,9 @@ def section_vi(ctx):
         lw = loss(ctx.float_recs(name, ctx.abl_images, wq="cw-nlq"), base)
         la = loss(ctx.float_recs(name, ctx.abl_images, act=ctx.act_model(name)), base)
         ir = ctx.int_recs(name, ctx.abl_images)
-        lwa = loss(ir, base, rate="est_bpp")
-        lwaf = loss(ir, base)
+        own = ctx.own_float_recs(name, ctx.abl_images)  # the integer codec's reference (SPEC O5)
+        lwa = loss(ir, own, rate="est_bpp")
+        lwaf = loss(ir, own)
         lam = ctx.lam(name)
         P = PAPER_VI_HYPER if kind == "hyperprior" else PAPER_VI_FACT
 
@@ -119,8 +120,9 @@ def section_vii(ctx):
         b1 = ctx.float_recs(name, ctx.abl_images)
         w0 = loss(ctx.float_recs(name, ctx.abl_images, wq="cw-nlq", nowcft=True), b0)
         w1 = loss(ctx.float_recs(name, ctx.abl_images, wq="cw-nlq"), b1)
-        i0 = loss(ctx.int_recs(name, ctx.abl_images, nowcft=True), b0, rate="est_bpp")
-        i1 = loss(ctx.int_recs(name, ctx.abl_images), b1, rate="est_bpp")
+        i0 = loss(ctx.int_recs(name, ctx.abl_images, nowcft=True),
+                  ctx.own_float_recs(name, ctx.abl_images, nowcft=True), rate="est_bpp")
+        i1 = loss(ctx.int_recs(name, ctx.abl_images), ctx.own_float_recs(name, ctx.abl_images), rate="est_bpp")
         ff = loss(b1, b0)
         P = PAPER_VII_HYPER_WO if kind == "hyperprior" else PAPER_VII_FACT_WO
         PW = PAPER_VI_HYPER["w"] if kind == "hyperprior" else PAPER_VI_FACT["w"]
@@ -146,8 +148,9 @@ def section_viii(ctx):
         base = ctx.float_recs(name, ctx.abl_images)
         a_lq = loss(ctx.float_recs(name, ctx.abl_images, act=ctx.act_model(name, "lq")), base)
         a_nlq = loss(ctx.float_recs(name, ctx.abl_images, act=ctx.act_model(name)), base)
-        i_lq = loss(ctx.int_recs(name, ctx.abl_images, act="lq"), base, rate="est_bpp")
-        i_nlq = loss(ctx.int_recs(name, ctx.abl_images), base, rate="est_bpp")
+        i_lq = loss(ctx.int_recs(name, ctx.abl_images, act="lq"),
+                    ctx.own_float_recs(name, ctx.abl_images, act="lq"), rate="est_bpp")
+        i_nlq = loss(ctx.int_recs(name, ctx.abl_images), ctx.own_float_recs(name, ctx.abl_images), rate="est_bpp")
         P0 = PAPER_VIII_HYPER_LQ if kind == "hyperprior" else PAPER_VIII_FACT_LQ
         P1 = PAPER_VI_HYPER["a"] if kind == "hyperprior" else PAPER_VI_FACT["a"]
         p0, p1 = paper_at(lam, P0), paper_at(lam, P1)
@@ -163,9 +166,9 @@ def viii_note(ctx):
     """The LQ vs NLQ+mux difference measured here against the paper's (computed)."""
     diffs = []
     for name, _ in ctx.models:
-        base = ctx.float_recs(name, ctx.abl_images)
-        i_lq = loss(ctx.int_recs(name, ctx.abl_images, act="lq"), base, rate="est_bpp")
-        i_nlq = loss(ctx.int_recs(name, ctx.abl_images), base, rate="est_bpp")
+        i_lq = loss(ctx.int_recs(name, ctx.abl_images, act="lq"),
+                    ctx.own_float_recs(name, ctx.abl_images, act="lq"), rate="est_bpp")
+        i_nlq = loss(ctx.int_recs(name, ctx.abl_images), ctx.own_float_recs(name, ctx.abl_images), rate="est_bpp")
         if i_lq and i_nlq:
             diffs.append((name, i_nlq[0] - i_lq[0]))
     paper = [b - a for t0, t1 in ((PAPER_VIII_HYPER_LQ, PAPER_VI_HYPER["a"]), (PAPER_VIII_FACT_LQ, PAPER_VI_FACT["a"]))
@@ -198,7 +201,8 @@ def section_v(ctx):
         p = ctx.int_model(name)
         if name not in ctx.weights or p is None:
             continue
-        recs = [r for r in ctx.float_recs(name, ctx.images) if r and "y_max" in r]
+        # round(y) statistics: the same under either latent rule (sim.forward_codec)
+        recs = [r for r in ctx.own_float_recs(name, ctx.images) if r and "y_max" in r]
         if not recs:
             continue
         im = load_model(p)

@@ -139,6 +139,7 @@ class Ctx:
             self.models = [(n, self.meta[n]["kind"]) for n in self.weights]
         self.compute = not args.report_only
         self.int_paths = {}
+        self._latents = {}  # .fxq path -> its latent rule
         self.planning = False
         self.pending = []
         self.computed = 0  # per-image results computed in this run
@@ -255,14 +256,34 @@ class Ctx:
             return [None] * len(images)
         return self.run([{"kind": "int", "model": p, "image": i} for i in images], desc or f"int {name}")
 
-    def float_recs(self, name, images, wq=None, act=None, nowcft=False, desc=None):
+    def float_recs(self, name, images, wq=None, act=None, nowcft=False, desc=None, latents="integer"):
         """Float model records, optionally with quantized weights (``wq``) or activations
-        (``act``: the .fxq whose activation parameters are simulated; MISSING if not built)."""
+        (``act``: the .fxq whose activation parameters are simulated; MISSING if not built);
+        ``latents``: the rounding rule of y and z ("offset": SPEC O5, float only)."""
         w = (self.nowcft if nowcft else self.weights).get(name)
         if w is None or act is MISSING:
             return [None] * len(images)
         tasks = [{"kind": "float", "weights": w, "image": i, "wq": wq, "act": act} for i in images]
+        if latents != "integer":
+            for t in tasks:
+                t["latents"] = latents
         return self.run(tasks, desc or f"float {name} {wq or ''} {'A' if act else ''}".strip())
+
+    def own_float_recs(self, name, images, nowcft=False, **int_kw):
+        """The float records an integer variant (``int_model``'s options) is compared with:
+        the float model under that integer model's latent rule (SPEC O5: an offset-latent
+        model codes round(y - mean), so its float reference does too)."""
+        return self.float_recs(name, images, nowcft=nowcft,
+                               latents=self.latents(self.int_model(name, nowcft=nowcft, **int_kw)))
+
+    def latents(self, path):
+        """"offset" or "integer": the latent rule of the .fxq at ``path`` (integer if None)."""
+        if path is None:
+            return "integer"
+        if path not in self._latents:
+            from fxlic.io.modelfile import read_model_file
+            self._latents[path] = "offset" if read_model_file(path)[0].offset_latents else "integer"
+        return self._latents[path]
 
     def classical(self, name, images):
         """[(quality, records)] of a classical codec over its quality sweep."""

@@ -64,7 +64,7 @@ def export_results(ctx, rd, directory, per_image=True):
         for gname, names in groups:
             if not names:
                 continue
-            recs = {m: (ctx.int_recs if kind == "int" else ctx.float_recs)(m, ctx.images) for m in names}
+            recs = {m: (ctx.int_recs if kind == "int" else ctx.own_float_recs)(m, ctx.images) for m in names}
             what = ("8-bit integer codec (numba backend), bpp of the real .fxl bitstream" if kind == "int" else
                     "Inference (estimation): float32 forward, ideal bpp (-log2 p)")
             label = f"fxlic-{kind}-{gname}"

@@ -20,6 +20,7 @@ def compute_all(ctx):
     # P2 RD on the ablation images, P3 Table VI (weights only, activations only), P2b RD on all images
     for n in names:
         ctx.float_recs(n, abl)
+        ctx.own_float_recs(n, abl)
         ctx.int_recs(n, abl)
     ctx.flush("RD (ablation images)")
     for n in names:
@@ -27,13 +28,14 @@ def compute_all(ctx):
         ctx.float_recs(n, abl, act=ctx.act_model(n))
     ctx.flush("Table VI (W only, A only)")
     for n in names:
-        ctx.float_recs(n, imgs)
+        ctx.own_float_recs(n, imgs)
         ctx.int_recs(n, imgs)
     ctx.flush("RD (all images)")
     # P4 Table VIII: activation LQ (integer model and activation-only simulation)
     ctx.build([(n, False, [("cw-nlq", "lq", True)]) for n in names])
     for n in names:
         ctx.float_recs(n, abl, act=ctx.act_model(n, "lq"))
+        ctx.own_float_recs(n, abl, act="lq")
         ctx.int_recs(n, abl, act="lq")
     ctx.flush("Table VIII (activation LQ)")
     # P5 Table VII: models without WCFT
@@ -42,6 +44,7 @@ def compute_all(ctx):
         if n in ctx.nowcft:
             ctx.float_recs(n, abl, nowcft=True)
             ctx.float_recs(n, abl, wq="cw-nlq", nowcft=True)
+            ctx.own_float_recs(n, abl, nowcft=True)
             ctx.int_recs(n, abl, nowcft=True)
     ctx.flush("Table VII (no WCFT)")
     # P6 Table I and Lin et al. on the middle model
@@ -64,7 +67,7 @@ def compute_quick(ctx):
     """Every task of the headline tables in one pool and one progress bar."""
     ctx.planning = True
     for n, _ in ctx.models:
-        ctx.float_recs(n, ctx.images)
+        ctx.own_float_recs(n, ctx.images)
         ctx.int_recs(n, ctx.images)
     for c in ctx.args.codecs:
         ctx.classical(c, ctx.images)

@@ -16,10 +16,11 @@ from .records import summarize_present, complete, paired
 
 def main_rd(ctx):
     """Per model: float and integer summaries over all images (paired over the
-    images both have; either alone when the other is missing)."""
+    images both have; either alone when the other is missing); the float model
+    runs under its integer model's latent rule (``Ctx.own_float_recs``)."""
     res = {}
     for name, kind in ctx.models:
-        fr = ctx.float_recs(name, ctx.images)
+        fr = ctx.own_float_recs(name, ctx.images)
         ir = ctx.int_recs(name, ctx.images)
         fi, ii = paired(fr, ir)
         if fi:

@@ -22,6 +22,23 @@ from .rd import main_rd, objective, section_bd, section_classical, section_main
 from .summary import section_summary
 
 
+def latent_rule_cells(ctx):
+    """Per model: the float model on the ablation images with integer-rounded latents and
+    under its integer model's rule (computed)."""
+    from ..runner import summarize
+    from .records import paired
+    cells = []
+    for n, _ in ctx.models:
+        if ctx.latents(ctx.int_model(n)) == "integer":
+            continue
+        a, b = paired(ctx.float_recs(n, ctx.abl_images), ctx.own_float_recs(n, ctx.abl_images))
+        if not a:
+            cells.append(f"{n} pending")
+            continue
+        sa, sb = summarize(a), summarize(b)
+        cells.append(f"{n} {sa['bpp']:.4f} bpp / {sa['psnr']:.3f} dB -> {sb['bpp']:.4f} / {sb['psnr']:.3f}")
+    return "; ".join(cells) or "no offset-latent model in this run"
+
 def write_report(ctx, command):
     """Write the full report (--out, docs/RESULTS.md), its figures, CompressAI-layout JSON and
     results.json (--figures); every number from the cache (pending where missing)."""
@@ -49,8 +66,13 @@ def write_report(ctx, command):
     a("Conventions: bpp of the integer models is the size of the real `.fxl` file (header, CRC and both "
       "substreams) over the pixel count; *estimated* bpp is the entropy model's -log2 p of the same symbols "
       "(the counterpart of the float model's ideal bpp, used for the loss tables so the coder's overhead is "
-      "not counted as quantization loss). Float models run in float32 with y and z rounded, the ideal rate "
-      "-log2 p under their own float entropy model. PSNR is RGB 8-bit, averaged over images; MS-SSIM is "
+      "not counted as quantization loss). Float models run in float32, the ideal rate -log2 p under their own "
+      "float entropy model; wherever a float model is the reference of an integer codec (the Models and RD "
+      "rows, the integer-codec columns of Tables VI-VIII) it rounds its latents by the integer model's rule: "
+      "for the offset-latent models fxlic builds (SPEC O5) that is CompressAI's inference, "
+      "y_hat = mean + round(y - mean) and z_hat = median + round(z - median); the weights-only and "
+      "activation-only simulations and their float baseline round y and z to integers (`fxlic.eval.sim`). "
+      "PSNR is RGB 8-bit, averaged over images; MS-SSIM is "
       "Wang et al. 2003 on RGB (mean over channels), averaged over images, and MS-SSIM dB = "
       "-10 log10(1 - MS-SSIM). Classical codecs: bpp of the whole file.\n")
     a("## Summary (computed)\n")
@@ -98,7 +120,9 @@ def write_report(ctx, command):
     a("The paper (Fig. 9) reports that Lin et al.'s LQ gives an uneven RD curve across lambda and that its NLQ "
       "variant stays below CW-NLQ with WCFT for every lambda.\n")
     a(f"## Table VI: coding loss of weight (W), activation (A) and W+A quantization (first {K} images)\n")
-    a("dPSNR (dB) / dbpp against the float model of the same weights, paired per image. W only: dequantized "
+    a("dPSNR (dB) / dbpp against the float model of the same weights, paired per image (W only and A only "
+      "against the float model with integer-rounded latents, as the simulations run; W+A against the float "
+      "model under the integer model's latent rule, see Conventions). W only: dequantized "
       "CW-NLQ weights, float activations. A only: float weights, every activation fake-quantized channel-wise "
       "with the calibrated exponents and mux of the integer model (NLQ after ReLU, LQ on the hyper path and HS5, "
       "y_hat - mu and z_hat saturated to 8 bits; `fxlic.eval.sim.forward_codec`). W+A: the real integer codec "
@@ -180,12 +204,14 @@ def write_report(ctx, command):
       "* **Calibration**: 9 CBSD68 images (first in name order, centre crop 512), as the paper's 'nine training "
       "images'.\n"
       "* **Integer models that need fewer bits than their float model** "
-      f"({', '.join(fewer) if fewer else 'none in this run'}; more than 1 % below the float rate): Table VI "
-      "separates the causes. Where neither the weights-only nor the activation-only simulation shows the drop, "
-      "it comes from the rest of the integer path (weights and activations together, and the integer entropy "
-      "model's table choice of SPEC E1); this was not isolated further. On these under-trained models the float "
-      "entropy model is a poor fit of its own latents, so a perturbation can lower the rate; the paper's "
-      "converged models show small rate *increases*.\n"
+      f"({', '.join(fewer) if fewer else 'none in this run'}; more than 1 % below the float rate of the "
+      "float model under the same latent rule). On these under-trained models the float entropy model is a "
+      "poor fit of its own latents, so a perturbation can lower the rate; the paper's converged models show "
+      "small rate *increases*.\n"
+      "* **The float reference's latent rule.** Until session 12 every float reference rounded y and z to "
+      "integers, while the integer models code round(y - mean) (SPEC O5); the difference of rules was counted "
+      f"as quantization loss. The float models under the two rules (first {K} images, integer -> offset "
+      f"latents): {latent_rule_cells(ctx)}.\n"
       "* **Quantization losses** depend on how the trained weights and activations are distributed; an "
       "under-trained network has a different dynamic range per channel than the paper's, so the sign and "
       "size of individual entries can differ even where the method is the same.\n")
@@ -205,7 +231,7 @@ def ablation_cost(ctx):
     """Measured time of a float forward and of an integer encode + decode (this run's records)."""
     fl, it = [], []
     for n, _ in ctx.models:
-        fl += [r["seconds"] for r in ctx.float_recs(n, ctx.images) if r and r.get("seconds") is not None]
+        fl += [r["seconds"] for r in ctx.own_float_recs(n, ctx.images) if r and r.get("seconds") is not None]
         it += [r["encode_s"] + r["decode_s"] for r in ctx.int_recs(n, ctx.images) if r and "encode_s" in r]
     if not fl or not it:
         return "timings pending"
