@@ -247,8 +247,10 @@ def check_meta(meta) -> None:
         raise ModelError("meta field calibration.images must be a list of file names")
 
 
+#: the shipped models' directory (fxlic/zoo; fxlic.io.modelfile re-exports it)
+ZOO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
 #: the shipped models' content hashes whose K2 proof passed (tools/make_zoo.py)
-PROVEN_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo", "proven.json")
+PROVEN_FILE = os.path.join(ZOO_DIR, "proven.json")
 
 
 @functools.lru_cache(maxsize=1)

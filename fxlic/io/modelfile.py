@@ -47,7 +47,7 @@ READABLE_SPECS = ("fxlic-spec-1.1", SPEC_1_2, SPEC_1_3, SPEC_VERSION)
 #: the versions whose offset-latent files may carry GRID_ARRAY (G != 2)
 GRID_SPECS = (SPEC_1_3, SPEC_VERSION)
 from .files import check_input
-from .modelcheck import check_architecture, check_model, stamp
+from .modelcheck import ZOO_DIR, check_architecture, check_model, stamp
 
 MAGIC = "fxlic-model"
 FORMAT_VERSION = 1
@@ -470,10 +470,8 @@ def load_model(path: str) -> IntModel:
 
 
 # --------------------------------------------------------------------------
-# shipped models
+# shipped models (ZOO_DIR: fxlic.io.modelcheck)
 # --------------------------------------------------------------------------
-
-ZOO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
 
 
 def list_zoo() -> list:
