@@ -131,6 +131,12 @@ class Model:
 
     # -- the float model --------------------------------------------------
     @property
+    def latents(self) -> str:
+        """How the model rounds y and z (SPEC O5): "offset" (y_hat = mean + round(y - mean))
+        or "integer" (round(y)); its float reference rounds the same way."""
+        return "offset" if self.int_model.offset_latents else "integer"
+
+    @property
     def float_path(self):
         """``<model>.float.safetensors`` beside the .fxq, or None."""
         if self.path is None:
@@ -151,16 +157,18 @@ class Model:
 
     def float_forward(self, image, exact: bool = False) -> dict:
         """The float codec on an image: ``{"x_hat": (H, W, 3) uint8, "bpp":
-        ideal rate of its rounded latents}``.  float32 (PyTorch when installed);
-        ``exact=True``: the float64 NumPy forward calibration uses."""
+        ideal rate of its rounded latents}``, the latents rounded by this
+        model's rule (``latents``: SPEC O5 offset, CompressAI's inference, or
+        integer).  float32 (PyTorch when installed); ``exact=True``: the
+        float64 NumPy forward calibration uses."""
         from .model.float_codec import float_codec
         from .eval.sim import float_engine, forward_codec
 
         px = to_pixels(image)
         if exact:
-            rec, bpp = float_codec(self.float_model, px)
+            rec, bpp = float_codec(self.float_model, px, latents=self.latents)
         else:
-            rec, bpp, _ = forward_codec(self.float_model, px, engine=float_engine())
+            rec, bpp, _ = forward_codec(self.float_model, px, engine=float_engine(), latents=self.latents)
         return {"x_hat": rec.transpose(1, 2, 0).copy(), "bpp": bpp}
 
     # -- golden vectors ---------------------------------------------------

@@ -75,6 +75,12 @@ def test_load_compress_decompress_shipped(image, tmp_path, capsys):
     # float forward from the shipped float weights
     f = m.float_forward(a)
     assert f["x_hat"].shape == a.shape and f["x_hat"].dtype == np.uint8 and f["bpp"] > 0
+    # under the model's own latent rule (SPEC O5): the shipped models code round(y - mean)
+    from fxlic.eval.sim import float_engine, forward_codec
+    assert m.latents == "offset"
+    rec_o, bpp_o, _ = forward_codec(m.float_model, a.transpose(2, 0, 1).copy(), engine=float_engine(),
+                                    latents="offset")
+    assert f["bpp"] == bpp_o and np.array_equal(f["x_hat"], rec_o.transpose(1, 2, 0))
 
 
 def test_path_model_float_forward_and_errors(small, image):

@@ -36,13 +36,14 @@ def run(args) -> int:
           f"run includes JIT compilation)")
     fpath = os.path.join(ZOO_DIR, f"{os.path.basename(name)}.float.safetensors")
     if os.path.exists(fpath):
+        from ..eval.sim import float_engine, forward_codec
         from ..io.floatfile import load_float_model
-        from ..model.float_codec import float_codec
         fm = load_float_model(fpath)
-        frec, fbpp = float_codec(fm, pixels)
+        rule = "offset" if model.offset_latents else "integer"  # the integer model's latent rule (SPEC O5)
+        frec, fbpp, _ = forward_codec(fm, pixels, engine=float_engine(), latents=rule)
         p_f = psnr(pixels, frec)
-        print(f"  float model   : {fbpp:.4f} bpp (estimated), PSNR {p_f:.3f} dB; integer - float = "
-              f"{p_int - p_f:+.3f} dB")
+        print(f"  float model   : {fbpp:.4f} bpp (estimated, float32, {rule} latents), PSNR {p_f:.3f} dB; "
+              f"integer - float = {p_int - p_f:+.3f} dB")
     else:
         print("  float model   : weights not shipped for this model; no float comparison")
     write_atomic(args.output, png_bytes(recon))
