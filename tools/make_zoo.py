@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     from fxlic.cli import main as fxlic_main
 
     made, differ = 0, []
+    os.makedirs(args.out_dir, exist_ok=True)
     tmp = tempfile.TemporaryDirectory(prefix="make_zoo-") if args.check else None
     for name in args.names or ZOO:
         pkg = os.path.join(args.out_dir, f"{name}.float.safetensors")
