@@ -134,7 +134,7 @@ class Model:
     def latents(self) -> str:
         """How the model rounds y and z (SPEC O5): "offset" (y_hat = mean + round(y - mean))
         or "integer" (round(y)); its float reference rounds the same way."""
-        return "offset" if self.int_model.offset_latents else "integer"
+        return self.int_model.latents
 
     @property
     def float_path(self):

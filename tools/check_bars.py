@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     floats = {n: os.path.join(ROOT, "fxlic", "zoo", f"{n}.float.safetensors") for n in zoo}
     floats = {n: p for n, p in floats.items() if os.path.isfile(p) and not args.no_float}
     anchors = [c for c in ("jpeg", "jpeg2000", "webp") if available(c)]
-    latents = {n: "offset" if read_model_file(p)[0].offset_latents else "integer" for n, p in zoo.items()}
+    latents = {n: read_model_file(p)[0].latents for n, p in zoo.items()}
 
     tasks, index = [], []
     for n, p in zoo.items():

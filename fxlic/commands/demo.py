@@ -39,7 +39,7 @@ def run(args) -> int:
         from ..eval.sim import float_engine, forward_codec
         from ..io.floatfile import load_float_model
         fm = load_float_model(fpath)
-        rule = "offset" if model.offset_latents else "integer"  # the integer model's latent rule (SPEC O5)
+        rule = model.latents  # the integer model's latent rule (SPEC O5)
         frec, fbpp, _ = forward_codec(fm, pixels, engine=float_engine(), latents=rule)
         p_f = psnr(pixels, frec)
         print(f"  float model   : {fbpp:.4f} bpp (estimated, float32, {rule} latents), PSNR {p_f:.3f} dB; "

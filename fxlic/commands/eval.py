@@ -96,8 +96,11 @@ def _curves(args, images, cache):
         meta.setdefault(key, {"label": f"fxlic {kind} {arch}", "kind": kind, "models": []})
         meta[key]["models"].append(os.path.basename(path))
         k = "model" if kind == "int" else "weights"
-        extra = {"latents": args.float_latents} if kind == "float" and args.float_latents != "integer" else {}
-        meta[key]["latents"] = args.float_latents
+        extra = {}
+        if kind == "float":
+            meta[key]["latents"] = args.float_latents
+            if args.float_latents != "integer":
+                extra = {"latents": args.float_latents}
         plan.append((key, os.path.basename(path), [dict({"kind": kind, k: path, "image": i}, **extra)
                                                     for i in images]))
     for name in _codec_names(args):

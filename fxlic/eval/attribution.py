@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import psnr
-from ..model.build import IN_PRESCALE, OUT_PRESCALE
+from ..model.build import weight_prescale
 from ..model.float_model import FloatModel
+from ..quant.weights import QuantizedWeights
 from . import sim
 
 
@@ -34,13 +35,7 @@ def int_weights(fm: FloatModel, im) -> dict:
     out = {}
     for spec in fm.arch.layers:
         L = im.layers[spec.name]
-        lv = np.asarray(L.w_levels(), np.float64)
-        w = np.ldexp(lv, np.asarray(L.w_exp, np.int64).reshape((-1,) + (1,) * (lv.ndim - 1)))
-        if spec.src == "x":
-            w = w / IN_PRESCALE
-        if spec.out == "pixel":
-            w = w / OUT_PRESCALE
-        out[spec.name] = w
+        out[spec.name] = QuantizedWeights(L.w_codes, L.w_lut, L.w_exp, "").dequantize() / weight_prescale(spec)
     return out
 
 
@@ -48,13 +43,24 @@ def _with_weights(fm: FloatModel, W: dict) -> FloatModel:
     return FloatModel(fm.arch, dict(fm.weights, **W), fm.biases, fm.entropy, fm.meta)
 
 
+def plan(fm: FloatModel, im, names=None) -> list:
+    """The rows ``attribute`` measures, in order: (part, layer, model, act, base) with
+    ``base`` "float" or "latents" (the run the row is compared with)."""
+    layers = [l.name for l in fm.arch.layers] if names is None else list(names)
+    A = sim.activation_params(im)
+    Wi = int_weights(fm, im)
+    rows = [("latents", "y_hat, z_hat", fm, {}, "float")]
+    rows += [("weights", n, _with_weights(fm, {n: Wi[n]}), None, "float") for n in layers]
+    rows += [("activations", n, fm, {n: A[n]}, "latents") for n in layers if n in A]
+    return rows + [("all weights", "", _with_weights(fm, Wi), None, "float"),
+                   ("all activations", "", fm, A, "float"),
+                   ("all weights + activations", "", _with_weights(fm, Wi), A, "float")]
+
+
 def attribute(fm: FloatModel, im, images, names=None, engine: str = None, progress=None) -> list:
     """Rows {part, layer, dpsnr, drate_pct, worst_dpsnr, worst_image} for ``images``
     [(name, (3, H, W) uint8)]; ``names``: the layers (default every layer)."""
     engine = engine or sim.float_engine()
-    layers = [l.name for l in fm.arch.layers] if names is None else list(names)
-    A = sim.activation_params(im)
-    Wi = int_weights(fm, im)
 
     def run(model, act=None):
         got = []
@@ -72,25 +78,19 @@ def attribute(fm: FloatModel, im, images, names=None, engine: str = None, progre
                 "drate_pct": 100.0 * float(test[:, 1].mean() / base[:, 1].mean() - 1.0),
                 "worst_dpsnr": float(d[k]), "worst_image": images[k][0]}
 
-    fl = run(fm)
-    lat = run(fm, {})
-    rows = [row("latents", "y_hat, z_hat", lat, fl)]
-    for n in layers:
-        rows.append(row("weights", n, run(_with_weights(fm, {n: Wi[n]})), fl))
-    for n in layers:
-        if n in A:
-            rows.append(row("activations", n, run(fm, {n: A[n]}), lat))
-    rows.append(row("all weights", "", run(_with_weights(fm, Wi)), fl))
-    rows.append(row("all activations", "", run(fm, A), fl))
-    rows.append(row("all weights + activations", "", run(_with_weights(fm, Wi), A), fl))
+    base = {"float": run(fm)}
+    rows = []
+    for part, layer, model, act, against in plan(fm, im, names):
+        got = run(model, act)
+        if part == "latents":
+            base["latents"] = got
+        rows.append(row(part, layer, got, base[against]))
     return rows
 
 
 def n_runs(fm: FloatModel, im, names=None) -> int:
     """Float forwards per image that ``attribute`` runs (for a progress bar)."""
-    layers = [l.name for l in fm.arch.layers] if names is None else list(names)
-    A = sim.activation_params(im)
-    return 2 + len(layers) + sum(1 for n in layers if n in A) + 3
+    return 1 + len(plan(fm, im, names))
 
 
-__all__ = ["attribute", "int_weights", "n_runs"]
+__all__ = ["attribute", "int_weights", "n_runs", "plan"]

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from ..model.float_codec import LIKELIHOOD_BOUND, gaussian_likelihood
-from ..model.float_model import FloatModel, float_layer
+from ..model.float_model import FloatModel, bottleneck_medians, float_layer
 from ..model.int_forward import image_mu, pad_to_multiple
 from ..quant.codebook import act_lq_signed, act_nlq
 from ..quant.weights import quantize_weights
@@ -194,7 +194,7 @@ def forward_codec(fm: FloatModel, pixels: np.ndarray, act: dict = None, im=None,
     ystats = None
     med = None
     if latents == "offset":
-        med = np.asarray(fm.entropy["entropy_bottleneck.quantiles"], np.float64)[:, 0, 1][:, None, None]
+        med = bottleneck_medians(fm)
     if engine == "torch":
         if dtype != np.float32:
             raise ValueError("the torch engine runs float32 only")

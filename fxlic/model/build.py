@@ -91,13 +91,25 @@ def calibrate(fm: FloatModel, images, progress=None, forward: str = "fast") -> C
     return cal
 
 
+def weight_prescale(spec) -> float:
+    """SPEC F4: the factor a layer's float weights absorb before quantization
+    (AT0 256/255, ST3 255/256, 1 elsewhere)."""
+    f = 1.0
+    if spec.src == "x":
+        f *= IN_PRESCALE
+    if spec.out == "pixel":
+        f *= OUT_PRESCALE
+    return f
+
+
 def _prescaled(fm: FloatModel, name: str):
     w, b = fm.weights[name], fm.biases[name]
     spec = fm.arch.layer(name)
-    if spec.src == "x":
-        w = w * IN_PRESCALE
+    f = weight_prescale(spec)
+    if f != 1.0:
+        w = w * f
     if spec.out == "pixel":
-        w, b = w * OUT_PRESCALE, b * OUT_PRESCALE
+        b = b * OUT_PRESCALE
     return w, b
 
 

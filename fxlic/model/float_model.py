@@ -70,6 +70,12 @@ def float_layer(fm: FloatModel, name: str, x: np.ndarray) -> np.ndarray:
     return _act(v, l.act)
 
 
+def bottleneck_medians(fm: FloatModel) -> np.ndarray:
+    """(C, 1, 1) float64 medians of the factorized bottleneck (z of a hyperprior,
+    y of a factorized model): the offsets of SPEC O5's offset latents."""
+    return np.asarray(fm.entropy["entropy_bottleneck.quantiles"], np.float64)[:, 0, 1][:, None, None]
+
+
 def float_forward(fm: FloatModel, x: np.ndarray, names=None, record=None, latents: str = "integer") -> dict:
     """Run layers on x (3, H, W) float in [0, 1].  ``latents="integer"``: y and z
     are rounded (Eq 1-2, half up like the integer path); ``"offset"`` (SPEC O5,
@@ -81,7 +87,7 @@ def float_forward(fm: FloatModel, x: np.ndarray, names=None, record=None, latent
     t = {"x": np.asarray(x, dtype=np.float64)}
     med = None
     if latents == "offset":
-        med = np.asarray(fm.entropy["entropy_bottleneck.quantiles"], np.float64)[:, 0, 1][:, None, None]
+        med = bottleneck_medians(fm)
     for l in fm.arch.layers if names is None else [fm.arch.layer(n) for n in names]:
         if l.src not in t:
             continue

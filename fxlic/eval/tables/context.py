@@ -282,7 +282,7 @@ class Ctx:
             return "integer"
         if path not in self._latents:
             from fxlic.io.modelfile import read_model_file
-            self._latents[path] = "offset" if read_model_file(path)[0].offset_latents else "integer"
+            self._latents[path] = read_model_file(path)[0].latents
         return self._latents[path]
 
     def classical(self, name, images):

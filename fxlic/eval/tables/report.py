@@ -39,6 +39,7 @@ def latent_rule_cells(ctx):
         cells.append(f"{n} {sa['bpp']:.4f} bpp / {sa['psnr']:.3f} dB -> {sb['bpp']:.4f} / {sb['psnr']:.3f}")
     return "; ".join(cells) or "no offset-latent model in this run"
 
+
 def write_report(ctx, command):
     """Write the full report (--out, docs/RESULTS.md), its figures, CompressAI-layout JSON and
     results.json (--figures); every number from the cache (pending where missing)."""
