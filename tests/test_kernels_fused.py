@@ -226,21 +226,34 @@ def _operand_cases(rng, n):
             rng.integers(-32768, 32768, n).astype(np.int16), rng.integers(-40, 40, n).astype(np.int16)]
 
 
+@pytest.mark.parametrize("levels", [False, True], ids=["codes", "levels"])
 @pytest.mark.parametrize("kind,leaky", [(0, False), (1, True), (1, False)])
 @pytest.mark.parametrize("nps,nout", [(1, 16), (3, 48), (7, 64), (2, 80)])
-def test_every_oc_block_codes_variant_is_exact(kind, leaky, nps, nout):
+def test_every_oc_block_codes_variant_is_exact(kind, leaky, nps, nout, levels):
     """oc_block_codes of every variant (generic, AVX2, AVX-512 / VNNI) == the
     reference stage of bias + the int64 dot products wrapped to int32, stored
     as int16 only for pixels < npix and outputs < nout; per-channel shifts and
     muxes of every kind of value (SHIFTS, the four codebooks); with zero
-    operands the accumulator is the bias, which sweeps ties and int32 ends."""
+    operands the accumulator is the bias, which sweeps ties and int32 ends.
+    ``kind | LEVELS``: the code's level (its NLQ codebook's, or the O2 code)
+    shifted by the per-channel (lsh, rsh) of prm rows 10, 11 instead."""
     rng = np.random.default_rng(nps * 100 + nout + kind)
     segs = np.array([0, 301], np.int64)
     cols = 2 * 128
     shift = np.resize(np.array(SHIFTS), 128)
     rng.shuffle(shift)
     mux = rng.integers(0, 4, 128)
-    prm = stage_prm(_stage_layer(kind, leaky, shift, mux), 128)
+    prm = stage_prm(_stage_layer(kind, leaky, shift, mux), 128).copy()
+    lsh, rsh = rng.integers(0, 7, 128), rng.integers(0, 4, 128)
+    if levels:
+        prm[10], prm[11] = lsh, rsh
+    luts = np.stack([act_nlq(m).lut() for m in range(4)])
+
+    def stored(code, oo):
+        if not levels:
+            return code
+        lv = luts[mux[oo], code] if kind == 0 else code
+        return (int(lv) << int(lsh[oo])) >> int(rsh[oo])
     lo, hi = (0, 255) if kind == 0 else (-128, 127)
     ends = np.array([I32[0], I32[1], -1, 0, 1, 3 << 20, -(3 << 20), 1 << 30, (1 << 30) - 1], np.int64)
     for name, (blk, block) in nk.codes_variant_callers().items():
@@ -257,15 +270,16 @@ def test_every_oc_block_codes_variant_is_exact(kind, leaky, nps, nout):
                     continue
                 out = np.full(8 * 200, 12345, np.int16)
                 wblk = np.ascontiguousarray(wpk[:, 2 * o:2 * (o + block)])  # the block's own weights
-                blk(x, base, pstep, npix, segs, nps, wblk, o, bias, kind, prm, lo, hi, out, 7, 200, nout)
+                blk(x, base, pstep, npix, segs, nps, wblk, o, bias, kind | (nk.LEVELS if levels else 0), prm,
+                    lo, hi, out, 7, 200, nout)
                 want = np.full(8 * 200, 12345, np.int64)
                 w = wpk.reshape(2 * nps, 128, 2).transpose(0, 2, 1).reshape(4 * nps, 128).astype(np.int64)
                 for a in range(npix):
                     e = np.concatenate([x[base + a * pstep + s:base + a * pstep + s + 2 * nps] for s in segs])
                     for oo in range(o, min(o + block, nout)):
                         acc = int(nk._wrap32(np.int64(bias[oo]) + e.astype(np.int64) @ w[:, oo]))
-                        want[7 + a * 200 + oo] = _ref_stage(kind, leaky, np.array([acc]), int(shift[oo]),
-                                                            int(mux[oo]), 0)[0]
+                        want[7 + a * 200 + oo] = stored(_ref_stage(kind, leaky, np.array([acc]), int(shift[oo]),
+                                                                   int(mux[oo]), 0)[0], oo)
                 assert np.array_equal(out.astype(np.int64), want), (name, ci, npix, o)
 
 
@@ -320,8 +334,8 @@ def test_parallel_and_serial_fused_twins_agree():
             args = (buf, Wp, C, cfg[2], Ho, Wo, np.arange(cfg[1]) * Wp * C, nps, wpk, bias, O, 0)
             n = Ho * Wo * O
             prm = stage_prm(L, len(bias))
-            assert np.array_equal(nk.conv2d_codes_oc(*args, prm, 0, 255, np.empty(n, np.int16)),
-                                  nk.conv2d_codes_oc_serial(*args, prm, 0, 255, np.empty(n, np.int16)))
+            assert np.array_equal(nk.conv2d_codes_oc(*args, prm, 0, 255, 0, np.empty(n, np.int16)),
+                                  nk.conv2d_codes_oc_serial(*args, prm, 0, 255, 0, np.empty(n, np.int16)))
             for chw in (False, True):
                 st = args + (sa, sb, sc, lut, 0, 255, chw)
                 assert np.array_equal(nk.conv2d_stage_oc(*st, np.empty(n, np.int64)),
@@ -332,12 +346,113 @@ def test_parallel_and_serial_fused_twins_agree():
             n = 4 * 23 * 18 * O
             if not few:
                 prm = stage_prm(L, len(prep[-1]))
-                assert np.array_equal(nk.tconv2d_codes_phases(*args, 0, prm, 0, 255, np.empty(n, np.int16)),
-                                      nk.tconv2d_codes_phases_serial(*args, 0, prm, 0, 255, np.empty(n, np.int16)))
+                assert np.array_equal(nk.tconv2d_codes_phases(*args, 0, prm, 0, 255, 0, np.empty(n, np.int16)),
+                                      nk.tconv2d_codes_phases_serial(*args, 0, prm, 0, 255, 0, np.empty(n, np.int16)))
             for chw in (False, True):
                 st = args + (few, 0, sa, sb, sc, lut, 0, 255, chw)
                 assert np.array_equal(nk.tconv2d_stage_phases(*st, np.empty(n, np.int64)),
                                       nk.tconv2d_stage_phases_serial(*st, np.empty(n, np.int64)))
+
+
+# ---- operands stored for the next layer (Predecoded) ------------------------------
+
+def _consumer_pairs(model, names):
+    """(producer, consumer) layer names where the consumer is the one reader."""
+    readers = {}
+    for l in model.arch.layers:
+        readers.setdefault(l.src, []).append(l.name)
+    return [(a, b) for a, b in zip(names, names[1:]) if model.layer(a).spec.out == "act" and readers[a] == [b]]
+
+
+def _pair_inputs(model, px):
+    """{layer: its input codes} of one encode + decode (a recording hook)."""
+    rec = {}
+
+    def hook(name, inp, acc, out):
+        rec[name] = inp
+    hook.wants_acc = False
+    e = encode(model, px, "numba", hook)
+    synthesize(model, e.y, e.mu, "numba", hook)
+    return rec
+
+
+@pytest.mark.skipif(NOJIT, reason="slow without JIT")
+@pytest.mark.parametrize("kw", [{}, {"latents": "offset"}], ids=["plain", "offset"])
+def test_stored_operands_are_the_decode_of_the_codes(kw):
+    """A producer given its consumer (``into``) returns a Predecoded whose buffer
+    is exactly ``_padded`` of the codes it would have written (border, slack and
+    all), for every producer / consumer pair of the network; the consumer then
+    gives the codes it gives from the codes."""
+    from fxlic.kernels import Predecoded
+    from fxlic.model.int_forward import input_tables
+    m = small_model(N=16, seed=2, **kw)
+    px = pad_to_multiple(np.random.default_rng(4).integers(0, 256, (3, 48, 80), dtype=np.uint8),
+                         m.arch.pad_multiple)
+    ins = _pair_inputs(m, px)
+    names = [l.name for l in m.arch.layers]
+    be = NumbaBackend()
+    pairs = _consumer_pairs(m, names)
+    assert len(pairs) >= 8
+    made = 0
+    for a, b in pairs:
+        La, Lb = m.layer(a), m.layer(b)
+        ta, oa = input_tables(m, a, None)
+        tb, ob = input_tables(m, b, None)
+        codes, _ = be.layer(La, ins[a], ta, oa, np.zeros(La.spec.cout, np.int64))
+        pre, _ = be.layer(La, ins[a], ta, oa, np.zeros(La.spec.cout, np.int64), into=(Lb, tb, ob))
+        if not isinstance(pre, Predecoded):
+            continue
+        made += 1
+        r, t16 = split_shift(tb)
+        assert pre.t16 is t16 and pre.shape == np.shape(codes)
+        want, wp = NumbaBackend._padded(pre.pad, codes, t16, ob)
+        assert wp == pre.Wp and np.array_equal(pre.buf, want), (a, b)
+        mu = np.zeros(Lb.spec.cout, np.int64)
+        u, _ = be.layer(Lb, codes, tb, ob, mu)
+        v, _ = be.layer(Lb, pre, tb, ob, mu)
+        assert np.array_equal(np.asarray(u), np.asarray(v)), (a, b)
+    assert made >= 6
+
+
+def test_level_operand_rows_refuse_other_tables():
+    """The stored operands are a shift of the levels, checked on every code:
+    a table that is no such shift (one entry off) gets None, and then the
+    producer writes codes; a Predecoded fed to another layer's operands is an
+    error, never silent."""
+    from fxlic.kernels import Predecoded, level_operand_rows
+    L = _stage_layer(0, False, np.zeros(16, np.int64), np.arange(16) % 4)
+    L.spec.cout = 16
+    L.output_code_range = lambda: (0, 255)
+    t = (np.stack([act_nlq(m).lut() for m in np.arange(16) % 4]) << 3).astype(np.int16)
+    assert level_operand_rows(L, t, 0, 64) is not None
+    bad = t.copy()
+    bad[5, 200] += 8
+    assert level_operand_rows(L, bad, 0, 64) is None
+    p = Predecoded(np.zeros(10, np.int16), 3, 1, (16, 1, 1), t, 0)
+    with pytest.raises(RuntimeError):
+        NumbaBackend._padded(1, p, bad, 0)
+
+
+@pytest.mark.skipif(NOJIT, reason="slow without JIT")
+def test_shipped_models_store_operands_on_every_pair():
+    """On every shipped model each producer / consumer pair of the fast paths
+    hands over operands (the in-register form covers them all)."""
+    import glob
+    from fxlic.io.modelfile import load_model
+    from fxlic.kernels import Predecoded
+    from fxlic.model.int_forward import input_tables
+    be = NumbaBackend()
+    for f in sorted(glob.glob(os.path.join(os.path.dirname(nk.__file__), "..", "zoo", "*.fxq"))):
+        m = load_model(f)
+        names = [l.name for l in m.arch.layers]
+        x = np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+        ins = _pair_inputs(m, x)
+        for a, b in _consumer_pairs(m, names):
+            La, Lb = m.layer(a), m.layer(b)
+            ta, oa = input_tables(m, a, None)
+            pre, _ = be.layer(La, ins[a], ta, oa, np.zeros(La.spec.cout, np.int64),
+                              into=(Lb,) + input_tables(m, b, None))
+            assert isinstance(pre, Predecoded), (f, a, b)
 
 
 # ---- whole networks -------------------------------------------------------------

@@ -117,6 +117,7 @@ def per_layer(model, img, repeat):
 
     class Hook:
         wants_acc = False
+        wants_codes = False  # timing only: the layers run as without a hook (operands handed over)
 
         def __init__(self):
             self.t = time.perf_counter()
@@ -401,6 +402,9 @@ def main(argv=None):
     runners["fxlic numba, unfused output stage"] = fx_runner(NumbaBackend(fused=False))
     lt = per_layer(model, img, a.repeat)
     res["per_layer"] = {n: (lt[n], gm[n]) for n in lt}
+    from fxlic.kernels.numba_kernels import oc_block_peak
+    res["machine"]["threads"] = numba.config.NUMBA_NUM_THREADS
+    res["int16_peak_gmacs"] = oc_block_peak(numba.config.NUMBA_NUM_THREADS)
     res["peak_rss_mb_fxlic"] = peak_rss_mb()
     single = {}  # rows timed once (slow), outside the interleaved rounds
     from fxlic.kernels import NumbaBackend
@@ -515,11 +519,15 @@ def main(argv=None):
     print(f"(times: medians of {a.repeat} interleaved rounds; ratio = fxlic numba time / this row's time, "
           "the median of the per-round ratios (rows timed once: of the medians); < 1: fxlic numba is faster)")
     print()
-    print("| layer | in (h x w) | GMAC | ms | GMAC/s |")
-    print("|---|---|---:|---:|---:|")
+    peak = res.get("int16_peak_gmacs")
+    print("| layer | in (h x w) | GMAC | ms | GMAC/s | % of int16 peak |")
+    print("|---|---|---:|---:|---:|---:|")
     for n, (t, g) in res["per_layer"].items():
-        print(f"| {n} | {macs[n][1][0]}x{macs[n][1][1]} | {g:.3f} | {1e3 * t:.1f} | {g / t:.1f} |")
-    print(f"(per layer: decode tables + conv + output stage, median of {a.repeat})")
+        pct = f"{100 * g / t / peak:.0f}" if peak else "-"
+        print(f"| {n} | {macs[n][1][0]}x{macs[n][1][1]} | {g:.3f} | {1e3 * t:.1f} | {g / t:.1f} | {pct} |")
+    print(f"(per layer: decode tables + conv + output stage, median of {a.repeat}; int16 peak: the engine's "
+          f"OC block on in-cache operands, {res['machine']['threads']} threads, "
+          f"{peak:.1f} GMAC/s; numba.oc_block_peak)" if peak else "")
     if "rans_msym_s" in res:
         print(f"\nrANS (numba): encode {res['rans_msym_s'][0]:.1f} Msym/s, decode {res['rans_msym_s'][1]:.1f} Msym/s")
     print(f"peak RSS: {res['peak_rss_mb_fxlic']:.0f} MB after fxlic numba, {res['peak_rss_mb_total']:.0f} MB "

@@ -67,7 +67,7 @@ def threading_info() -> str:
     wait = os.environ.get("OMP_WAIT_POLICY", "unset")
     return f"layer {layer}, {numba.get_num_threads()} threads, OMP_WAIT_POLICY {wait}: {THREADING_DEFAULT}"
 
-from ..quant.codebook import act_nlq
+from ..quant.codebook import act_nlq, act_nlq_luts
 from . import reference as ref
 from . import thin
 
@@ -76,10 +76,15 @@ class Backend:
     name = "abstract"
 
     def layer(self, L, codes: np.ndarray, tables: np.ndarray, offset: int, mu: np.ndarray,
-              want_acc: bool = False):
+              want_acc: bool = False, into=None):
         """Run one layer: returns (output codes (O,Ho,Wo) int64, acc or None).
         With ``tables`` None, ``codes`` already holds the aligned input levels V
-        (SPEC I1; the per-element levels of offset latents, O5)."""
+        (SPEC I1; the per-element levels of offset latents, O5).
+
+        ``into`` (L2, tables2, offset2): the one layer that reads this output,
+        and its I1 tables.  A backend may then return, instead of codes, an
+        object that only its own ``layer(L2, ...)`` reads (``Predecoded``); one
+        that ignores the hint returns codes."""
         raise NotImplementedError
 
 
@@ -91,7 +96,7 @@ def _stage_params(L):
 class ReferenceBackend(Backend):
     name = "reference"
 
-    def layer(self, L, codes, tables, offset, mu, want_acc=False):
+    def layer(self, L, codes, tables, offset, mu, want_acc=False, into=None):
         x = np.asarray(codes, np.int64) if tables is None else ref.decode_levels(codes, tables, offset)
         w = L.w_levels()
         spec = L.spec
@@ -190,16 +195,18 @@ class NumbaBackend(Backend):
         self._cache[key] = (L, prep, tuple(a.copy() for a in _layer_content(L)))
         return prep
 
-    def layer(self, L, codes, tables, offset, mu, want_acc=False):
+    def layer(self, L, codes, tables, offset, mu, want_acc=False, into=None):
         """``Backend.layer``; the codes of intermediate activations (``spec.out``
         "act", read only by the next layer) are int16, every other output int64.
 
         Without ``want_acc``, the implicit-GEMM paths fuse the output stage into
         the GEMM (``_fused``): an intermediate activation then comes back as the
         (O, Ho, Wo) view of a channels-last (Ho, Wo, O) array (the layout the next
-        layer's decode reads in one pass); every other output is C-contiguous."""
+        layer's decode reads in one pass); every other output is C-contiguous.
+        With ``into`` and both layers on the in-register paths it comes back as a
+        ``Predecoded``: the next layer's operand buffer itself, no codes."""
         if not want_acc and self.fused:
-            out = self._fused(L, codes, tables, offset, mu)
+            out = self._fused(L, codes, tables, offset, mu, into)
             if out is not None:
                 return out, None
         acc = self.accumulate(L, codes, tables, offset, scratch=True)
@@ -212,6 +219,8 @@ class NumbaBackend(Backend):
         path (r None: the general int32 path) and the codes, C-contiguous unless
         they are a channels-last view (``channels_last``)."""
         spec = L.spec
+        if isinstance(codes, Predecoded):
+            return split_shift(np.asarray(tables, dtype=np.int64)) + (codes,)
         if tables is None:  # levels: the int16 path when every level fits int16
             levels = np.asarray(codes)
             fits = levels.size == 0 or (levels.min() >= -32768 and levels.max() <= 32767)
@@ -225,9 +234,11 @@ class NumbaBackend(Backend):
         r, t16 = split_shift(tables) if self.fast else (None, None)
         return r, t16, codes
 
-    def _fused(self, L, codes, tables, offset, mu):
+    def _fused(self, L, codes, tables, offset, mu, into=None):
         """Decode + conv/tconv + output stage in one kernel (``conv2d_codes_oc`` /
-        ``tconv2d_codes_phases``), or None where the layer takes another path."""
+        ``tconv2d_codes_phases``), or None where the layer takes another path.
+        With ``into`` (``Backend.layer``) an O1 / O2 layer stores the next layer's
+        operands (``kind | LEVELS``) into that layer's padded buffer."""
         from . import numba_kernels as nk
 
         spec = L.spec
@@ -246,19 +257,29 @@ class NumbaBackend(Backend):
         O = spec.cout
         path = thin.path_of(spec)
         Ho, Wo = spec.out_hw(H, W) if spec.op == "conv" else (2 * H, 2 * W)
-        out = np.empty(Ho * Wo * O, np.int16 if act else np.int64)
         if act and kind in (0, 1) and path == "oc" and -256 <= lo and hi <= 256:  # O1 / O2 in registers
             prm = stage_prm(L, len(prep[-1]))
+            nxt = self._consumer_operands(L, into, len(prep[-1])) if into is not None else None
+            opad = 0
+            if nxt is None:
+                out = np.empty(Ho * Wo * O, np.int16)
+            else:
+                opad, t16n, offn, prm = nxt
+                kind |= nk.LEVELS
+                out = _padded_buffer(Ho, Wo, O, opad, nk.SLACK)
             if spec.op == "conv":
                 _, wpk, nps, bias = prep
                 segs = np.arange(spec.k, dtype=np.int64) * (Wp * C)
                 f = nk.conv2d_codes_oc_serial if small else nk.conv2d_codes_oc
-                f(buf, Wp, C, spec.stride, Ho, Wo, segs, nps, wpk, bias, O, kind, prm, lo, hi, out)
+                f(buf, Wp, C, spec.stride, Ho, Wo, segs, nps, wpk, bias, O, kind, prm, lo, hi, opad, out)
             else:
                 _, wk, dy, nseg, klen, dxmin, bias = prep
                 f = nk.tconv2d_codes_phases_serial if small else nk.tconv2d_codes_phases
-                f(buf, H, W, C, prep[0], wk, dy, nseg, klen, dxmin, bias, O, kind, prm, lo, hi, out)
+                f(buf, H, W, C, prep[0], wk, dy, nseg, klen, dxmin, bias, O, kind, prm, lo, hi, opad, out)
+            if nxt is not None:
+                return Predecoded(out, Wo + 2 * opad, opad, (O, Ho, Wo), t16n, offn)
         else:  # per-tile stage (any kind): (O, Ho, Wo), or channels-last for activations
+            out = np.empty(Ho * Wo * O, np.int16 if act else np.int64)
             sa, sb, sc = nk.stage_params(kind, spec.act == "leaky", L.out_shift, L.mux, mu)
             lut = self._lut16()
             if spec.op == "conv":
@@ -275,6 +296,27 @@ class NumbaBackend(Backend):
         if act:
             return out.reshape(Ho, Wo, O).transpose(2, 0, 1)
         return out.reshape(O, Ho, Wo)
+
+    def _consumer_operands(self, L, into, Op):
+        """(pad, t16, offset, prm) for storing L's output as the operands of the
+        layer ``into`` = (L2, tables2, offset2) names, or None where that layer
+        would not read them (not a fast implicit-GEMM path) or they are not a
+        shift of L's levels (``level_operand_rows``)."""
+        L2, tables2, offset2 = into
+        if tables2 is None or thin.path_of(L2.spec) == "im2col":
+            return None
+        r2, t16n = split_shift(np.asarray(tables2, dtype=np.int64))
+        if r2 is None:
+            return None
+        # the pad and path only (the content check runs when L2 itself runs)
+        hit = self._cache.get((id(L2), r2.tobytes()))
+        prep2 = hit[1] if hit is not None and hit[0] is L2 else self._weights(L2, r2)
+        if prep2 is None:
+            return None
+        prm = level_operand_rows(L, t16n, int(offset2), Op)
+        if prm is None:
+            return None
+        return int(prep2[0]), t16n, int(offset2), prm
 
     def _lut16(self):
         """The O1 table (``nk.nlq_u_table``) flat as int16, built once."""
@@ -335,7 +377,7 @@ class NumbaBackend(Backend):
         if tables is None:
             x = np.ascontiguousarray(levels.transpose(1, 2, 0)).astype(np.int32)
         else:
-            x = nk.decode_levels_hwc(np.ascontiguousarray(codes), np.ascontiguousarray(tables), offset)
+            x = nk.decode_levels_hwc(np.ascontiguousarray(codes), np.require(tables, requirements="CW"), offset)
         prep = self._weights(L, None)
         if spec.op == "conv":
             return nk.conv2d_acc_hwc(x, prep[0], bias, spec.k, spec.stride)
@@ -371,6 +413,10 @@ class NumbaBackend(Backend):
         or with ``t16`` None aligned levels in int16 range (checked by the caller)."""
         from . import numba_kernels as nk
 
+        if isinstance(codes, Predecoded):
+            if codes.t16 is not t16 or codes.offset != offset or codes.pad != pad:
+                raise RuntimeError("a pre-decoded input was made for another layer's operands")
+            return codes.buf, codes.Wp
         C, H, W = np.shape(codes)
         Wp = W + 2 * pad
         if t16 is None:
@@ -420,18 +466,34 @@ _NO_SEGMENT = 1 << 30
 
 
 def stage_prm(L, Op: int) -> np.ndarray:
-    """(10, Op) int32 per-channel rows of the in-register output stage
+    """(12, Op) int32 per-channel rows of the in-register output stage
     (``numba_kernels.stage32`` / ``oc_block_codes``) of layer L, O1 or O2;
-    columns past O are zero (padding, never stored)."""
+    columns past O are zero (padding, never stored).  Shared between calls with
+    the same shifts, mux and activation (compared by value); never written."""
     kind = int(L.out_kind)
     s = np.asarray(L.out_shift, np.int64)
+    leaky = L.spec.act == "leaky"
+    mux = np.asarray(L.mux, np.int64) if kind == 0 else None
+    key = (kind, leaky, int(Op), s.tobytes(), None if mux is None else mux.tobytes())
+    hit = _PRM_CACHE.get(key)
+    if hit is None:
+        hit = _stage_prm(kind, leaky, s, mux, Op)  # writeable: Numba types read-only arrays apart
+        if len(_PRM_CACHE) > 256:
+            _PRM_CACHE.clear()
+        _PRM_CACHE[key] = hit
+    return hit
+
+
+_PRM_CACHE: dict = {}
+
+
+def _stage_prm(kind, leaky, s, m, Op):
     O = len(s)
-    prm = np.zeros((10, Op), np.int32)
+    prm = np.zeros((12, Op), np.int32)  # rows 10, 11: set by level_operand_rows
     if kind == 0:
         seg_lo, seg_k, seg_code, nseg, maxl = _mux_segment_tables()
         if np.any(seg_lo[:, 0] != 0) or np.any(seg_code[:, 0] != 0) or np.any(nseg > 3):
             raise ValueError("stage_prm: NLQ codebooks must start at level 0 with at most 3 segments")
-        m = np.asarray(L.mux, np.int64)
         prm[0, :O] = np.clip(s - 1, 0, 31)
         prm[1, :O] = np.clip(1 - s, 0, 12)
         for j, row in ((1, 2), (2, 3)):
@@ -443,10 +505,82 @@ def stage_prm(L, Op: int) -> np.ndarray:
         prm[9, :O] = maxl[m]
     elif kind == 1:
         prm[0, :O] = np.clip(s, -64, 64)
-        prm[1, :O] = np.clip(s + 3 if L.spec.act == "leaky" else s, -64, 64)
+        prm[1, :O] = np.clip(s + 3 if leaky else s, -64, 64)
     else:
         raise ValueError(f"stage_prm: output kind {kind} has no in-register stage")
     return prm
+
+
+class Predecoded:
+    """A layer's output stored as the operands of the one layer that reads it
+    (``NumbaBackend._fused`` with ``into``): that layer's zero-padded channels-last
+    int16 buffer, what ``_padded`` would have decoded from the codes -- made by
+    the producer's in-register stage (``kind | LEVELS``), so the codes are never
+    written.  Read only by ``NumbaBackend.layer`` of that layer (same ``t16``,
+    offset and pad, checked)."""
+    __slots__ = ("buf", "Wp", "pad", "shape", "t16", "offset")
+
+    def __init__(self, buf, Wp, pad, shape, t16, offset):
+        self.buf, self.Wp, self.pad, self.shape, self.t16, self.offset = buf, Wp, pad, tuple(shape), t16, offset
+
+
+def _padded_buffer(H, W, C, pad, slack):
+    """A flat int16 (H + 2 pad, W + 2 pad, C) buffer plus ``slack`` whose border
+    and slack are zero (the interior is written by the producing kernel)."""
+    Wp = W + 2 * pad
+    buf = np.empty((H + 2 * pad) * Wp * C + slack, np.int16)
+    body = buf[:buf.size - slack].reshape(H + 2 * pad, Wp, C)
+    body[:pad] = 0
+    body[H + pad:] = 0
+    body[:, :pad] = 0
+    body[:, W + pad:] = 0
+    buf[buf.size - slack:] = 0
+    return buf
+
+
+def level_operand_rows(L, t16: np.ndarray, offset: int, Op: int):
+    """``stage_prm(L, Op)`` with rows 10, 11 = (lsh, rsh) per output channel such
+    that ``(level(code) << lsh) >> rsh == t16[o, code + offset]`` for *every* code
+    L's stage can produce (``output_code_range``; level: the channel's NLQ
+    codebook, O1, or the code itself, O2): the next layer's I1 operand of the
+    code, computed in registers (``kind | LEVELS``).  None when some channel's
+    table is no such shift of its levels.  Checked on the whole code range here,
+    so the stored operands are the decode's by construction."""
+    kind = int(L.out_kind)
+    lo, hi = L.output_code_range()
+    t16 = np.asarray(t16)
+    O = L.spec.cout
+    if kind not in (0, 1) or t16.ndim != 2 or t16.shape != (O, 256) or lo + offset < 0 or hi + offset > 255:
+        return None
+    mux = np.asarray(L.mux, np.int64)
+    key = (id(t16), kind, lo, hi, int(offset), int(Op), mux.tobytes() if kind == 0 else None,
+           np.asarray(L.out_shift, np.int64).tobytes(), L.spec.act)
+    hit = _OPERAND_CACHE.get(key)
+    if hit is not None and hit[0] is t16:
+        return hit[1]
+    codes = np.arange(lo, hi + 1, dtype=np.int64)
+    if kind == 0:
+        lv = act_nlq_luts(8)[mux][:, codes]
+    else:
+        lv = np.broadcast_to(codes, (O, codes.size))
+    want = t16[:, codes + offset].astype(np.int64)
+    lsh = np.full(O, -1, np.int64)
+    rsh = np.zeros(O, np.int64)
+    for s in range(16, -17, -1):  # every candidate shift; a channel keeps the first that matches
+        got = (lv << s) if s >= 0 else (lv >> -s)
+        ok = (lsh < 0) & np.all(got == want, axis=1)
+        lsh[ok], rsh[ok] = max(s, 0), max(-s, 0)
+    prm = None
+    if np.all(lsh >= 0):
+        prm = stage_prm(L, Op).copy()
+        prm[10, :O], prm[11, :O] = lsh, rsh
+    if len(_OPERAND_CACHE) > 256:
+        _OPERAND_CACHE.clear()
+    _OPERAND_CACHE[key] = (t16, prm)
+    return prm
+
+
+_OPERAND_CACHE: dict = {}
 
 
 def channels_last(codes):
@@ -484,9 +618,18 @@ def split_shift(tables: np.ndarray):
     weights are checked separately (``NumbaBackend._weights``).
     """
     tables = np.asarray(tables, dtype=np.int64)
+    # read-only arrays that own their data (``input_tables``' shared tables) are
+    # found by identity, without hashing their 256 KB; others by content
+    frozen = not tables.flags.writeable and tables.base is None
+    if frozen:
+        hit = _SPLIT_BY_ID.get(id(tables))
+        if hit is not None and hit[0] is tables:
+            return hit[1]
     key = tables.tobytes()
     hit = _SPLIT_CACHE.get(key)
     if hit is not None:
+        if frozen:
+            _remember_split(tables, hit)
         return hit
     lo = tables.min(axis=1)
     hi = tables.max(axis=1)
@@ -504,10 +647,21 @@ def split_shift(tables: np.ndarray):
     if len(_SPLIT_CACHE) > 64:
         _SPLIT_CACHE.clear()
     _SPLIT_CACHE[key] = out
+    if frozen:
+        _remember_split(tables, out)
     return out
 
 
+def _remember_split(tables, out):
+    if len(_SPLIT_BY_ID) > 256:
+        _SPLIT_BY_ID.clear()
+    _SPLIT_BY_ID[id(tables)] = (tables, out)
+
+
 _SPLIT_CACHE: dict = {}
+#: id -> (the read-only table array, its split); the entry keeps the array
+#: alive, so its id cannot be reused by another array while it is cached
+_SPLIT_BY_ID: dict = {}
 
 
 def _mux_segment_tables(bits: int = 8):

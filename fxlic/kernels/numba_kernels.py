@@ -296,6 +296,10 @@ DOT_NO = 3
 #: output channels per oc_block call, per SIMD width (None: the generic twin)
 OC_BLOCK_OF = {512: 64, 256: 16, None: 64}
 
+#: ``kind | LEVELS`` (oc_block_codes, stage32, the *_codes_* kernels): store
+#: the next layer's decoded int16 operand of each code instead of the code
+LEVELS = 4
+
 
 @njit(cache=True)
 def dot_seg_generic(x, base, pstep, npix, segs, seglen, w, o):
@@ -490,7 +494,8 @@ def _make_oc_block(width: int, codes: bool = False):
             plen = cgutils.unpack_tuple(builder, pa.shape, 2)[1]
             lo32, hi32 = builder.trunc(lov, i32), builder.trunc(hiv, i32)
             vi16 = ir.VectorType(i16, lanes)
-            is_nlq = builder.icmp_signed("==", kindv, c(0))
+            is_nlq = builder.icmp_signed("==", builder.and_(kindv, c(LEVELS - 1)), c(0))
+            want_lv = builder.icmp_signed("!=", builder.and_(kindv, c(LEVELS)), c(0))
             for v in range(nv):
                 oo = builder.add(ov, c(v * lanes))
                 with builder.if_then(builder.icmp_signed("<", oo, noutv)):
@@ -502,12 +507,16 @@ def _make_oc_block(width: int, codes: bool = False):
                             acc = builder.load(slots[a * nv + v])
                             with builder.if_else(is_nlq) as (nlq, lq):
                                 with nlq:
-                                    q = _emit_nlq(builder, lanes, acc, prow)
+                                    q, lev = _emit_nlq(builder, lanes, acc, prow)
                                     q0 = builder.block
                                 with lq:
                                     q1_ = _emit_lq(builder, lanes, acc, prow, lo32, hi32)
                                     q1 = builder.block
                             q = _phi(builder, va, [(q, q0), (q1_, q1)])
+                            lev = _phi(builder, va, [(lev, q0), (q1_, q1)])  # O2: the level is the code
+                            # LEVELS: the next layer's int16 operand (level << lsh) >> rsh (rows 10, 11)
+                            opnd = builder.ashr(builder.shl(lev, prow(10)), prow(11))
+                            q = builder.select(want_lv, opnd, q)
                             row = builder.add(obasev, builder.mul(c(a), ostrv))
                             dst = builder.bitcast(builder.gep(oa.data, [builder.add(row, oo)]), vi16.as_pointer())
                             builder.store(builder.trunc(q, vi16), dst, align=2)
@@ -543,7 +552,8 @@ def _emit_nlq(builder, lanes, acc, prow):
     channel's NLQ codebook, computed from the segments (``stage_params32``
     rows: 0 sa, 1 sb, 2 lo1, 3 lo2, 4-6 k0-k2, 7 c1, 8 c2, 9 max level), the
     same function of u = min(min(max(a, 0) >> sa, 4096) << sb, ...) as
-    ``nlq_u_table`` (``_nlq_code`` at shift 1) without a table."""
+    ``nlq_u_table`` (``_nlq_code`` at shift 1) without a table.  Returns
+    (code, level): the level is what ``LEVELS`` stores."""
     k = lambda v: _vsplat(lanes, v)  # noqa: E731
     sa, sb, lo1, lo2, k0, k1, k2, c1, c2, maxl = (prow(r) for r in range(10))
     v = _vmax(builder, acc, k(0))
@@ -557,7 +567,7 @@ def _emit_nlq(builder, lanes, acc, prow):
     kk = builder.select(n2, k2, builder.select(n1, k1, k0))
     base = builder.select(n2, lo2, builder.select(n1, lo1, k(0)))
     code = builder.select(n2, c2, builder.select(n1, c1, k(0)))
-    return builder.add(code, builder.ashr(builder.sub(level, base), kk))
+    return builder.add(code, builder.ashr(builder.sub(level, base), kk)), level
 
 
 def _emit_lq(builder, lanes, acc, prow, lo, hi):
@@ -658,6 +668,45 @@ def variant_loops() -> dict:
             return s
         return loop
     return {n: looper(b) for n, b in _variant_blocks().items()}
+
+
+@njit(parallel=True)
+def _oc_peak_loop(x, segs, nps, wpk, bias, out, calls, nthr):
+    """``calls`` calls of the engine's oc_block per thread on operands that stay
+    in cache (one 4-pixel x OC_BLOCK tile, ``nps`` pair steps): the MAC rate of
+    the block itself, without the memory traffic of a layer."""
+    for t in prange(nthr):
+        for i in range(calls):
+            oc_block(x, (i & 1) * 2, 2 * nps, 4, segs, nps, wpk, 0, bias, out[t], 0, OC_BLOCK, OC_BLOCK)
+    return out
+
+
+def oc_block_peak(threads: int, nps: int = 320, calls: int = 20000, reps: int = 5) -> float:
+    """The exact int16 MAC rate (GMAC/s, best of ``reps``) of the engine's OC
+    block on ``threads`` threads with in-cache operands (``nps`` = 320 pair
+    steps: 80 KB of weights, an AT1-sized block row): the ceiling a layer on the
+    fast path can reach on this machine (tools/bench.py's per-layer % of peak)."""
+    import time
+
+    import numba
+    rng = np.random.default_rng(0)
+    x = rng.integers(-300, 300, 8 * nps + 64).astype(np.int16)
+    wpk = rng.integers(-300, 300, (nps, 2 * OC_BLOCK)).astype(np.int16)
+    bias = np.zeros(OC_BLOCK, np.int32)
+    out = np.zeros((threads, 4 * OC_BLOCK), np.int32)
+    segs = np.zeros(1, np.int64)
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        _oc_peak_loop(x, segs, nps, wpk, bias, out, 10, threads)  # compile
+        best = np.inf
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            _oc_peak_loop(x, segs, nps, wpk, bias, out, calls, threads)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        numba.set_num_threads(old)
+    return threads * calls * 4 * OC_BLOCK * 2 * nps / best / 1e9
 
 
 @njit(cache=True)
@@ -1097,7 +1146,12 @@ def decode_levels_i16_serial(codes, tables, offset):
 #   ``_emit_nlq`` / ``_emit_lq``; plain twin ``oc_block_codes_generic`` /
 #   ``stage32``) and are stored as int16 codes channels-last (Ho, Wo, O), the
 #   layout the next layer's decode reads in one pass (``decode_hwc_i16_pad``).
-#   Per-channel parameters: the (10, Op) int32 rows of ``kernels.stage_prm``.
+#   Per-channel parameters: the (12, Op) int32 rows of ``kernels.stage_prm``.
+#   With ``kind | LEVELS`` (session 13) they store instead what that decode
+#   would make of each code -- the next layer's int16 operand (level << lsh) >>
+#   rsh, rows 10 and 11 (``kernels.level_operand_rows``, checked against the
+#   next layer's table on every code) -- straight into the interior of its
+#   zero-padded buffer (``opad``): no codes, no decode pass (``Predecoded``).
 # * ``*_stage_*`` (every other kind and path, e.g. ST3's pixels, HS5's means and
 #   scales): the block goes to a per-row tile of _NP * O int32 and ``stage_tile``
 #   (the scalar O1-O4 of ``output_stage_into``) writes the codes (O, Ho, Wo) or
@@ -1160,8 +1214,10 @@ def stage32(kind, a, prm, o, lo, hi):
     (``kernels.stage_prm``): kind 0 (O1): 0 sa, 1 sb, 2 lo1, 3 lo2, 4-6 k0-k2,
     7 c1, 8 c2, 9 max level of the channel's NLQ segments (lo0 = c0 = 0; an
     absent segment has lo = 2^30); kind 1 (O2): 0 the shift t for a >= 0, 1 for
-    a < 0, clipped to [-64, 64]."""
-    if kind == 0:
+    a < 0, clipped to [-64, 64].  ``kind | LEVELS``: the code's level (O2: the
+    code) as the next layer's int16 operand, (level << prm[10]) >> prm[11]
+    (``kernels.level_operand_rows``)."""
+    if kind & (LEVELS - 1) == 0:
         v = max(a, 0)
         u = min(v >> prm[0, o], 4096) << prm[1, o]
         h = u >> 1
@@ -1173,16 +1229,21 @@ def stage32(kind, a, prm, o, lo, hi):
             k = prm[4, o]
         level = min(((u >> (k + 1)) + ((u >> k) & 1)) << k, prm[9, o])
         if level >= prm[3, o]:
-            return prm[8, o] + ((level - prm[3, o]) >> prm[6, o])
-        if level >= prm[2, o]:
-            return prm[7, o] + ((level - prm[2, o]) >> prm[5, o])
-        return level >> prm[4, o]
-    t = prm[1, o] if a < 0 else prm[0, o]
-    if t > 0:
-        q = (a >> min(t, 31)) + ((a >> min(t - 1, 31)) & 1)
+            code = prm[8, o] + ((level - prm[3, o]) >> prm[6, o])
+        elif level >= prm[2, o]:
+            code = prm[7, o] + ((level - prm[2, o]) >> prm[5, o])
+        else:
+            code = level >> prm[4, o]
     else:
-        q = min(max(a, lo - 1), hi + 1) << min(-t, 8)
-    return min(max(q, lo), hi)
+        t = prm[1, o] if a < 0 else prm[0, o]
+        if t > 0:
+            q = (a >> min(t, 31)) + ((a >> min(t - 1, 31)) & 1)
+        else:
+            q = min(max(a, lo - 1), hi + 1) << min(-t, 8)
+        code = level = min(max(q, lo), hi)
+    if kind & LEVELS:
+        return (level << prm[10, o]) >> prm[11, o]
+    return code
 
 
 @njit(cache=True)
@@ -1209,10 +1270,13 @@ if oc_block_codes is None:
 
 
 @njit(parallel=True, cache=True)
-def conv2d_codes_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, prm, lo, hi, out):
+def conv2d_codes_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, prm, lo, hi, opad, out):
     """``conv2d_acc_oc`` with O1 / O2 fused in registers (``oc_block_codes``):
-    -> ``out``, the flat int16 codes (Ho, Wo, O) channels-last."""
+    -> ``out``, the flat int16 codes (Ho, Wo, O) channels-last; with ``opad``
+    > 0 at the interior of (Ho + 2 opad, Wo + 2 opad, O) (the next layer's
+    padded input buffer; ``kind | LEVELS`` stores its operands)."""
     pstep = stride * C
+    Wq = Wo + 2 * opad
     for oy in prange(Ho):
         base = oy * stride * Wp * C
         for xc in range(0, Wo, _XCH):
@@ -1220,18 +1284,20 @@ def conv2d_codes_oc(xp, Wp, C, stride, Ho, Wo, segs, nps, wpk, bias, O, kind, pr
                 wb = wpk[o // OC_BLOCK]
                 for x0 in range(xc, min(xc + _XCH, Wo), _NP):
                     npix = min(_NP, Wo - x0)
-                    obase = (oy * Wo + x0) * O
+                    obase = ((oy + opad) * Wq + x0 + opad) * O
                     oc_block_codes(xp, base + x0 * pstep, pstep, npix, segs, nps, wb, o, bias, kind, prm, lo, hi,
                                    out, obase, O, O)
     return out
 
 
 @njit(parallel=True, cache=True)
-def tconv2d_codes_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, kind, prm, lo, hi, out):
+def tconv2d_codes_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, kind, prm, lo, hi, opad, out):
     """``tconv2d_acc_phases`` (O a multiple of 16) with O1 / O2 fused in
-    registers: -> ``out``, the flat int16 codes (2H, 2W, O) channels-last."""
+    registers: -> ``out``, the flat int16 codes (2H, 2W, O) channels-last
+    (``opad``: placed as in ``conv2d_codes_oc``)."""
     Wp = W + 2 * pad
     Wo = 2 * W
+    Wq = Wo + 2 * opad
     segs = dy * (Wp * C)
     for oy in prange(2 * H):
         py = oy % 2
@@ -1244,7 +1310,7 @@ def tconv2d_codes_phases(xp, H, W, C, pad, wk, dy, nseg, klen, dxmin, bias, O, k
                     wb = w[o // OC_BLOCK]
                     for m0 in range(mc, min(mc + _XCH, W), _NP):
                         npix = min(_NP, W - m0)
-                        obase = (oy * Wo + 2 * m0 + px) * O
+                        obase = ((oy + opad) * Wq + 2 * m0 + px + opad) * O
                         oc_block_codes(xp, base + m0 * C, C, npix, sg, klen[px], wb, o, bias, kind, prm, lo, hi,
                                        out, obase, 2 * O, O)
     return out

@@ -113,9 +113,18 @@ def out_latent(acc: np.ndarray, shift: np.ndarray, mu: np.ndarray, bits: int = 8
     stored value = sat_bits(v - mu[c]) (mu = 0 for channels not mean-reduced)."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     out = np.empty(acc.shape, dtype=np.int64)
-    for o in range(acc.shape[0]):
-        out[o] = saturate_array(_rq(acc[o], int(shift[o])) - int(mu[o]), lo, hi)
+    mu = np.asarray(mu, np.int64).reshape((-1,) + (1,) * (acc.ndim - 1))
+    for s, idx in _channels_by_value(shift):  # the channels that share one shift, at once
+        out[idx] = saturate_array(_rq(acc[idx], s) - mu[idx], lo, hi)
     return out
+
+
+def _channels_by_value(v):
+    """[(value, indexes of the channels with it)] of a per-channel int array: the
+    per-channel rules then run once per distinct value instead of once per channel
+    (the same integers: each channel still gets its own value)."""
+    v = np.asarray(v, np.int64)
+    return [(int(u), np.flatnonzero(v == u)) for u in np.unique(v)]
 
 
 def offset_difference(acc_o: np.ndarray, e: int, off_o: np.ndarray, grid_bits: int):
@@ -139,9 +148,9 @@ def out_offset_latent(acc: np.ndarray, acc_exp: np.ndarray, off_q: np.ndarray, g
     acc = np.asarray(acc)
     off = np.broadcast_to(np.asarray(off_q, np.int64), acc.shape)
     out = np.empty(acc.shape, dtype=np.int64)
-    for o in range(acc.shape[0]):
-        diff, F = offset_difference(acc[o], int(acc_exp[o]), off[o], grid_bits)
-        out[o] = saturate_array(rshift_rhu(diff, F), lo, hi)
+    for e, idx in _channels_by_value(acc_exp):
+        diff, F = offset_difference(acc[idx], e, off[idx], grid_bits)
+        out[idx] = saturate_array(rshift_rhu(diff, F), lo, hi)
     return out
 
 

@@ -5,6 +5,11 @@ model of y); ``decode`` runs h_s and g_s.  Every layer's integer input codes,
 accumulators and output codes can be observed through one ``hook`` (used by
 the test-vector writer; a hook with ``wants_acc = False`` is not handed
 accumulators, e.g. a progress bar); the forward itself is written once.
+
+Without a hook (or with one whose ``wants_codes`` is False, e.g. a timer) an
+intermediate activation read by the next layer alone may be handed over as that
+layer's operands instead of codes (``Backend.layer``'s ``into``;
+``kernels.Predecoded``): the same integers, one pass over memory less.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import numpy as np
 
 from ..kernels import Backend, get_backend
 from ..kernels.reference import offset_level, out_ha_y, out_offset_latent
-from ..quant.codebook import act_nlq
+from ..quant.codebook import act_nlq_luts
 from ..quant.meanreduce import mu_from_pixels
 from .intmodel import ACT_BITS, IntModel
 
@@ -48,35 +53,64 @@ def input_tables(model: IntModel, name: str, mu: np.ndarray = None):
     alignment shift folded in, and the code offset (0 unsigned, 128 signed).
     (None, None) for the y_hat of an offset-latent hyperprior, whose levels are
     per element (O5), and for HA0's y on the 2^-H grid (O6, more than 8 bits):
-    the layer is fed ``aligned_levels`` instead."""
+    the layer is fed ``aligned_levels`` instead.
+
+    The tables are read-only and shared between calls with the same inputs
+    (``_table_inputs``: everything they are built from, compared by value, so
+    a model edited in place gets new tables)."""
+    inputs = _table_inputs(model, name, mu)
+    key = tuple(a.tobytes() if isinstance(a, np.ndarray) else a for a in inputs)
+    hit = _TABLES.get(key)
+    if hit is None:
+        hit = _build_input_tables(*inputs)
+        if hit[0] is not None:
+            hit[0].flags.writeable = False
+        if len(_TABLES) > 256:
+            _TABLES.clear()
+        _TABLES[key] = hit
+    return hit
+
+
+_TABLES: dict = {}
+
+
+def _table_inputs(model: IntModel, name: str, mu):
+    """Everything ``_build_input_tables`` reads, as plain values and int64 arrays."""
     L = model.layer(name)
     spec = L.spec
-    d = L.in_shift
-    codes = np.arange(256, dtype=np.int64)
-    if spec.src == "y" and model.ha_grid_bits:
-        return None, None
+    d = np.asarray(L.in_shift, np.int64)
+    skip = bool(spec.src == "y" and model.ha_grid_bits) or bool(
+        model.offset_latents and spec.src == "y_hat" and model.arch.kind == "hyperprior")
+    if skip:
+        return ("none", spec.cin, d, None, None)
     if model.offset_latents and spec.src in ("y_hat", "z_hat"):
-        if spec.src == "y_hat" and model.arch.kind == "hyperprior":
-            return None, None
-        lv = offset_level((codes - 128)[None, :], np.asarray(model.offset_q, np.int64)[:, None],
-                          model.grid_bits)
-        return np.ascontiguousarray(lv << d[:, None]), 128
+        return ("offset", spec.cin, d, np.asarray(model.offset_q, np.int64), int(model.grid_bits))
     if spec.src == "x":
-        lv = np.broadcast_to(codes, (spec.cin, 256))
-        offset = 0
-    elif spec.src in ("y", "y_hat", "z_hat"):
-        offset = 128
-        add = np.zeros(spec.cin, np.int64) if (spec.src == "z_hat" or mu is None) else mu
-        lv = (codes - 128)[None, :] + add[:, None]
+        return ("x", spec.cin, d, None, None)
+    if spec.src in ("y", "y_hat", "z_hat"):
+        add = np.zeros(spec.cin, np.int64) if (spec.src == "z_hat" or mu is None) else np.asarray(mu, np.int64)
+        return ("latent", spec.cin, d, add, None)
+    P = model.layer(spec.src)
+    if P.out_kind == 0:
+        return ("nlq", spec.cin, d, np.asarray(P.mux, np.int64), None)
+    return ("signed", spec.cin, d, None, None)
+
+
+def _build_input_tables(kind, cin, d, arr, grid_bits):
+    codes = np.arange(256, dtype=np.int64)
+    if kind == "none":
+        return None, None
+    if kind == "offset":
+        lv = offset_level((codes - 128)[None, :], arr[:, None], grid_bits)
+        return np.ascontiguousarray(lv << d[:, None]), 128
+    if kind == "x":
+        lv, offset = np.broadcast_to(codes, (cin, 256)), 0
+    elif kind == "latent":
+        lv, offset = (codes - 128)[None, :] + arr[:, None], 128
+    elif kind == "nlq":
+        lv, offset = act_nlq_luts(ACT_BITS)[arr], 0
     else:
-        P = model.layer(spec.src)
-        if P.out_kind == 0:
-            luts = [act_nlq(m, ACT_BITS).lut() for m in range(4)]
-            lv = np.stack([luts[int(m)] for m in P.mux])
-            offset = 0
-        else:
-            lv = np.broadcast_to(codes - 128, (spec.cin, 256))
-            offset = 128
+        lv, offset = np.broadcast_to(codes - 128, (cin, 256)), 128
     return np.ascontiguousarray(lv << d[:, None]), offset
 
 
@@ -84,7 +118,10 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
     """Run the named layers in order; ``tensors`` maps source names to codes."""
     M = model.arch.M
     mu = np.zeros(M, np.int64) if mu is None else np.asarray(mu, np.int64)
-    for name in names:
+    readers = {}
+    for l in model.arch.layers:
+        readers.setdefault(l.src, []).append(l.name)
+    for i, name in enumerate(names):
         L = model.layer(name)
         spec = L.spec
         src = tensors[spec.src]
@@ -94,7 +131,13 @@ def run_layers(model: IntModel, names, tensors: dict, backend: Backend, mu=None,
         lmu = mu if spec.out == "y" else np.zeros(spec.cout, np.int64)
         offset_out = model.offset_latents and spec.out in ("y", "z")
         want_acc = offset_out or (hook is not None and getattr(hook, "wants_acc", True))
-        out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=want_acc)
+        into = None
+        nxt = names[i + 1] if i + 1 < len(names) else None
+        quiet = hook is None or not getattr(hook, "wants_codes", True)
+        if quiet and spec.out == "act" and readers.get(name) == [nxt]:
+            # the one reader runs next: the backend may hand over its operands instead of codes
+            into = (model.layer(nxt),) + input_tables(model, nxt, None)
+        out, acc = backend.layer(L, src, tables, offset, lmu, want_acc=want_acc, into=into)
         sym = offset_symbols(model, L, acc) if offset_out else None
         if sym is not None:
             out = sym

@@ -21,7 +21,7 @@ activation codebook the code equals the level (two's complement int8).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -196,8 +196,10 @@ def weight_nlq(bits: int = 8) -> Codebook:
 MUX_INTERVALS = {0: (7, 8), 1: (6, 7), 2: (5, 6), 3: (4, 5)}
 
 
+@lru_cache(maxsize=None)
 def act_nlq(mux: int, bits: int = 8) -> Codebook:
-    """The four unsigned activation codebooks selected by the 2-bit mux.
+    """The four unsigned activation codebooks selected by the 2-bit mux
+    (one shared frozen object per (mux, bits): the forward looks them up per layer).
 
     mux 0, Eq 24: max|so| in [7a/8, a): uniform step 2^-N on [0, a).
     mux 1, Eq 25: [3a/4, 7a/8): step 2^-(N+1) on [a/8, a/4), else 2^-N, up to 7a/8.
@@ -220,6 +222,16 @@ def act_nlq(mux: int, bits: int = 8) -> Codebook:
     return Codebook(f"a-nlq{bits}-m{mux}", g, segs, 0, segs[-1].hi - 2)
 
 
+@lru_cache(maxsize=None)
+def act_nlq_luts(bits: int = 8) -> np.ndarray:
+    """(4, 2^bits) read-only int64: row m is ``act_nlq(m, bits).lut()`` (code -> level
+    of the four mux codebooks; every code 0..2^bits - 1 is valid)."""
+    t = np.stack([act_nlq(m, bits).lut() for m in range(4)])
+    t.flags.writeable = False
+    return t
+
+
+@lru_cache(maxsize=None)
 def act_lq_signed(bits: int = 8) -> Codebook:
     """Eq 8 for activations with alpha = 1/2 (LeakyReLU or none, hyper path):
     so in (-1/2, 1/2), step 2^-N, two's complement int8 (code == level)."""
