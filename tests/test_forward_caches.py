@@ -143,3 +143,18 @@ def test_out_offset_latent_grouped_equals_per_channel(data):
     per_channel = off[:, :1, :1]  # broadcast offsets, as the bottleneck medians are
     assert np.array_equal(ref.out_offset_latent(acc, acc_exp, per_channel, G),
                           _oracle_offset(acc, acc_exp, np.broadcast_to(per_channel, acc.shape), G))
+
+
+def test_encode_pixels_checked_and_uint8_kept():
+    """encode reads uint8 pixels as they are and other integer arrays in 0..255
+    to the same integers; float arrays and values outside 0..255 (they would
+    index past the I1 table) are refused with one line."""
+    import pytest
+    from fxlic.model.int_forward import encode
+    m = small_model(N=8, seed=5)
+    px = np.random.default_rng(2).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    a, b = encode(m, px, "numba"), encode(m, px.astype(np.int32), "numba")
+    assert np.array_equal(a.y, b.y) and np.array_equal(a.z, b.z)
+    for bad in (px.astype(np.float32), px.astype(np.int64) + 256, px.astype(np.int16) - 1):
+        with pytest.raises(ValueError, match="pixels"):
+            encode(m, bad, "numba")

@@ -220,6 +220,11 @@ def check_padded(model: IntModel, pixels) -> np.ndarray:
     if pixels.ndim != 3 or pixels.shape[0] != 3 or pixels.shape[1] % m or pixels.shape[2] % m:
         raise ValueError(f"encode expects (3, H, W) with H, W multiples of {m}; "
                          f"got {pixels.shape} (pad with pad_to_multiple)")
+    if pixels.dtype != np.uint8:
+        if pixels.dtype.kind not in "iu":
+            raise ValueError(f"encode expects integer pixels 0..255; got dtype {pixels.dtype}")
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+            raise ValueError(f"encode expects pixels 0..255; got values in [{pixels.min()}, {pixels.max()}]")
     return pixels
 
 
@@ -229,7 +234,7 @@ def encode(model: IntModel, pixels: np.ndarray, backend="numba", hook=None) -> E
     be = get_backend(backend) if isinstance(backend, str) else backend
     pixels = check_padded(model, pixels)
     mu = image_mu(model, pixels)
-    t = {"x": pixels.astype(np.int64)}
+    t = {"x": pixels if pixels.dtype == np.uint8 else pixels.astype(np.int64)}  # levels = codes (F4)
     run_layers(model, _names(model, ("AT",)), t, be, mu, hook)
     enc = Encoded(y=t["y"], mu=mu, y_acc=t.get("y_acc"))
     if model.arch.kind == "hyperprior":
