@@ -13,7 +13,7 @@ import numpy as np
 from .bitstream.container import BitstreamError, Header, check_pixels, pack, unpack
 from .entropy import chunked as K
 from .entropy import gaussian as G
-from .kernels.reference import offset_level
+from .kernels.reference import offset_level, requant_channels
 from .model.int_forward import encode, hyper_decode, offset_mean, offset_y, pad_to_multiple, synthesize
 from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
 from .model.intmodel import IntModel
@@ -64,7 +64,7 @@ def model_id(model: IntModel) -> bytes:
 
 def channel_means_scales(model: IntModel, ms: np.ndarray, gauss=None):
     """SPEC E1 one channel at a time: a function c -> (mean_q, scale_q) of y
-    channel c, int64 (2^-F and 2^-S, F, S the tables' mean_frac_bits and
+    channel c (an int, or a slice of channels: (n, h, w) arrays), int64 (2^-F and 2^-S, F, S the tables' mean_frac_bits and
     scale_frac_bits), from the HS5 codes ``ms`` (any integer dtype) by R2 shifts.
     ``gauss``: the model's checked Gaussian tables, if the caller has them."""
     M = model.arch.M
@@ -73,7 +73,14 @@ def channel_means_scales(model: IntModel, ms: np.ndarray, gauss=None):
     hs5 = [l for l in model.arch.layers if l.out == "ms"][0].name
     e = model.layer(hs5).out_exp
 
-    def get(c: int):
+    e = np.asarray(e, np.int64)
+
+    def get(c):
+        if isinstance(c, slice):  # several channels: (n, h, w), once per distinct exponent
+            cs = range(M)[c]
+            scales = requant_channels(ms[cs.start:cs.stop:cs.step], -(e[:M][c] + gauss.scale_frac_bits))
+            means = requant_channels(ms[M + cs.start:M + cs.stop:cs.step], -(e[M:][c] + gauss.mean_frac_bits))
+            return means, scales
         scales = requant_shift(np.asarray(ms[c], np.int64), -(int(e[c]) + gauss.scale_frac_bits))
         means = requant_shift(np.asarray(ms[M + c], np.int64), -(int(e[M + c]) + gauss.mean_frac_bits))
         return means, scales
@@ -93,6 +100,17 @@ def means_scales(model: IntModel, ms: np.ndarray, gauss=None):
     return means, scales
 
 
+#: symbols per entropy-coding chunk (about): channels are coded in groups of
+#: this many symbols, so that the per-chunk work is not paid once per channel,
+#: and a chunk stays small beside y (issue 18's memory bound)
+CHUNK_SYMBOLS = 1 << 16
+
+
+def chunk_channels(C: int, plane: int) -> int:
+    """Channels per entropy chunk for C channels of ``plane`` symbols each (>= 1)."""
+    return max(1, min(int(C), CHUNK_SYMBOLS // max(1, int(plane))))
+
+
 def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     """(3, H, W) uint8 -> (bitstream bytes, CodecStats)."""
     pixels = np.asarray(pixels)
@@ -109,27 +127,36 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     coder = "reference" if backend == "reference" else "numba"
     M = model.arch.M
 
-    # entropy coding one channel at a time (fxlic.entropy.chunked): same bytes
-    def y_hat(c):  # M1: y_hat = stored y + mu
-        return enc.y[c].astype(np.int64) + enc.mu[c]
+    # entropy coding a group of channels at a time (fxlic.entropy.chunked): same bytes
+    # for every group; the ideal bits are taken in the same pass
+    G_ = chunk_channels(M, int(np.prod(np.shape(enc.y)[1:])))
+    n = -(-M // G_)
+
+    def chans(k):
+        return slice(k * G_, min(M, (k + 1) * G_))
+
+    def y_hat(cs):  # M1: y_hat = stored y + mu
+        return np.asarray(enc.y[cs], np.int64) + np.asarray(enc.mu[cs], np.int64).reshape(-1, 1, 1)
     if model.arch.kind == "hyperprior":
-        zs = K.encode_factorized_chunks(lambda c: enc.z[c], fact, coder=coder)
-        est = K.estimate_factorized_bits_chunks(lambda c: enc.z[c], fact)
+        Cz = np.shape(enc.z)[0]
+        zs, est = K.encode_factorized_chunks(lambda c: enc.z[c], fact, coder=coder, estimate=True,
+                                             group=chunk_channels(Cz, int(np.prod(np.shape(enc.z)[1:]))))
         ms_of = channel_means_scales(model, enc.ms, gauss)
         if model.offset_latents:  # SPEC O5: code round(y - mean) with the zero-mean family
-            def chunk(c):
-                mq = offset_mean(model, enc.ms, c)
-                sym = offset_y(model, enc.y_acc[c:c + 1], mq[None], slice(c, c + 1))[0]
-                return sym, np.zeros_like(sym), ms_of(c)[1]
+            def chunk(k):
+                cs = chans(k)
+                sym = offset_y(model, enc.y_acc[cs], offset_mean(model, enc.ms, cs), cs)
+                return sym, np.zeros_like(sym), ms_of(cs)[1]
         else:
-            def chunk(c):
-                return (y_hat(c),) + ms_of(c)
-        ys = K.encode_y_chunks(M, chunk, gauss, coder=coder)
-        est += K.estimate_y_bits_chunks(M, chunk, gauss)
+            def chunk(k):
+                cs = chans(k)
+                return (y_hat(cs),) + ms_of(cs)
+        ys, est_y = K.encode_y_chunks(n, chunk, gauss, coder=coder, estimate=True)
+        est += est_y
     else:
         zs = b""
-        ys = K.encode_factorized_chunks(y_hat, fact, coder=coder)
-        est = K.estimate_factorized_bits_chunks(y_hat, fact)
+        ys, est = K.encode_factorized_chunks(lambda c: y_hat(slice(c, c + 1))[0], fact, coder=coder,
+                                             estimate=True, group=G_)
     mu = {int(c): int(enc.mu[c]) for c in np.flatnonzero(model.mr_mask)}
     hdr = Header(model.arch.kind, mid, H, W, model.arch.pad_multiple, mu)
     data = pack(hdr, zs, ys)
@@ -182,36 +209,47 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
 
     def put(c, y):
         stored[c] = check8(y.astype(np.int64) - mu[c])
+    # channels per rANS chunk: same symbols for every group (fxlic.entropy.chunked)
+    G_ = chunk_channels(M, (Hp // 16) * (Wp // 16))
+
+    def chans(k):
+        return slice(k * G_, min(M, (k + 1) * G_))
     try:
         if arch.kind == "hyperprior":
             zshape = (fact.channels, Hp // 64, Wp // 64)
             z = np.empty(zshape, np.int64)
-            K.decode_factorized_chunks(zs, fact, zshape, z.__setitem__, coder=coder)
+            K.decode_factorized_chunks(zs, fact, zshape, z.__setitem__, coder=coder,
+                                       group=chunk_channels(zshape[0], zshape[1] * zshape[2]))
             if z.min() < -128 or z.max() > 127:
                 raise BitstreamError("corrupt stream: z outside int8")
             if _tiled(hook, Hp * Wp):
                 ms = hyper_decode_tiled(model, z, backend, dtype=np.int16)
             else:
                 ms = hyper_decode(model, z, backend, hook)
-            if model.offset_latents:  # SPEC O5: levels symbol * 2^G + mean, channel by channel
-                ms_of = channel_means_scales(model, ms, gauss)
+            ms_of = channel_means_scales(model, ms, gauss)
+            n = -(-M // G_)
+            if model.offset_latents:  # SPEC O5: levels symbol * 2^G + mean, a group of channels at a time
                 y_lv = np.empty((M, Hp // 16, Wp // 16), np.int32)
 
-                def get(c):
-                    scale = ms_of(c)[1]
+                def get(k):
+                    scale = ms_of(chans(k))[1]
                     return np.zeros_like(scale), scale
 
-                def put_level(c, sym):
-                    y_lv[c] = offset_level(check8(sym), offset_mean(model, ms, c), model.grid_bits)
-                K.decode_y_chunks(ys, M, get, gauss, put_level, coder=coder)
+                def put_level(k, sym):
+                    cs = chans(k)
+                    y_lv[cs] = offset_level(check8(sym), offset_mean(model, ms, cs), model.grid_bits)
+                K.decode_y_chunks(ys, n, get, gauss, put_level, coder=coder)
                 stored = y_lv  # g_s reads the levels (int_forward.synthesize)
             else:
-                K.decode_y_chunks(ys, M, channel_means_scales(model, ms, gauss), gauss, put, coder=coder)
+                def put_group(k, y):
+                    cs = chans(k)
+                    stored[cs] = check8(y.astype(np.int64) - mu[cs].reshape(-1, 1, 1))
+                K.decode_y_chunks(ys, n, lambda k: ms_of(chans(k)), gauss, put_group, coder=coder)
             del ms
         else:
             if zs:
                 raise BitstreamError("a factorized stream has no z substream")
-            K.decode_factorized_chunks(ys, fact, stored.shape, put, coder=coder)
+            K.decode_factorized_chunks(ys, fact, stored.shape, put, coder=coder, group=G_)
     except BitstreamError:
         raise
     except ValueError as e:

@@ -52,6 +52,38 @@ def test_factorized_chunks_same_bytes_and_symbols(fact, coder):
         G.estimate_factorized_bits(z, fact), rel=1e-12)
 
 
+@pytest.mark.parametrize("coder", ["numba", "reference"])
+@pytest.mark.parametrize("group", [2, 3, 100])
+def test_factorized_channel_groups_same_bytes_and_estimate(fact, coder, group):
+    """Any number of channels per chunk: the bytes of the whole tensor, the same
+    symbols back, and the estimate taken in the same pass equal to the separate one."""
+    z = np.random.default_rng(6).integers(-60, 60, (fact.channels, 4, 7)).astype(np.int16)
+    whole = G.encode_factorized(z, fact, coder="numba")
+    data, est = K.encode_factorized_chunks(lambda c: z[c], fact, coder=coder, estimate=True, group=group)
+    assert data == whole
+    assert est == pytest.approx(G.estimate_factorized_bits(z, fact), rel=1e-12)
+    out = np.zeros(z.shape, np.int16)
+
+    def put(c, v):
+        out[c] = v
+    K.decode_factorized_chunks(whole, fact, z.shape, put, coder=coder, group=group)
+    assert np.array_equal(out, z)
+
+
+@pytest.mark.parametrize("coder", ["numba", "reference"])
+def test_y_chunks_estimate_in_the_same_pass(tables, coder):
+    y, mq, sq = latent((6, 5, 4), 9, spread=4.0)
+    calls = []
+
+    def get(k):
+        calls.append(k)
+        return y[2 * k:2 * k + 2], mq[2 * k:2 * k + 2], sq[2 * k:2 * k + 2]
+    data, est = K.encode_y_chunks(3, get, tables, coder=coder, estimate=True)
+    assert data == G.encode_y(y, mq, sq, tables)
+    assert sorted(calls) == [0, 1, 2]  # each chunk got once
+    assert est == pytest.approx(G.estimate_y_bits(y, mq, sq, tables), rel=1e-12)
+
+
 def test_chunked_decoder_rejects_what_the_whole_decoder_rejects(tables):
     """Truncated, trailing and bit-flipped streams: ValueError, as decode_y."""
     y, mq, sq = latent((4, 6, 6), 8, spread=2.0)

@@ -290,6 +290,36 @@ def test_hypothesis_roundtrip_twins(tables, data):
     assert both_decode(enc, idx, tables) == ("ok", sym.tolist())
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables=table_sets(), data=st.data())
+def test_hypothesis_small_estimate_chunk_twin(tables, data):
+    """rans_numba.estimate_chunk (the estimate taken beside each encoded chunk)
+    == rans.estimate_bits, escapes and long bypass runs included (float sums in
+    another order: equal to 1e-12)."""
+    n_tables = tables[0].shape[0]
+    n = data.draw(st.integers(0, 60))
+    idx = np.array(data.draw(st.lists(st.integers(0, n_tables - 1), min_size=n, max_size=n)), np.int32)
+    small = st.integers(-1100, 1100)
+    big = st.integers(INT32_MIN + 1000, INT32_MAX - 1000)
+    sym = np.array(data.draw(st.lists(st.one_of(small, small, big), min_size=n, max_size=n)), np.int32)
+    cdfs, sizes, offs = tables
+    fast = rans_numba.estimate_chunk(sym.astype(np.int64), idx, cdfs, sizes, offs.astype(np.int64))
+    assert fast == pytest.approx(rans.estimate_bits(sym, idx, *tables), rel=1e-12, abs=1e-9)
+
+
+def test_small_estimate_chunk_edges():
+    """The bypass count of estimate_bits' own edge test, one chunk and split."""
+    cdfs, sizes, offs = small_tables()
+    sym = np.array([offs[0], offs[0] - 1, offs[0] + 3, offs[4], INT32_MAX - 5, INT32_MIN + 9], np.int64)
+    idx = np.array([0, 0, 0, 4, 1, 2], np.int32)
+    want = rans.estimate_bits(sym, idx, cdfs, sizes, offs)
+    o64 = offs.astype(np.int64)
+    assert rans_numba.estimate_chunk(sym, idx, cdfs, sizes, o64) == pytest.approx(want, rel=1e-12)
+    parts = sum(rans_numba.estimate_chunk(sym[a:b], idx[a:b], cdfs, sizes, o64) for a, b in ((0, 2), (2, 6)))
+    assert parts == pytest.approx(want, rel=1e-12)
+    assert rans_numba.estimate_chunk(sym[:0], idx[:0], cdfs, sizes, o64) == 0.0
+
+
 @settings(max_examples=150, deadline=None)
 @given(tables=table_sets(), raw=st.binary(min_size=0, max_size=64), data=st.data())
 def test_hypothesis_fuzz_decode_never_crashes(tables, raw, data):

@@ -158,3 +158,26 @@ def test_encode_pixels_checked_and_uint8_kept():
     for bad in (px.astype(np.float32), px.astype(np.int64) + 256, px.astype(np.int16) - 1):
         with pytest.raises(ValueError, match="pixels"):
             encode(m, bad, "numba")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_requant_channels_equals_per_channel(data):
+    """The means and scales of several channels at once (SPEC E1 / O5, the
+    grouped entropy chunks) == R2 channel by channel."""
+    O = data.draw(st.integers(1, 6))
+    shifts = data.draw(st.lists(st.integers(-6, 70), min_size=O, max_size=O))
+    x = np.array(data.draw(st.lists(st.integers(-(1 << 40), 1 << 40), min_size=O * 3, max_size=O * 3)),
+                 np.int64).reshape(O, 3, 1)
+    got = ref.requant_channels(x.astype(np.int64), np.array(shifts))
+    want = np.stack([requant_shift(x[o], s) for o, s in enumerate(shifts)])
+    assert np.array_equal(got, want)
+
+
+def test_offset_mean_of_a_slice_is_its_channels():
+    m = small_model("hyperprior", N=8, seed=4)
+    M = m.arch.M
+    ms = np.random.default_rng(2).integers(-128, 128, (2 * M, 3, 5)).astype(np.int16)
+    whole = int_forward.offset_means(m, ms)
+    assert np.array_equal(whole, np.stack([int_forward.offset_mean(m, ms, c) for c in range(M)]))
+    assert np.array_equal(int_forward.offset_mean(m, ms, slice(2, 5)), whole[2:5])

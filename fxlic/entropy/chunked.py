@@ -32,15 +32,20 @@ from . import rans, rans_numba as RN
 from .common import INT32_MAX, INT32_MIN, ST_OK, ST_TRAILING, check_data, check_indexes, check_tables, corrupt
 
 
-def _encode(n, streams, cdfs, sizes, offs, coder) -> bytes:
-    """``streams(k)`` -> (symbols, indexes) of chunk k; one rANS stream of all."""
+def _encode(n, streams, cdfs, sizes, offs, coder, estimate=False):
+    """``streams(k)`` -> (symbols, indexes) of chunk k; one rANS stream of all.
+    ``estimate``: (bytes, ideal bits) -- ``rans.estimate_bits`` of the same
+    symbols, taken in the same pass (``rans_numba.estimate_chunk`` per chunk)."""
     cdfs, sizes, offs = check_tables(cdfs, sizes, offs)
     if coder == "reference":
         parts = [streams(k) for k in range(n)]
         sym = np.concatenate([np.asarray(s, np.int64).reshape(-1) for s, _ in parts]) if n else []
         idx = np.concatenate([np.asarray(i, np.int32).reshape(-1) for _, i in parts]) if n else []
-        return rans.encode_with_indexes(sym, idx, cdfs, sizes, offs)
-    words, x = [], np.int64(RN._L)
+        data = rans.encode_with_indexes(sym, idx, cdfs, sizes, offs)
+        if estimate:
+            return data, rans.estimate_bits(sym, idx, cdfs, sizes, offs, checked=(cdfs, sizes, offs))
+        return data
+    words, x, bits = [], np.int64(RN._L), 0.0
     for k in range(n - 1, -1, -1):
         sym, idx = streams(k)
         idx = check_indexes(idx, cdfs.shape[0])
@@ -53,8 +58,11 @@ def _encode(n, streams, cdfs, sizes, offs, coder) -> bytes:
         if st == 2:
             raise ValueError("symbol - offset must fit in int32")
         words.append(w)
+        if estimate:
+            bits += RN.estimate_chunk(sym, idx, cdfs, sizes, offs)
     words.append(RN.flush_words(x))
-    return np.concatenate(words[::-1]).astype("<u4", copy=False).tobytes()
+    data = np.concatenate(words[::-1]).astype("<u4", copy=False).tobytes()
+    return (data, float(bits)) if estimate else data
 
 
 def _decode(data, n, indexes, cdfs, sizes, offs, coder, put) -> None:
@@ -84,11 +92,13 @@ def _decode(data, n, indexes, cdfs, sizes, offs, coder, put) -> None:
         raise corrupt(ST_TRAILING)
 
 
-def encode_y_chunks(n: int, get, tables, *, coder="numba") -> bytes:
+def encode_y_chunks(n: int, get, tables, *, coder="numba", estimate=False):
     """gaussian.encode_y of the tensor whose chunk k is ``get(k)`` = (y_hat,
-    mean_q, scale_q) (ENTROPY.md 8: symbol and table index per element)."""
+    mean_q, scale_q) (ENTROPY.md 8: symbol and table index per element).
+    ``estimate``: (bytes, ``estimate_y_bits_chunks`` of the same chunks), each
+    chunk got once."""
     t = tables
-    return _encode(n, lambda k: G._y_streams(*get(k), t), t.cdfs, t.cdf_sizes, t.offsets, coder)
+    return _encode(n, lambda k: G._y_streams(*get(k), t), t.cdfs, t.cdf_sizes, t.offsets, coder, estimate)
 
 
 def decode_y_chunks(data, n: int, get, tables, put, *, coder="numba") -> None:
@@ -115,28 +125,46 @@ def decode_y_chunks(data, n: int, get, tables, put, *, coder="numba") -> None:
     _decode(data, n, indexes, t.cdfs, t.cdf_sizes, t.offsets, coder, symbols)
 
 
-def encode_factorized_chunks(get, tables, *, coder="numba") -> bytes:
+def encode_factorized_chunks(get, tables, *, coder="numba", estimate=False, group=1):
     """gaussian.encode_factorized of the (C, ...) integer tensor whose channel
-    c is ``get(c)`` (ENTROPY.md 9: symbol = the integer, table = channel)."""
-    def streams(c):
+    c is ``get(c)`` (ENTROPY.md 9: symbol = the integer, table = channel);
+    ``group`` channels per rANS chunk (the same bytes for every group size).
+    ``estimate``: (bytes, ``estimate_factorized_bits_chunks``)."""
+    def channel(c):
         zc = np.asarray(get(c))
         if zc.size and zc.dtype.kind not in "iu":
             raise TypeError("z_hat must be an integer array")
         zc = zc.astype(np.int64).reshape(-1)
         if zc.size and (zc.min() < INT32_MIN or zc.max() > INT32_MAX):
             raise ValueError("z_hat must fit in int32")
-        return zc, np.full(zc.size, c, np.int32)
-    return _encode(tables.channels, streams, tables.cdfs, tables.cdf_sizes, tables.offsets, coder)
+        return zc
+
+    C, g = tables.channels, max(1, int(group))
+
+    def streams(k):
+        cs = range(k * g, min(C, (k + 1) * g))
+        parts = [channel(c) for c in cs]
+        idx = np.repeat(np.arange(cs.start, cs.stop, dtype=np.int32), [p.size for p in parts])
+        return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), idx
+    return _encode(-(-C // g), streams, tables.cdfs, tables.cdf_sizes, tables.offsets, coder, estimate)
 
 
-def decode_factorized_chunks(data, tables, shape, put, *, coder="numba") -> None:
-    """gaussian.decode_factorized, ``put(c, channel c int32 of shape[1:])``."""
+def decode_factorized_chunks(data, tables, shape, put, *, coder="numba", group=1) -> None:
+    """gaussian.decode_factorized, ``put(c, channel c int32 of shape[1:])``;
+    ``group`` channels per rANS chunk (any group: the same symbols)."""
     shape = tuple(int(s) for s in shape)
     if len(shape) < 1 or shape[0] != tables.channels or any(s < 0 for s in shape):
         raise ValueError(f"shape must be (C={tables.channels}, ...)")
     per = int(np.prod(shape[1:], dtype=np.int64))
-    _decode(data, shape[0], lambda c: np.full(per, c, np.int32), tables.cdfs, tables.cdf_sizes,
-            tables.offsets, coder, lambda c, s: put(c, s.reshape(shape[1:])))
+    C, g = shape[0], max(1, int(group))
+
+    def indexes(k):
+        return np.repeat(np.arange(k * g, min(C, (k + 1) * g), dtype=np.int32), per)
+
+    def channels(k, s):
+        for j, c in enumerate(range(k * g, min(C, (k + 1) * g))):
+            put(c, s[j * per:(j + 1) * per].reshape(shape[1:]))
+    _decode(data, -(-C // g), indexes, tables.cdfs, tables.cdf_sizes, tables.offsets, coder, channels)
 
 
 def estimate_y_bits_chunks(n: int, get, tables) -> float:

@@ -127,6 +127,19 @@ def _channels_by_value(v):
     return [(int(u), np.flatnonzero(v == u)) for u in np.unique(v)]
 
 
+def requant_channels(x: np.ndarray, shifts) -> np.ndarray:
+    """R2 per channel: ``requant_shift(x[i], shifts[i])`` for every channel i of
+    ``x`` (C, ...), int64, run once per distinct shift (SPEC E1 / O5's means and
+    scales of several channels at once)."""
+    from ..spec import requant_shift
+
+    x = np.asarray(x, np.int64)
+    out = np.empty(x.shape, np.int64)
+    for s, idx in _channels_by_value(shifts):
+        out[idx] = requant_shift(x[idx], s)
+    return out
+
+
 def offset_difference(acc_o: np.ndarray, e: int, off_o: np.ndarray, grid_bits: int):
     """O5's exact difference of one channel: (acc * 2^(F + E) - off * 2^(F - G), F) with
     F = max(G, -E), int64 on the 2^-F grid (the loader bounds it, SPEC O5)."""

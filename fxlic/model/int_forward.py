@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import Backend, get_backend
-from ..kernels.reference import offset_level, out_ha_y, out_offset_latent
+from ..kernels.reference import offset_level, out_ha_y, out_offset_latent, requant_channels
 from ..quant.codebook import act_nlq_luts
 from ..quant.meanreduce import mu_from_pixels
 from .intmodel import ACT_BITS, IntModel
@@ -171,19 +171,21 @@ def aligned_levels(L, levels: np.ndarray) -> np.ndarray:
     return np.asarray(levels, np.int64) << L.in_shift[:, None, None]
 
 
-def offset_mean(model: IntModel, ms: np.ndarray, c: int) -> np.ndarray:
+def offset_mean(model: IntModel, ms: np.ndarray, c) -> np.ndarray:
     """SPEC O5 / E1: the predicted mean of y channel ``c`` on the 2^-G grid,
-    ``RQ(q_mean, -(e_mean + G))`` of HS5's mean channel M + c."""
-    from ..spec import requant_shift
-
+    ``RQ(q_mean, -(e_mean + G))`` of HS5's mean channel M + c; ``c`` an int
+    (-> (h, w)) or a slice of channels (-> (n, h, w))."""
     M = model.arch.M
     e = model.layer(model.latent_layer("ms")).out_exp
-    return requant_shift(np.asarray(ms[M + c], np.int64), -(int(e[M + c]) + model.grid_bits))
+    if isinstance(c, slice):
+        cs = range(M)[c]
+        return requant_channels(ms[M + cs.start:M + cs.stop:cs.step], -(np.asarray(e[M:])[c] + model.grid_bits))
+    return requant_channels(np.asarray(ms[M + c])[None], [-(int(e[M + c]) + model.grid_bits)])[0]
 
 
 def offset_means(model: IntModel, ms: np.ndarray) -> np.ndarray:
     """``offset_mean`` of every channel, int64 (M, h, w)."""
-    return np.stack([offset_mean(model, ms, c) for c in range(model.arch.M)])
+    return offset_mean(model, ms, slice(0, model.arch.M))
 
 
 def offset_y(model: IntModel, y_acc: np.ndarray, means_q: np.ndarray, channels=None) -> np.ndarray:
