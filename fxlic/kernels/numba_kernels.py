@@ -496,30 +496,53 @@ def _make_oc_block(width: int, codes: bool = False):
             vi16 = ir.VectorType(i16, lanes)
             is_nlq = builder.icmp_signed("==", builder.and_(kindv, c(LEVELS - 1)), c(0))
             want_lv = builder.icmp_signed("!=", builder.and_(kindv, c(LEVELS)), c(0))
+            full = builder.icmp_signed("==", npixv, c(_NP))
+
+            def store(a, oo, q):
+                row = builder.add(obasev, builder.mul(c(a), ostrv))
+                dst = builder.bitcast(builder.gep(oa.data, [builder.add(row, oo)]), vi16.as_pointer())
+                builder.store(builder.trunc(q, vi16), dst, align=2)
+
+            def stage(rows, acc, nlq, levels):
+                """One vector through O1 (nlq) or O2, as a code or (levels) as the next
+                layer's int16 operand (level << lsh) >> rsh (rows 10, 11)."""
+                if nlq:
+                    code, lev = _emit_nlq(builder, lanes, acc, rows.__getitem__, want_code=not levels)
+                else:
+                    code = lev = _emit_lq(builder, lanes, acc, rows.__getitem__, lo32, hi32)  # O2: level = code
+                return builder.ashr(builder.shl(lev, rows[10]), rows[11]) if levels else code
+
+            def pixels(rows, oo, nlq, levels):
+                # a full block (every block but a row's last) without a test per pixel
+                with builder.if_else(full) as (whole, part):
+                    with whole:
+                        for a in range(_NP):
+                            store(a, oo, stage(rows, builder.load(slots[a * nv + v]), nlq, levels))
+                    with part:
+                        for a in range(_NP):
+                            with builder.if_then(builder.icmp_signed("<", c(a), npixv)):
+                                store(a, oo, stage(rows, builder.load(slots[a * nv + v]), nlq, levels))
+
             for v in range(nv):
                 oo = builder.add(ov, c(v * lanes))
                 with builder.if_then(builder.icmp_signed("<", oo, noutv)):
-                    def prow(r):
+                    rows = []  # the channel parameters, loaded once per vector of outputs
+                    for r in range(12):
                         pp = builder.gep(pa.data, [builder.add(builder.mul(c(r), plen), oo)])
-                        return builder.load(builder.bitcast(pp, va.as_pointer()), align=4)
-                    for a in range(_NP):
-                        with builder.if_then(builder.icmp_signed("<", c(a), npixv)):
-                            acc = builder.load(slots[a * nv + v])
-                            with builder.if_else(is_nlq) as (nlq, lq):
-                                with nlq:
-                                    q, lev = _emit_nlq(builder, lanes, acc, prow)
-                                    q0 = builder.block
-                                with lq:
-                                    q1_ = _emit_lq(builder, lanes, acc, prow, lo32, hi32)
-                                    q1 = builder.block
-                            q = _phi(builder, va, [(q, q0), (q1_, q1)])
-                            lev = _phi(builder, va, [(lev, q0), (q1_, q1)])  # O2: the level is the code
-                            # LEVELS: the next layer's int16 operand (level << lsh) >> rsh (rows 10, 11)
-                            opnd = builder.ashr(builder.shl(lev, prow(10)), prow(11))
-                            q = builder.select(want_lv, opnd, q)
-                            row = builder.add(obasev, builder.mul(c(a), ostrv))
-                            dst = builder.bitcast(builder.gep(oa.data, [builder.add(row, oo)]), vi16.as_pointer())
-                            builder.store(builder.trunc(q, vi16), dst, align=2)
+                        rows.append(builder.load(builder.bitcast(pp, va.as_pointer()), align=4))
+                    with builder.if_else(is_nlq) as (nlq, lq):
+                        with nlq:
+                            with builder.if_else(want_lv) as (lv, cd):
+                                with lv:
+                                    pixels(rows, oo, True, True)
+                                with cd:
+                                    pixels(rows, oo, True, False)
+                        with lq:
+                            with builder.if_else(want_lv) as (lv, cd):
+                                with lv:
+                                    pixels(rows, oo, False, True)
+                                with cd:
+                                    pixels(rows, oo, False, False)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -547,13 +570,14 @@ def _vmax(builder, a, b):
     return builder.select(builder.icmp_signed(">", a, b), a, b)
 
 
-def _emit_nlq(builder, lanes, acc, prow):
+def _emit_nlq(builder, lanes, acc, prow, want_code=True):
     """O1 on an int32 vector of accumulators in registers: the code of the
     channel's NLQ codebook, computed from the segments (``stage_params32``
     rows: 0 sa, 1 sb, 2 lo1, 3 lo2, 4-6 k0-k2, 7 c1, 8 c2, 9 max level), the
     same function of u = min(min(max(a, 0) >> sa, 4096) << sb, ...) as
     ``nlq_u_table`` (``_nlq_code`` at shift 1) without a table.  Returns
-    (code, level): the level is what ``LEVELS`` stores."""
+    (code, level): the level is what ``LEVELS`` stores (``want_code`` False:
+    (None, level), the code's selects not emitted)."""
     k = lambda v: _vsplat(lanes, v)  # noqa: E731
     sa, sb, lo1, lo2, k0, k1, k2, c1, c2, maxl = (prow(r) for r in range(10))
     v = _vmax(builder, acc, k(0))
@@ -563,6 +587,8 @@ def _emit_nlq(builder, lanes, acc, prow):
     kk = builder.select(m2, k2, builder.select(m1, k1, k0))
     level = builder.add(builder.ashr(u, builder.add(kk, k(1))), builder.and_(builder.ashr(u, kk), k(1)))
     level = _vmin(builder, builder.shl(level, kk), maxl)
+    if not want_code:
+        return None, level
     n1, n2 = builder.icmp_signed(">=", level, lo1), builder.icmp_signed(">=", level, lo2)
     kk = builder.select(n2, k2, builder.select(n1, k1, k0))
     base = builder.select(n2, lo2, builder.select(n1, lo1, k(0)))
