@@ -400,6 +400,16 @@ def main(argv=None):
     from fxlic.kernels import NumbaBackend
     # the session-6 layer path (accumulators, then a separate output stage), same integers
     runners["fxlic numba, unfused output stage"] = fx_runner(NumbaBackend(fused=False))
+    from fxlic.codec import compress, decompress
+    stream = {}
+
+    def cx():
+        stream["d"] = compress(model, np.ascontiguousarray(img, np.uint8), "numba")[0]
+
+    def dx():
+        decompress(model, stream["d"], "numba")
+    # what a user's compress / decompress costs: the network plus entropy coding and the container
+    runners["fxlic numba, compress / decompress (network + rANS + container)"] = (cx, dx)
     lt = per_layer(model, img, a.repeat)
     res["per_layer"] = {n: (lt[n], gm[n]) for n in lt}
     from fxlic.kernels.numba_kernels import oc_block_peak
