@@ -276,15 +276,21 @@ def table_sets(draw):
     return cdfs, sizes, offs
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tables=table_sets(), data=st.data())
-def test_hypothesis_roundtrip_twins(tables, data):
+def draw_stream(tables, data):
+    """(symbols int32, indexes int32): up to 60 puts, a third of them huge (escapes, long bypass runs)."""
     n_tables = tables[0].shape[0]
     n = data.draw(st.integers(0, 60))
     idx = np.array(data.draw(st.lists(st.integers(0, n_tables - 1), min_size=n, max_size=n)), np.int32)
     small = st.integers(-1100, 1100)
     big = st.integers(INT32_MIN + 1000, INT32_MAX - 1000)
     sym = np.array(data.draw(st.lists(st.one_of(small, small, big), min_size=n, max_size=n)), np.int32)
+    return sym, idx
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables=table_sets(), data=st.data())
+def test_hypothesis_roundtrip_twins(tables, data):
+    sym, idx = draw_stream(tables, data)
     enc = both_encode(sym, idx, tables)
     assert len(enc) % 4 == 0 and len(enc) >= 8
     assert both_decode(enc, idx, tables) == ("ok", sym.tolist())
@@ -296,12 +302,7 @@ def test_hypothesis_small_estimate_chunk_twin(tables, data):
     """rans_numba.estimate_chunk (the estimate taken beside each encoded chunk)
     == rans.estimate_bits, escapes and long bypass runs included (float sums in
     another order: equal to 1e-12)."""
-    n_tables = tables[0].shape[0]
-    n = data.draw(st.integers(0, 60))
-    idx = np.array(data.draw(st.lists(st.integers(0, n_tables - 1), min_size=n, max_size=n)), np.int32)
-    small = st.integers(-1100, 1100)
-    big = st.integers(INT32_MIN + 1000, INT32_MAX - 1000)
-    sym = np.array(data.draw(st.lists(st.one_of(small, small, big), min_size=n, max_size=n)), np.int32)
+    sym, idx = draw_stream(tables, data)
     cdfs, sizes, offs = tables
     fast = rans_numba.estimate_chunk(sym.astype(np.int64), idx, cdfs, sizes, offs.astype(np.int64))
     assert fast == pytest.approx(rans.estimate_bits(sym, idx, *tables), rel=1e-12, abs=1e-9)

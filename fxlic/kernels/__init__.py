@@ -199,12 +199,14 @@ class NumbaBackend(Backend):
 
     def layer(self, L, codes, tables, offset, mu, want_acc=False, into=None):
         """``Backend.layer``; the codes of intermediate activations (``spec.out``
-        "act", read only by the next layer) are int16, every other output int64.
+        "act", read only by the next layer) and of HS5 (``spec.out`` "ms", O2:
+        8-bit) are int16 on the in-register path, every other output int64.
 
         Without ``want_acc``, the implicit-GEMM paths fuse the output stage into
-        the GEMM (``_fused``): an intermediate activation then comes back as the
-        (O, Ho, Wo) view of a channels-last (Ho, Wo, O) array (the layout the next
-        layer's decode reads in one pass); every other output is C-contiguous.
+        the GEMM (``_fused``): an intermediate activation or HS5's codes then
+        come back as the (O, Ho, Wo) view of a channels-last (Ho, Wo, O) array
+        (the layout the next layer's decode reads in one pass); every other
+        output is C-contiguous.
         With ``into`` and both layers on the in-register paths it comes back as a
         ``Predecoded``: the next layer's operand buffer itself, no codes."""
         if not want_acc and self.fused:
@@ -259,7 +261,8 @@ class NumbaBackend(Backend):
         O = spec.cout
         path = thin.path_of(spec)
         Ho, Wo = spec.out_hw(H, W) if spec.op == "conv" else (2 * H, 2 * W)
-        if act and kind in (0, 1) and path == "oc" and -256 <= lo and hi <= 256:  # O1 / O2 in registers
+        # O1 / O2 in registers; HS5's O2 codes (spec.out "ms", 8-bit) too, as int16 channels-last
+        if (act or spec.out == "ms") and kind in (0, 1) and path == "oc" and -256 <= lo and hi <= 256:
             prm = stage_prm(L, len(prep[-1]))
             nxt = self._consumer_operands(L, into, len(prep[-1])) if into is not None else None
             opad = 0
@@ -280,6 +283,7 @@ class NumbaBackend(Backend):
                 f(buf, H, W, C, prep[0], wk, dy, nseg, klen, dxmin, bias, O, kind, prm, lo, hi, opad, out)
             if nxt is not None:
                 return Predecoded(out, Wo + 2 * opad, opad, (O, Ho, Wo), t16n, offn)
+            return out.reshape(Ho, Wo, O).transpose(2, 0, 1)
         else:  # per-tile stage (any kind): (O, Ho, Wo), or channels-last for activations
             out = np.empty(Ho * Wo * O, np.int16 if act else np.int64)
             sa, sb, sc = nk.stage_params(kind, spec.act == "leaky", L.out_shift, L.mux, mu)

@@ -530,19 +530,13 @@ def _make_oc_block(width: int, codes: bool = False):
                     for r in range(12):
                         pp = builder.gep(pa.data, [builder.add(builder.mul(c(r), plen), oo)])
                         rows.append(builder.load(builder.bitcast(pp, va.as_pointer()), align=4))
-                    with builder.if_else(is_nlq) as (nlq, lq):
-                        with nlq:
-                            with builder.if_else(want_lv) as (lv, cd):
-                                with lv:
-                                    pixels(rows, oo, True, True)
-                                with cd:
-                                    pixels(rows, oo, True, False)
-                        with lq:
-                            with builder.if_else(want_lv) as (lv, cd):
-                                with lv:
-                                    pixels(rows, oo, False, True)
-                                with cd:
-                                    pixels(rows, oo, False, False)
+                    with builder.if_else(is_nlq) as kinds:  # one straight-line body per (kind, store)
+                        for nlq, kind_branch in zip((True, False), kinds):
+                            with kind_branch:
+                                with builder.if_else(want_lv) as stores:
+                                    for levels, store_branch in zip((True, False), stores):
+                                        with store_branch:
+                                            pixels(rows, oo, nlq, levels)
             return context.get_dummy_value()
 
         return sig, codegen

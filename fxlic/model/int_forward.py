@@ -31,7 +31,9 @@ class Encoded:
     y: np.ndarray
     mu: np.ndarray  # int64 (M,): mean-reduction offsets (0 where not mean-reduced)
     z: np.ndarray = None  # int64 (N, h/4, w/4) hyperprior only
-    ms: np.ndarray = None  # int64 (2M, h, w) HS5 codes: scales then means
+    #: (2M, h, w) HS5 codes (O2, 8-bit): scales then means; int16 (a channels-last
+    #: view) from the numba in-register path and the tiled codec, int64 otherwise
+    ms: np.ndarray = None
     #: offset latents of a hyperprior (SPEC O5): AT3's int32 accumulators, from
     #: which the y symbols are formed once the means are known (``offset_y``)
     y_acc: np.ndarray = None
@@ -247,7 +249,7 @@ def encode(model: IntModel, pixels: np.ndarray, backend="numba", hook=None) -> E
 
 
 def hyper_decode(model: IntModel, z: np.ndarray, backend="numba", hook=None) -> np.ndarray:
-    """h_s: z_hat -> HS5 codes (scales, means)."""
+    """h_s: z_hat -> HS5 codes (scales, means; integer dtype as ``Encoded.ms``)."""
     be = get_backend(backend) if isinstance(backend, str) else backend
     t = run_layers(model, _names(model, ("HS",)), {"z_hat": np.asarray(z, np.int64)}, be, None, hook)
     return t[_names(model, ("HS",))[-1]]
