@@ -111,6 +111,12 @@ def chunk_channels(C: int, plane: int) -> int:
     return max(1, min(int(C), CHUNK_SYMBOLS // max(1, int(plane))))
 
 
+def channel_groups(C: int, plane: int):
+    """(channels per chunk, number of chunks, k -> the slice of chunk k's channels)."""
+    g = chunk_channels(C, plane)
+    return g, -(-C // g), lambda k: slice(k * g, min(C, (k + 1) * g))
+
+
 def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     """(3, H, W) uint8 -> (bitstream bytes, CodecStats)."""
     pixels = np.asarray(pixels)
@@ -129,11 +135,7 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
 
     # entropy coding a group of channels at a time (fxlic.entropy.chunked): same bytes
     # for every group; the ideal bits are taken in the same pass
-    G_ = chunk_channels(M, int(np.prod(np.shape(enc.y)[1:])))
-    n = -(-M // G_)
-
-    def chans(k):
-        return slice(k * G_, min(M, (k + 1) * G_))
+    per_chunk, n, chans = channel_groups(M, int(np.prod(np.shape(enc.y)[1:])))
 
     def y_hat(cs):  # M1: y_hat = stored y + mu
         return np.asarray(enc.y[cs], np.int64) + np.asarray(enc.mu[cs], np.int64).reshape(-1, 1, 1)
@@ -156,7 +158,7 @@ def compress(model: IntModel, pixels: np.ndarray, backend="numba", hook=None):
     else:
         zs = b""
         ys, est = K.encode_factorized_chunks(lambda c: y_hat(slice(c, c + 1))[0], fact, coder=coder,
-                                             estimate=True, group=G_)
+                                             estimate=True, group=per_chunk)
     mu = {int(c): int(enc.mu[c]) for c in np.flatnonzero(model.mr_mask)}
     hdr = Header(model.arch.kind, mid, H, W, model.arch.pad_multiple, mu)
     data = pack(hdr, zs, ys)
@@ -210,10 +212,7 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
     def put(c, y):
         stored[c] = check8(y.astype(np.int64) - mu[c])
     # channels per rANS chunk: same symbols for every group (fxlic.entropy.chunked)
-    G_ = chunk_channels(M, (Hp // 16) * (Wp // 16))
-
-    def chans(k):
-        return slice(k * G_, min(M, (k + 1) * G_))
+    per_chunk, n, chans = channel_groups(M, (Hp // 16) * (Wp // 16))
     try:
         if arch.kind == "hyperprior":
             zshape = (fact.channels, Hp // 64, Wp // 64)
@@ -227,7 +226,6 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
             else:
                 ms = hyper_decode(model, z, backend, hook)
             ms_of = channel_means_scales(model, ms, gauss)
-            n = -(-M // G_)
             if model.offset_latents:  # SPEC O5: levels symbol * 2^G + mean, a group of channels at a time
                 y_lv = np.empty((M, Hp // 16, Wp // 16), np.int32)
 
@@ -249,7 +247,7 @@ def decode_parts(model: IntModel, hdr: Header, zs: bytes, ys: bytes, backend="nu
         else:
             if zs:
                 raise BitstreamError("a factorized stream has no z substream")
-            K.decode_factorized_chunks(ys, fact, stored.shape, put, coder=coder, group=G_)
+            K.decode_factorized_chunks(ys, fact, stored.shape, put, coder=coder, group=per_chunk)
     except BitstreamError:
         raise
     except ValueError as e:
