@@ -77,7 +77,9 @@ class Backend:
 
     def layer(self, L, codes: np.ndarray, tables: np.ndarray, offset: int, mu: np.ndarray,
               want_acc: bool = False, into=None):
-        """Run one layer: returns (output codes (O,Ho,Wo) int64, acc or None).
+        """Run one layer: returns (output codes (O,Ho,Wo), acc or None); the codes
+        int64, or int16 where every code fits (a backend's choice, e.g. the numba
+        backend's in-register path: activations, HS5).
         With ``tables`` None, ``codes`` already holds the aligned input levels V
         (SPEC I1; the per-element levels of offset latents, O5).
 
