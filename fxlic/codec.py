@@ -17,7 +17,6 @@ from .kernels.reference import offset_level, requant_channels
 from .model.int_forward import encode, hyper_decode, offset_mean, offset_y, pad_to_multiple, synthesize
 from .model.tiled import encode_tiled, hyper_decode_tiled, synthesize_tiled
 from .model.intmodel import IntModel
-from .spec import requant_shift
 
 #: images from this many (padded) pixels run in bands (fxlic/model/tiled.py):
 #: identical integers, memory bounded by the band instead of the image
@@ -63,27 +62,23 @@ def model_id(model: IntModel) -> bytes:
 
 
 def channel_means_scales(model: IntModel, ms: np.ndarray, gauss=None):
-    """SPEC E1 one channel at a time: a function c -> (mean_q, scale_q) of y
-    channel c (an int, or a slice of channels: (n, h, w) arrays), int64 (2^-F and 2^-S, F, S the tables' mean_frac_bits and
-    scale_frac_bits), from the HS5 codes ``ms`` (any integer dtype) by R2 shifts.
-    ``gauss``: the model's checked Gaussian tables, if the caller has them."""
+    """SPEC E1 a group of channels at a time: a function c -> (mean_q, scale_q)
+    of y channel c (an int: (h, w) arrays; a slice of channels: (n, h, w)),
+    int64 (2^-F and 2^-S, F, S the tables' mean_frac_bits and scale_frac_bits),
+    from the HS5 codes ``ms`` (any integer dtype) by R2 shifts, once per
+    distinct exponent.  ``gauss``: the model's checked Gaussian tables, if the
+    caller has them."""
     M = model.arch.M
     if gauss is None:
         gauss = _checked(model)[2]
     hs5 = [l for l in model.arch.layers if l.out == "ms"][0].name
-    e = model.layer(hs5).out_exp
-
-    e = np.asarray(e, np.int64)
+    e = np.asarray(model.layer(hs5).out_exp, np.int64)
 
     def get(c):
-        if isinstance(c, slice):  # several channels: (n, h, w), once per distinct exponent
-            cs = range(M)[c]
-            scales = requant_channels(ms[cs.start:cs.stop:cs.step], -(e[:M][c] + gauss.scale_frac_bits))
-            means = requant_channels(ms[M + cs.start:M + cs.stop:cs.step], -(e[M:][c] + gauss.mean_frac_bits))
-            return means, scales
-        scales = requant_shift(np.asarray(ms[c], np.int64), -(int(e[c]) + gauss.scale_frac_bits))
-        means = requant_shift(np.asarray(ms[M + c], np.int64), -(int(e[M + c]) + gauss.mean_frac_bits))
-        return means, scales
+        cs = c if isinstance(c, slice) else slice(c, c + 1)
+        scales = requant_channels(ms[:M][cs], -(e[:M][cs] + gauss.scale_frac_bits))
+        means = requant_channels(ms[M:][cs], -(e[M:][cs] + gauss.mean_frac_bits))
+        return (means, scales) if isinstance(c, slice) else (means[0], scales[0])
     return get
 
 
@@ -91,13 +86,7 @@ def means_scales(model: IntModel, ms: np.ndarray, gauss=None):
     """SPEC E1 for every channel: (means, scales), int64 (M, h, w).
     ``gauss``: the model's checked Gaussian tables, if the caller has them
     (saves the content hash of the model check)."""
-    M = model.arch.M
-    get = channel_means_scales(model, ms, gauss)
-    means = np.empty((M,) + np.shape(ms)[1:], np.int64)
-    scales = np.empty_like(means)
-    for c in range(M):
-        means[c], scales[c] = get(c)
-    return means, scales
+    return channel_means_scales(model, ms, gauss)(slice(0, model.arch.M))
 
 
 #: symbols per entropy-coding chunk (about): channels are coded in groups of

@@ -145,7 +145,7 @@ def encode_factorized_chunks(get, tables, *, coder="numba", estimate=False, grou
         cs = range(k * g, min(C, (k + 1) * g))
         parts = [channel(c) for c in cs]
         idx = np.repeat(np.arange(cs.start, cs.stop, dtype=np.int32), [p.size for p in parts])
-        return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), idx
+        return np.concatenate(parts), idx  # k < the chunk count: at least one channel
     return _encode(-(-C // g), streams, tables.cdfs, tables.cdf_sizes, tables.offsets, coder, estimate)
 
 

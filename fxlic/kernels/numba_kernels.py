@@ -512,8 +512,9 @@ def _make_oc_block(width: int, codes: bool = False):
                     code = lev = _emit_lq(builder, lanes, acc, rows.__getitem__, lo32, hi32)  # O2: level = code
                 return builder.ashr(builder.shl(lev, rows[10]), rows[11]) if levels else code
 
-            def pixels(rows, oo, nlq, levels):
-                # a full block (every block but a row's last) without a test per pixel
+            def pixels(v, rows, oo, nlq, levels):
+                """Vector v of every pixel's accumulators through the stage; a full
+                block (every block but a row's last) without a test per pixel."""
                 with builder.if_else(full) as (whole, part):
                     with whole:
                         for a in range(_NP):
@@ -536,7 +537,7 @@ def _make_oc_block(width: int, codes: bool = False):
                                 with builder.if_else(want_lv) as stores:
                                     for levels, store_branch in zip((True, False), stores):
                                         with store_branch:
-                                            pixels(rows, oo, nlq, levels)
+                                            pixels(v, rows, oo, nlq, levels)
             return context.get_dummy_value()
 
         return sig, codegen

@@ -178,11 +178,10 @@ def offset_mean(model: IntModel, ms: np.ndarray, c) -> np.ndarray:
     ``RQ(q_mean, -(e_mean + G))`` of HS5's mean channel M + c; ``c`` an int
     (-> (h, w)) or a slice of channels (-> (n, h, w))."""
     M = model.arch.M
-    e = model.layer(model.latent_layer("ms")).out_exp
-    if isinstance(c, slice):
-        cs = range(M)[c]
-        return requant_channels(ms[M + cs.start:M + cs.stop:cs.step], -(np.asarray(e[M:])[c] + model.grid_bits))
-    return requant_channels(np.asarray(ms[M + c])[None], [-(int(e[M + c]) + model.grid_bits)])[0]
+    e = np.asarray(model.layer(model.latent_layer("ms")).out_exp, np.int64)
+    cs = c if isinstance(c, slice) else slice(c, c + 1)
+    means = requant_channels(ms[M:][cs], -(e[M:][cs] + model.grid_bits))
+    return means if isinstance(c, slice) else means[0]
 
 
 def offset_means(model: IntModel, ms: np.ndarray) -> np.ndarray:
