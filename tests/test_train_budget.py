@@ -81,6 +81,40 @@ def test_bf16_autocast_keeps_entropy_inputs_fp32(tr):
     assert torch.allclose(out["x_hat"], ref["x_hat"], atol=0.05)
 
 
+def test_channels_last_changes_layout_not_values(tr):
+    """--channels-last: the same forward and gradients up to float rounding order, and
+    the export is the NCHW-contiguous tensors of the same weights."""
+    from fxlic.model.arch import ARCHITECTURES
+    torch.manual_seed(0)
+    a = tr.Codec(ARCHITECTURES["hyperprior5"](8))
+    b = tr.Codec(ARCHITECTURES["hyperprior5"](8))
+    b.load_state_dict(a.state_dict())
+    b.to(memory_format=torch.channels_last)
+    assert b.layers["AT0"].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 64, 64)
+    ra, rb = a(x, mode="round"), b(x.contiguous(memory_format=torch.channels_last), mode="round")
+    assert torch.allclose(ra["x_hat"], rb["x_hat"], atol=1e-5)
+    for k in ra["likelihoods"]:
+        assert torch.allclose(ra["likelihoods"][k], rb["likelihoods"][k], rtol=1e-4, atol=1e-7)
+    sum(v.log().sum() for v in ra["likelihoods"].values()).backward()
+    sum(v.log().sum() for v in rb["likelihoods"].values()).backward()
+    ga, gb = a.layers["AT0"].weight.grad, b.layers["AT0"].weight.grad
+    assert torch.allclose(ga, gb, rtol=1e-3, atol=1e-3 * float(ga.abs().max()))
+    ea, eb = tr.export_tensors(a), tr.export_tensors(b)
+    assert ea.keys() == eb.keys()
+    for k in ea:
+        assert eb[k].is_contiguous() and torch.equal(ea[k], eb[k]), k
+
+
+def test_channels_last_auto_is_on_on_a_cpu(tr):
+    cpu = torch.device("cpu")
+    assert tr.use_channels_last(cpu, True, "auto") is True
+    assert tr.use_channels_last(cpu, False, "auto") is True
+    assert tr.use_channels_last(torch.device("cuda"), True, "auto") is False
+    assert tr.use_channels_last(cpu, False, "on") is True
+    assert tr.use_channels_last(cpu, True, "off") is False
+
+
 def test_cpu_bf16_detection_reads_cpuinfo(tr):
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     assert tr.cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)

@@ -48,6 +48,41 @@ def test_resume_is_bit_exact_and_checkpoint_is_pickle_free(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_channels_last_resume_is_bit_exact(tmp_path):
+    """The NHWC layout (--channels-last on) resumes bit-exactly too, and records it."""
+    import json
+    from safetensors import safe_open
+    mod = _train_module()
+    one = tmp_path / "one.safetensors"
+    two = tmp_path / "two.safetensors"
+    cl = ("--channels-last", "on", "--amp", "fp32")
+    _run(mod, tmp_path, "one", *cl, "--steps", "3", "--wcft", "1", "--wcft-steps", "2", "--export", str(one))
+    _run(mod, tmp_path, "two", *cl, "--steps", "3")
+    _run(mod, tmp_path, "two", *cl, "--resume", "--steps", "3", "--wcft", "1", "--wcft-steps", "2",
+         "--export", str(two))
+    a, b = _tensors(one), _tensors(two)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    with safe_open(str(two), framework="np") as f:
+        assert json.loads(f.metadata()["fxlic.provenance"])["memory_format"] == "channels_last"
+
+
+def test_an_nchw_checkpoint_resumes_channels_last(tmp_path):
+    """A run checkpointed in NCHW continues under --channels-last on (Adam's moments
+    follow the parameters' layout) and ends close to the NCHW continuation."""
+    mod = _train_module()
+    _run(mod, tmp_path, "a", "--amp", "fp32", "--channels-last", "off", "--steps", "3")
+    _run(mod, tmp_path, "b", "--amp", "fp32", "--channels-last", "off", "--steps", "3")
+    outs = {}
+    for name, layout in (("a", "off"), ("b", "on")):
+        outs[name] = tmp_path / f"{name}.safetensors"
+        _run(mod, tmp_path, name, "--amp", "fp32", "--channels-last", layout, "--resume", "--steps", "5",
+             "--export", str(outs[name]))
+    a, b = _tensors(outs["a"]), _tensors(outs["b"])
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-3, err_msg=k)
+
+
 def test_init_from_exported_safetensors(tmp_path):
     mod = _train_module()
     src = tmp_path / "src.safetensors"

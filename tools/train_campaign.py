@@ -70,6 +70,7 @@ def command(recipe, args, seed, threads):
     cmd = [sys.executable, os.path.join(HERE, "train.py"),
            "--arch", recipe["arch"], "--lambda", str(recipe["lam"]),
            "--data", args.data, "--device", args.device, "--amp", args.amp,
+           "--channels-last", args.channels_last,
            "--crop", str(args.crop), "--batch", str(args.batch), "--threads", str(threads),
            "--lr", str(args.lr), "--lr-drop-frac", str(args.lr_drop_frac),
            "--minutes", str(args.minutes), "--seed", str(seed),
@@ -96,6 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=8.0, help="wall budget of every run")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp32"))
+    ap.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                    help="train.py's NHWC layout (auto: on on a CPU)")
     ap.add_argument("--data", default=os.environ.get("FXLIC_TRAIN", os.path.join(ROOT, "..", "shared", "data", "train")),
                     help="training directory or pack file (env FXLIC_TRAIN)")
     ap.add_argument("--only", default="", help="comma-separated recipe names (default: all)")
