@@ -352,16 +352,11 @@ def main(argv=None):
     print(f"image {img_path} {W}x{H}; model: {mdesc}")
     print(f"workload: encoder {enc_g:.2f} GMAC, decoder {dec_g:.2f} GMAC")
     import platform
-    cpu = ""
-    try:
-        cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][0]
-        flags = [l for l in open("/proc/cpuinfo") if l.startswith("flags")][0].split()
-        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
-    except Exception:
-        isa = []
-    print(f"machine: {cpu} {os.cpu_count()} cpus, {' '.join(isa)}; python {platform.python_version()}")
+    from fxlic.kernels import host
+    rec = host.describe()
+    print(f"machine: {host.line(rec)}; python {platform.python_version()}")
     from fxlic.kernels.numba_kernels import BLOCK_VARIANT
-    res["machine"] = {"cpu": cpu, "cpus": os.cpu_count(), "isa": isa, "kernel": BLOCK_VARIANT}
+    res["machine"] = dict(rec, kernel=BLOCK_VARIANT)
     print(f"kernel variant: {BLOCK_VARIANT}")
     from fxlic.kernels import threading_info
     res["machine"]["threading"] = threading_info()

@@ -33,9 +33,8 @@ def main(argv=None) -> int:
         ap.error("--K must be a positive multiple of 16")
     from fxlic.kernels import numba_kernels as nk
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?") \
-        if os.path.exists("/proc/cpuinfo") else "?"
-    print(f"machine: {cpu}, {os.cpu_count()} cpus; engine variant: {nk.BLOCK_VARIANT}")
+    from fxlic.kernels import host
+    print(f"machine: {host.line()}; engine variant: {nk.BLOCK_VARIANT}")
     rng = np.random.default_rng(0)
     col = rng.integers(-32768, 32768, (5, args.K)).astype(np.int16)
     w = rng.integers(-32768, 32768, (2, args.K)).astype(np.int16)

@@ -83,8 +83,8 @@ def main(argv=None) -> int:
 
     model = a.model or default_model()
     env = _env(ROOT)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
-               "?") if os.path.exists("/proc/cpuinfo") else "?"
+    from fxlic.kernels import host
+    cpu = host.line()
     py = sys.executable
     with tempfile.TemporaryDirectory() as d:
         fxl, png = os.path.join(d, "a.fxl"), os.path.join(d, "a.png")
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
                            capture_output=True, text=True, timeout=600, cwd=d)
         persistent = float(r.stdout.split()[-1]) if r.returncode == 0 else None
     floor = rows["floor (python + numpy + numba + 1 kernel)"]
-    print(f"machine: {cpu}, {os.cpu_count()} cpus; model {model}; image {os.path.basename(a.image)}; "
+    print(f"machine: {cpu}; model {model}; image {os.path.basename(a.image)}; "
           f"{a.repeat} rounds")
     if env.get("PYTHONDONTWRITEBYTECODE"):
         # measured on a 2-vCPU Zen 4 guest: 0.1-0.15 s per process recompiling about 50 modules

@@ -45,7 +45,8 @@ def run(args) -> int:
     from ..kernels import numba_kernels as nk
     print(f"kernels: int16 GEMM block {nk.BLOCK_VARIANT} (chosen at start-up from the CPU; "
           f"identical integers on every variant)")
-    from ..kernels import threading_info
+    from ..kernels import host, threading_info
+    print(f"cpu: {host.line()}")
     print(f"threads: {threading_info()}")
     if args.model:
         from ..io.modelfile import ModelFileError, describe_model_file, resolve_model
