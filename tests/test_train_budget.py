@@ -108,11 +108,10 @@ def test_channels_last_changes_layout_not_values(tr):
 
 def test_channels_last_auto_is_on_on_a_cpu(tr):
     cpu = torch.device("cpu")
-    assert tr.use_channels_last(cpu, True, "auto") is True
-    assert tr.use_channels_last(cpu, False, "auto") is True
-    assert tr.use_channels_last(torch.device("cuda"), True, "auto") is False
-    assert tr.use_channels_last(cpu, False, "on") is True
-    assert tr.use_channels_last(cpu, True, "off") is False
+    assert tr.use_channels_last(cpu, "auto") is True
+    assert tr.use_channels_last(torch.device("cuda"), "auto") is False
+    assert tr.use_channels_last(torch.device("cuda"), "on") is True
+    assert tr.use_channels_last(cpu, "off") is False
 
 
 def test_cpu_bf16_detection_reads_cpuinfo(tr):

@@ -415,7 +415,8 @@ class CropSampler:
     is checkpointed, so resume is exact); the pixels are cut from the pack's copy on
     ``device``."""
 
-    def __init__(self, data, crop, seed, device="cpu"):
+    def __init__(self, data, crop, seed, device="cpu", memory_format=None):
+        memory_format = torch.contiguous_format if memory_format is None else memory_format
         pack = data if isinstance(data, PackedImages) else PackedImages.load(data)
         keep = [i for i, (_, h, w) in enumerate(pack.index) if h >= crop and w >= crop]
         if not keep:
@@ -426,7 +427,7 @@ class CropSampler:
         self.crop = crop
         self.rng = np.random.Generator(np.random.PCG64(seed))
         #: the batches' layout: torch.channels_last for --channels-last (same values)
-        self.memory_format = torch.contiguous_format
+        self.memory_format = memory_format
 
     def batch(self, n):
         c = self.crop
@@ -648,12 +649,12 @@ def use_bf16(device, amp):
     return bool(native)
 
 
-def use_channels_last(device, amp, choice):
+def use_channels_last(device, choice):
     """--channels-last: ``on`` / ``off``, or ``auto``: NHWC on a CPU, where oneDNN's
     convolutions run faster on it (hyperprior-5, batch 8 x 256^2, one thread, Zen 5:
     0.83 of the NCHW step time in bf16, 0.81 in fp32; docs/TRAINING.md); CUDA keeps
     NCHW (not measured).  The layout changes no value a step computes beyond float
-    rounding order.  ``amp`` is accepted for a future per-precision choice."""
+    rounding order."""
     if choice in ("on", "off"):
         return choice == "on"
     return device.type == "cpu"
@@ -855,7 +856,7 @@ def main(argv=None):
         raise SystemExit(f"--crop {args.crop}: 5-scale MS-SSIM needs crops of at least 161 (use 192 or 256)")
     model.amp = amp
     model.to(device)
-    channels_last = use_channels_last(device, amp, args.channels_last)
+    channels_last = use_channels_last(device, args.channels_last)
     if channels_last:  # the 4-d weights and every batch NHWC (parameters keep their identity)
         model.to(memory_format=torch.channels_last)
     wcft = parse_wcft(args.wcft)
@@ -872,9 +873,8 @@ def main(argv=None):
         logf.flush()
 
     opt, aux_opt = make_optimizers(model, args.lr, args.aux_lr, args.eb_lr_mult)
-    data = CropSampler(args.data, args.crop, args.seed, device)
-    if channels_last:
-        data.memory_format = torch.channels_last
+    data = CropSampler(args.data, args.crop, args.seed, device,
+                       torch.channels_last if channels_last else None)
     step = 0
     wall = 0.0
     init_info = {}
